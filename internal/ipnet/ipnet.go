@@ -5,8 +5,36 @@
 // Addresses are held as integers (uint32 for IPv4, U128 for IPv6) in inclusive
 // ranges, so a million-entry list is two flat slices with no per-entry heap
 // objects, and interval operations are linear merges over sorted slices.
+//
+// # Input formats
+//
+// Parse takes one entry a line and accepts every shape real feeds use:
+//
+//	192.0.2.1                      a bare address (IPv4 or IPv6)
+//	192.0.2.0/24                   a CIDR; host bits are masked (10.1.2.3/8 is 10.0.0.0/8)
+//	192.0.2.0/255.255.255.0        a CIDR with a dotted netmask (IPv4 only)
+//	192.0.2.7<TAB>42               an address followed by other columns (counts, scores)
+//	192.0.2.7,85,NL                CSV; the first field is the address, a field may be "quoted"
+//	192.0.2.0-192.0.2.255          a range, also "lo - hi" with spaces
+//	192.0.2.0<TAB>192.0.2.255<TAB>24  start and end columns: a second column that is an address
+//	192.0.2.0/24 ; SBL123          inline comments start at # or ;
+//	# comment                      comment lines and blank lines are skipped
+//
+// Lines may end in LF or CRLF, carry leading or trailing blanks, and the last
+// line needs no newline; a UTF-8 byte order mark is ignored. If the first
+// line that is not blank or a comment does not start with an address it is a
+// header ("ip,score,country") and is skipped. Every other line that does not
+// start with an address, holds an address with leading zeros ("010.0.0.1",
+// which some tools read as octal), a range that ends before it starts or mixes
+// families, or is longer than MaxLineLen bytes, is counted as malformed.
+// IPv4-mapped IPv6 addresses (::ffff:192.0.2.1) are taken as IPv4, and
+// zones (fe80::1%eth0) are dropped. Duplicates and nested entries are kept
+// until Merge.
+//
+// WriteTo writes the canonical form, one range a line, as a CIDR when the
+// range is exactly one prefix and as "lo-hi" otherwise; Parse reads it back
+// unchanged.
 package ipnet
-
 
 // U128 is an unsigned 128-bit integer, used for IPv6 addresses.
 type U128 struct{ Hi, Lo uint64 }

@@ -1,0 +1,397 @@
+package ipnet
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxLineLen is the longest line Parse accepts; a longer one is counted as
+// malformed and skipped, however long it is.
+const MaxLineLen = 4096
+
+// sampleLen is how much of a malformed line ParseStats.Samples keeps.
+const sampleLen = 80
+
+// ParseOptions tunes Parse.
+type ParseOptions struct {
+	MaxSamples int // malformed lines kept in ParseStats.Samples (0 means 5, <0 none)
+}
+
+// Parse reads a blocklist in any of the real-world formats (see the package
+// documentation) and returns its entries as an unmerged Set. Only a read
+// error is returned as an error, together with what was parsed before it;
+// bad lines are counted in ParseStats and the first few kept as samples.
+func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
+	p := parser{maxSamples: opt.MaxSamples}
+	if p.maxSamples == 0 {
+		p.maxSamples = 5
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Far beyond MaxLineLen: report its start and drop the rest of it.
+			p.st.Lines++
+			p.malformed(line)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+		} else if len(line) > 0 {
+			p.st.Lines++
+			p.line(line)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return p.set, p.st, fmt.Errorf("read blocklist line %d: %w", p.st.Lines+1, err)
+		}
+	}
+	return p.set, p.st, nil
+}
+
+type parser struct {
+	set        Set
+	st         ParseStats
+	maxSamples int
+	content    bool // a line other than blank or comment has been seen
+}
+
+func (p *parser) malformed(line []byte) {
+	p.st.Malformed++
+	if len(p.st.Samples) >= p.maxSamples {
+		return
+	}
+	line = trimEOL(line)
+	s := string(line)
+	if len(s) > sampleLen {
+		cut := sampleLen
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	p.st.Samples = append(p.st.Samples, Malformed{Line: p.st.Lines, Text: strings.ToValidUTF8(s, "\uFFFD")})
+}
+
+func trimEOL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' }
+
+// isSep ends a field: whitespace or a CSV comma.
+func isSep(c byte) bool { return isSpace(c) || c == ',' }
+
+func (p *parser) line(raw []byte) {
+	b := trimEOL(raw)
+	if len(b) > MaxLineLen {
+		p.content = true
+		p.malformed(raw)
+		return
+	}
+	if p.st.Lines == 1 && len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+		b = b[3:] // UTF-8 byte order mark from Windows editors
+	}
+	for i, c := range b {
+		if c == '#' || c == ';' {
+			b = b[:i]
+			break
+		}
+	}
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		p.st.Skipped++
+		return
+	}
+	first := !p.content
+	p.content = true
+	if !p.entry(b) {
+		if first && !p.firstFieldIsAddr(b) {
+			p.st.Skipped++ // a CSV or column header such as "ip,score,country"
+			return
+		}
+		p.malformed(raw)
+		return
+	}
+	p.st.Entries++
+}
+
+// firstFieldIsAddr tells a header line from a malformed first entry.
+func (p *parser) firstFieldIsAddr(b []byte) bool {
+	f, _ := field(b)
+	if i := indexByte(f, '/'); i >= 0 {
+		f = f[:i]
+	} else if i := indexByte(f, '-'); i >= 0 {
+		f = f[:i]
+	}
+	_, ok := parseAddr(f)
+	return ok
+}
+
+// field splits b at its first separator and returns the field (without
+// surrounding double quotes) and the rest after any run of separators.
+func field(b []byte) (f, rest []byte) {
+	i := 0
+	for i < len(b) && !isSep(b[i]) {
+		i++
+	}
+	f, rest = b[:i], b[i:]
+	for len(rest) > 0 && isSep(rest[0]) {
+		rest = rest[1:]
+	}
+	if len(f) >= 2 && f[0] == '"' && f[len(f)-1] == '"' {
+		f = f[1 : len(f)-1]
+	}
+	return f, rest
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// entry parses the content of one line (comment and blanks removed) and adds
+// it to the set; false means the line is not an entry.
+func (p *parser) entry(b []byte) bool {
+	f, rest := field(b)
+	if i := indexByte(f, '/'); i >= 0 {
+		return p.prefix(f[:i], f[i+1:])
+	}
+	if i := indexByte(f, '-'); i >= 0 { // "lo-hi"
+		if i == len(f)-1 && len(rest) > 0 { // "lo- hi"
+			end, _ := field(rest)
+			return p.rng(f[:i], end)
+		}
+		return p.rng(f[:i], f[i+1:])
+	}
+	if len(rest) > 0 && rest[0] == '-' { // "lo - hi" or "lo -hi"
+		rest = rest[1:]
+		for len(rest) > 0 && isSep(rest[0]) {
+			rest = rest[1:]
+		}
+		end, _ := field(rest)
+		return p.rng(f, end)
+	}
+	a, ok := parseAddr(f)
+	if !ok {
+		return false
+	}
+	if len(rest) > 0 { // "lo<TAB>hi<TAB>bits" columns; any other second column is ignored
+		second, _ := field(rest)
+		if hi, ok := parseAddr(second); ok {
+			if hi.is6 != a.is6 {
+				return false
+			}
+			return p.addRange(a, hi)
+		}
+	}
+	if a.is6 {
+		p.set.V6 = append(p.set.V6, Range6{a.v6, a.v6})
+	} else {
+		p.set.V4 = append(p.set.V4, Range4{a.v4, a.v4})
+	}
+	return true
+}
+
+func (p *parser) rng(lo, hi []byte) bool {
+	a, ok := parseAddr(lo)
+	if !ok {
+		return false
+	}
+	b, ok := parseAddr(hi)
+	if !ok || a.is6 != b.is6 {
+		return false
+	}
+	return p.addRange(a, b)
+}
+
+func (p *parser) addRange(a, b addr) bool {
+	if a.is6 {
+		if b.v6.Less(a.v6) {
+			return false
+		}
+		p.set.V6 = append(p.set.V6, Range6{a.v6, b.v6})
+		return true
+	}
+	if b.v4 < a.v4 {
+		return false
+	}
+	p.set.V4 = append(p.set.V4, Range4{a.v4, b.v4})
+	return true
+}
+
+func (p *parser) prefix(ab, bitsb []byte) bool {
+	a, ok := parseAddr(ab)
+	if !ok {
+		return false
+	}
+	n, ok := parseBits(bitsb, a)
+	if !ok {
+		return false
+	}
+	if a.mapped { // ::ffff:1.2.3.0/120 is 1.2.3.0/24
+		if n < 96 {
+			// Wider than the mapped space: keep it as the IPv6 prefix it is.
+			a = addr{is6: true, v6: U128{Lo: 0xffff<<32 | uint64(a.v4)}}
+		} else {
+			n -= 96
+		}
+	}
+	if a.is6 {
+		m := hostMask6(n)
+		lo := U128{a.v6.Hi &^ m.Hi, a.v6.Lo &^ m.Lo}
+		if lo != a.v6 {
+			p.st.HostBitsMasked++
+		}
+		p.set.V6 = append(p.set.V6, Range6{lo, U128{lo.Hi | m.Hi, lo.Lo | m.Lo}})
+		return true
+	}
+	m := hostMask4(n)
+	if a.v4&m != 0 {
+		p.st.HostBitsMasked++
+	}
+	lo := a.v4 &^ m
+	p.set.V4 = append(p.set.V4, Range4{lo, lo | m})
+	return true
+}
+
+// parseBits parses a prefix length, or for IPv4 a dotted netmask such as
+// 255.255.255.0 as some old lists write it.
+func parseBits(b []byte, a addr) (int, bool) {
+	max := 32
+	if a.is6 || a.mapped {
+		max = 128
+	}
+	if !a.is6 && !a.mapped && indexByte(b, '.') >= 0 {
+		m, ok := parseIPv4(b)
+		if !ok || ^m&(^m+1) != 0 { // the inverted mask must be 2^k-1
+			return 0, false
+		}
+		n := 0
+		for m&(1<<31) != 0 {
+			m <<= 1
+			n++
+		}
+		return n, true
+	}
+	if len(b) == 0 || len(b) > 3 || (len(b) > 1 && b[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > max {
+		return 0, false
+	}
+	return n, true
+}
+
+// addr is a parsed address: v4 when !is6; mapped marks an IPv4-mapped IPv6
+// address, already unmapped into v4.
+type addr struct {
+	v6     U128
+	v4     uint32
+	is6    bool
+	mapped bool
+}
+
+func parseAddr(b []byte) (addr, bool) {
+	if v, ok := parseIPv4(b); ok {
+		return addr{v4: v}, true
+	}
+	if indexByte(b, ':') < 0 {
+		return addr{}, false
+	}
+	a, err := netip.ParseAddr(string(b))
+	if err != nil {
+		return addr{}, false
+	}
+	a = a.WithZone("")
+	if a.Is4In6() {
+		return addr{v4: U32(a), mapped: true}, true
+	}
+	return addr{v6: U128From(a), is6: true}, true
+}
+
+// parseIPv4 parses strict dotted-decimal IPv4 as netip does: four fields,
+// each 0-255 without leading zeros (which some tools read as octal).
+func parseIPv4(b []byte) (uint32, bool) {
+	var v uint32
+	field, digits, dots := uint32(0), 0, 0
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 1 && field == 0 {
+				return 0, false
+			}
+			field = field*10 + uint32(c-'0')
+			digits++
+			if field > 255 {
+				return 0, false
+			}
+		case c == '.':
+			if digits == 0 || dots == 3 {
+				return 0, false
+			}
+			v = v<<8 | field
+			field, digits = 0, 0
+			dots++
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || dots != 3 {
+		return 0, false
+	}
+	return v<<8 | field, true
+}
+
+// WriteTo writes s in the canonical text form, one range a line in String's
+// form (a CIDR when the range is one prefix, "lo-hi" otherwise), IPv4 first.
+// Parse reads it back to the same ranges in the same order.
+func (s Set) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var n int64
+	buf := make([]byte, 0, 100)
+	write := func(b []byte) error {
+		m, err := bw.Write(b)
+		n += int64(m)
+		return err
+	}
+	for _, r := range s.V4 {
+		if err := write(append(r.appendText(buf[:0]), '\n')); err != nil {
+			return n, fmt.Errorf("write set: %w", err)
+		}
+	}
+	for _, r := range s.V6 {
+		if err := write(append(r.appendText(buf[:0]), '\n')); err != nil {
+			return n, fmt.Errorf("write set: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("write set: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,395 @@
+package ipnet
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+)
+
+// AddAddr appends the single address a to s, leaving s unmerged.
+// IPv4-mapped IPv6 addresses are added as IPv4, zones are dropped, and the
+// zero Addr is ignored.
+func (s *Set) AddAddr(a netip.Addr) {
+	a = a.Unmap()
+	switch {
+	case a.Is4():
+		v := U32(a)
+		s.V4 = append(s.V4, Range4{v, v})
+	case a.Is6():
+		v := U128From(a)
+		s.V6 = append(s.V6, Range6{v, v})
+	}
+}
+
+// AddPrefix appends p (host bits masked) to s, leaving s unmerged. A prefix
+// inside ::ffff:0:0/96 is added as the IPv4 prefix it maps; an invalid
+// prefix is ignored.
+func (s *Set) AddPrefix(p netip.Prefix) {
+	if !p.IsValid() {
+		return
+	}
+	a, n := p.Addr(), p.Bits()
+	if a.Is4In6() && n >= 96 {
+		a, n = a.Unmap(), n-96
+	}
+	if a.Is4() {
+		m := hostMask4(n)
+		lo := U32(a) &^ m
+		s.V4 = append(s.V4, Range4{lo, lo | m})
+		return
+	}
+	s.V6 = append(s.V6, prefix6(netip.PrefixFrom(a, n)))
+}
+
+// prefix6 returns the range of an IPv6 prefix as it is, without unmapping.
+func prefix6(p netip.Prefix) Range6 {
+	m := hostMask6(p.Bits())
+	v := U128From(p.Addr())
+	lo := U128{v.Hi &^ m.Hi, v.Lo &^ m.Lo}
+	return Range6{lo, U128{lo.Hi | m.Hi, lo.Lo | m.Lo}}
+}
+
+// ErrBadRange is wrapped by AddRange and ParseRange for a range whose ends
+// are of different families or in the wrong order.
+var ErrBadRange = errors.New("bad address range")
+
+// AddRange appends the inclusive range lo..hi to s, leaving s unmerged. Both
+// ends are unmapped first; they must then be of the same family and lo ≤ hi.
+func (s *Set) AddRange(lo, hi netip.Addr) error {
+	lo, hi = lo.Unmap(), hi.Unmap()
+	switch {
+	case !lo.IsValid() || !hi.IsValid():
+		return fmt.Errorf("%w: invalid address", ErrBadRange)
+	case lo.Is4() != hi.Is4():
+		return fmt.Errorf("%w: %s-%s mixes IPv4 and IPv6", ErrBadRange, lo, hi)
+	case hi.Less(lo):
+		return fmt.Errorf("%w: %s-%s ends before it starts", ErrBadRange, lo, hi)
+	}
+	if lo.Is4() {
+		s.V4 = append(s.V4, Range4{U32(lo), U32(hi)})
+	} else {
+		s.V6 = append(s.V6, Range6{U128From(lo), U128From(hi)})
+	}
+	return nil
+}
+
+// Add appends the range r (as returned by ParseRange or Lookup) to s.
+func (s *Set) Add(r Range) error { return s.AddRange(r.Lo, r.Hi) }
+
+// Merge sorts s and coalesces overlapping and adjacent ranges, in place.
+// Afterwards s is merged.
+func (s *Set) Merge() {
+	s.V4 = merge4(s.V4)
+	s.V6 = merge6(s.V6)
+}
+
+// IsMerged reports whether s is sorted, disjoint and without adjacent ranges.
+func (s Set) IsMerged() bool {
+	for i := 1; i < len(s.V4); i++ {
+		if uint64(s.V4[i].Lo) <= uint64(s.V4[i-1].Hi)+1 {
+			return false
+		}
+	}
+	for i := 1; i < len(s.V6); i++ {
+		if !s.V6[i-1].Hi.Less(s.V6[i].Lo) || s.V6[i-1].Hi.Add1() == s.V6[i].Lo {
+			return false
+		}
+	}
+	for _, r := range s.V4 {
+		if r.Hi < r.Lo {
+			return false
+		}
+	}
+	for _, r := range s.V6 {
+		if r.Hi.Less(r.Lo) {
+			return false
+		}
+	}
+	return true
+}
+
+// merged returns s itself when it is already merged and a merged copy
+// otherwise, so that operations documented to take merged sets stay correct
+// (if slower) when handed unmerged ones.
+func (s Set) merged() Set {
+	if s.IsMerged() {
+		return s
+	}
+	c := s.Clone()
+	c.Merge()
+	return c
+}
+
+func merge4(rs []Range4) []Range4 {
+	if len(rs) < 2 {
+		return rs
+	}
+	sort4(rs)
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		// uint64 so that last.Hi == 255.255.255.255 cannot wrap to 0.
+		if uint64(r.Lo) <= uint64(last.Hi)+1 {
+			if r.Hi > last.Hi {
+				last.Hi = r.Hi
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	clear(rs[len(out):])
+	return out[:len(out):len(out)]
+}
+
+func merge6(rs []Range6) []Range6 {
+	if len(rs) < 2 {
+		return rs
+	}
+	slices.SortFunc(rs, func(a, b Range6) int {
+		if c := a.Lo.Cmp(b.Lo); c != 0 {
+			return c
+		}
+		return a.Hi.Cmp(b.Hi)
+	})
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if !last.Hi.Less(r.Lo) || (last.Hi != MaxU128 && last.Hi.Add1() == r.Lo) {
+			if last.Hi.Less(r.Hi) {
+				last.Hi = r.Hi
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out[:len(out):len(out)]
+}
+
+func sort4(rs []Range4) {
+	slices.SortFunc(rs, func(a, b Range4) int {
+		switch {
+		case a.Lo < b.Lo:
+			return -1
+		case a.Lo > b.Lo:
+			return 1
+		case a.Hi < b.Hi:
+			return -1
+		case a.Hi > b.Hi:
+			return 1
+		}
+		return 0
+	})
+}
+
+// Subtract returns the merged set of the addresses in s that are not in del.
+// Both are expected merged; unmerged inputs are merged on a copy first.
+// A hole inside a range splits it in two.
+func (s Set) Subtract(del Set) Set {
+	s, del = s.merged(), del.merged()
+	return Set{V4: subtract4(s.V4, del.V4), V6: subtract6(s.V6, del.V6)}
+}
+
+func subtract4(a, d []Range4) []Range4 {
+	if len(a) == 0 {
+		return nil
+	}
+	out := make([]Range4, 0, len(a))
+	j := 0
+	for _, r := range a {
+		for j < len(d) && d[j].Hi < r.Lo {
+			j++
+		}
+		lo := uint64(r.Lo) // uint64: lo may step past 255.255.255.255
+		for k := j; k < len(d) && d[k].Lo <= r.Hi; k++ {
+			if uint64(d[k].Lo) > lo {
+				out = append(out, Range4{uint32(lo), d[k].Lo - 1})
+			}
+			lo = uint64(d[k].Hi) + 1
+			if lo > uint64(r.Hi) {
+				break
+			}
+		}
+		if lo <= uint64(r.Hi) {
+			out = append(out, Range4{uint32(lo), r.Hi})
+		}
+	}
+	return out
+}
+
+func subtract6(a, d []Range6) []Range6 {
+	if len(a) == 0 {
+		return nil
+	}
+	out := make([]Range6, 0, len(a))
+	j := 0
+	for _, r := range a {
+		for j < len(d) && d[j].Hi.Less(r.Lo) {
+			j++
+		}
+		lo, done := r.Lo, false
+		for k := j; k < len(d) && !r.Hi.Less(d[k].Lo); k++ {
+			if lo.Less(d[k].Lo) {
+				out = append(out, Range6{lo, d[k].Lo.Sub1()})
+			}
+			if !d[k].Hi.Less(r.Hi) { // covers the rest of r (and avoids wrapping at the top)
+				done = true
+				break
+			}
+			lo = d[k].Hi.Add1()
+		}
+		if !done {
+			out = append(out, Range6{lo, r.Hi})
+		}
+	}
+	return out
+}
+
+// Intersect returns the merged set of the addresses in both a and b.
+func Intersect(a, b Set) Set { return a.Subtract(a.Subtract(b)) }
+
+// Union returns the merged union of sets (merged or not); the inputs are not
+// modified.
+func Union(sets ...Set) Set {
+	var n4, n6 int
+	for _, s := range sets {
+		n4 += len(s.V4)
+		n6 += len(s.V6)
+	}
+	u := Set{V4: make([]Range4, 0, n4), V6: make([]Range6, 0, n6)}
+	for _, s := range sets {
+		u.V4 = append(u.V4, s.V4...)
+		u.V6 = append(u.V6, s.V6...)
+	}
+	u.Merge()
+	if len(u.V4) == 0 {
+		u.V4 = nil
+	}
+	if len(u.V6) == 0 {
+		u.V6 = nil
+	}
+	return u
+}
+
+// Diff compares two merged sets element by element, as an nftables interval
+// set sees them: added holds the ranges of next that are not in prev with
+// exactly the same bounds, removed the ranges of prev not in next. Applying
+// "delete removed, add added" to a set holding prev yields next. Both results
+// are merged; unmerged inputs are merged on a copy first.
+func Diff(prev, next Set) (added, removed Set) {
+	prev, next = prev.merged(), next.merged()
+	added.V4, removed.V4 = diffSorted(next.V4, prev.V4, func(a, b Range4) int { return cmp4(a.Lo, b.Lo) })
+	added.V6, removed.V6 = diffSorted(next.V6, prev.V6, func(a, b Range6) int { return a.Lo.Cmp(b.Lo) })
+	return added, removed
+}
+
+func cmp4(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// diffSorted returns the elements only in a and only in b, for slices sorted
+// by cmp; equal keys with different values count as one removal plus one
+// addition.
+func diffSorted[R comparable](a, b []R, cmp func(x, y R) int) (onlyA, onlyB []R) {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch c := cmp(a[i], b[j]); {
+		case c < 0:
+			onlyA = append(onlyA, a[i])
+			i++
+		case c > 0:
+			onlyB = append(onlyB, b[j])
+			j++
+		default:
+			if a[i] != b[j] {
+				onlyA = append(onlyA, a[i])
+				onlyB = append(onlyB, b[j])
+			}
+			i++
+			j++
+		}
+	}
+	onlyA = append(onlyA, a[i:]...)
+	onlyB = append(onlyB, b[j:]...)
+	return onlyA, onlyB
+}
+
+// Contains reports whether a is in the merged set s. IPv4-mapped addresses
+// are looked up as IPv4.
+func (s Set) Contains(a netip.Addr) bool {
+	_, ok := s.Lookup(a)
+	return ok
+}
+
+// Lookup returns the range of the merged set s that contains a, to say why an
+// address is blocked or allowed.
+func (s Set) Lookup(a netip.Addr) (Range, bool) {
+	a = a.WithZone("").Unmap()
+	switch {
+	case a.Is4():
+		v := U32(a)
+		i := sort.Search(len(s.V4), func(i int) bool { return s.V4[i].Hi >= v })
+		if i < len(s.V4) && s.V4[i].Lo <= v {
+			return s.V4[i].Range(), true
+		}
+	case a.Is6():
+		v := U128From(a)
+		i := sort.Search(len(s.V6), func(i int) bool { return !s.V6[i].Hi.Less(v) })
+		if i < len(s.V6) && !v.Less(s.V6[i].Lo) {
+			return s.V6[i].Range(), true
+		}
+	}
+	return Range{}, false
+}
+
+// Len returns the number of ranges per family.
+func (s Set) Len() (v4, v6 int) { return len(s.V4), len(s.V6) }
+
+// IsEmpty reports whether s holds no range.
+func (s Set) IsEmpty() bool { return len(s.V4) == 0 && len(s.V6) == 0 }
+
+// Addresses returns how many addresses the merged set s covers: exactly for
+// IPv4, and as a float64 for IPv6, whose count can reach 2^128.
+func (s Set) Addresses() (v4 uint64, v6 float64) {
+	for _, r := range s.V4 {
+		v4 += uint64(r.Hi-r.Lo) + 1
+	}
+	const two64 = 1 << 64
+	for _, r := range s.V6 {
+		d := r.Hi.sub(r.Lo)
+		v6 += float64(d.Hi)*two64 + float64(d.Lo) + 1
+	}
+	return v4, v6
+}
+
+// Clone returns a deep copy of s.
+func (s Set) Clone() Set {
+	return Set{V4: slices.Clone(s.V4), V6: slices.Clone(s.V6)}
+}
+
+// Equal reports whether s and t hold the same ranges in the same order; for
+// merged sets that is equality as sets of addresses.
+func (s Set) Equal(t Set) bool {
+	return slices.Equal(s.V4, t.V4) && slices.Equal(s.V6, t.V6)
+}
+
+// Family returns the part of s of family f (sharing s's backing array).
+func (s Set) Family(f Family) Set {
+	switch f {
+	case IPv4:
+		return Set{V4: s.V4}
+	case IPv6:
+		return Set{V6: s.V6}
+	}
+	return Set{}
+}
+
+// Split returns the IPv4 and IPv6 parts of s (sharing s's backing arrays).
+func (s Set) Split() (v4, v6 Set) { return Set{V4: s.V4}, Set{V6: s.V6} }
