@@ -1,0 +1,258 @@
+package feed
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+)
+
+const maxSamples = 5
+
+type jsonResult struct {
+	set       ipnet.Set // unmerged
+	stats     ipnet.ParseStats
+	entries   []Entry
+	metaCount int // -1 when meta.count is absent
+}
+
+// parseJSONList decodes a SikkerAPI JSON blacklist element by element, so
+// a large answer never exists as one big slice of structs. The document
+// must be complete: a body that ends before the closing brackets is
+// ErrTruncated. A bare top-level array of entries is accepted as well.
+func parseJSONList(r io.Reader, keep bool) (*jsonResult, error) {
+	dec := json.NewDecoder(r)
+	res := &jsonResult{metaCount: -1}
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return nil, ErrEmpty
+		}
+		return nil, jsonError(err)
+	}
+	switch tok {
+	case json.Delim('['):
+		if err := res.decodeData(dec, keep); err != nil {
+			return nil, err
+		}
+	case json.Delim('{'):
+		sawData := false
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil, jsonError(err)
+			}
+			switch key {
+			case "data":
+				tok, err := dec.Token()
+				if err != nil {
+					return nil, jsonError(err)
+				}
+				if tok != json.Delim('[') {
+					return nil, fmt.Errorf("%w: \"data\" is not an array", ErrGarbage)
+				}
+				if err := res.decodeData(dec, keep); err != nil {
+					return nil, err
+				}
+				sawData = true
+			case "meta":
+				var meta struct {
+					Count *int `json:"count"`
+				}
+				if err := dec.Decode(&meta); err != nil {
+					return nil, jsonError(err)
+				}
+				if meta.Count != nil {
+					res.metaCount = *meta.Count
+				}
+			default:
+				var skip json.RawMessage
+				if err := dec.Decode(&skip); err != nil {
+					return nil, jsonError(err)
+				}
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing brace
+			return nil, jsonError(err)
+		}
+		if !sawData {
+			return nil, fmt.Errorf("%w: json without a \"data\" array", ErrGarbage)
+		}
+	default:
+		return nil, fmt.Errorf("%w: json is neither an object nor an array", ErrGarbage)
+	}
+	// Anything after the document means it was not what we think it is.
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			return nil, fmt.Errorf("%w: data after the json document", ErrGarbage)
+		}
+		return nil, jsonError(err)
+	}
+	return res, nil
+}
+
+// decodeData reads array elements up to and including the closing bracket.
+func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return jsonError(err)
+		}
+		res.stats.Lines++
+		e, err := decodeEntry(raw)
+		if err != nil {
+			res.stats.Malformed++
+			if len(res.stats.Samples) < maxSamples {
+				res.stats.Samples = append(res.stats.Samples, ipnet.Malformed{Line: res.stats.Lines, Text: clip(string(raw), 120)})
+			}
+			continue
+		}
+		res.stats.Entries++
+		if e.Prefix.IsSingleIP() {
+			res.set.AddAddr(e.Prefix.Addr())
+		} else {
+			res.set.AddPrefix(e.Prefix)
+		}
+		if keep {
+			res.entries = append(res.entries, e)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return jsonError(err)
+	}
+	return nil
+}
+
+// jsonError turns a decoder failure into ErrTruncated when the input simply
+// stopped, and keeps read errors (size limit, cut connection) as they are.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	switch {
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrTruncated):
+		return err
+	case err == io.EOF, errors.Is(err, io.ErrUnexpectedEOF):
+		return retryable(fmt.Errorf("%w: json document not closed", ErrTruncated))
+	case errors.As(err, &syn):
+		return fmt.Errorf("%w: invalid json at byte %d: %w", ErrGarbage, syn.Offset, err)
+	}
+	return err
+}
+
+// jsonEntry mirrors one data row; flexible types absorb the undocumented
+// variations (numbers as strings, "AS" prefixes, protocol lists as text).
+type jsonEntry struct {
+	IP          string          `json:"ip"`
+	Confidence  json.RawMessage `json:"confidenceLevel"`
+	Score       json.RawMessage `json:"score"`
+	LastSeen    json.RawMessage `json:"lastSeen"`
+	Sessions    json.RawMessage `json:"sessions"`
+	Protocols   json.RawMessage `json:"protocols"`
+	CountryCode string          `json:"countryCode"`
+	ASN         json.RawMessage `json:"asn"`
+	ASNOrg      string          `json:"asnOrg"`
+}
+
+func decodeEntry(raw json.RawMessage) (Entry, error) {
+	var je jsonEntry
+	if err := json.Unmarshal(raw, &je); err != nil {
+		return Entry{}, err
+	}
+	p, err := parseIPOrPrefix(je.IP)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Prefix: p, CountryCode: je.CountryCode, ASNOrg: je.ASNOrg}
+	conf := je.Confidence
+	if len(conf) == 0 {
+		conf = je.Score
+	}
+	e.Confidence = int(flexInt(conf))
+	e.Sessions = int(flexInt(je.Sessions))
+	e.LastSeen = flexTime(je.LastSeen)
+	e.Protocols = flexStrings(je.Protocols)
+	if n, ok := parseASN(flexString(je.ASN)); ok {
+		e.ASN = n
+	}
+	return e, nil
+}
+
+func parseIPOrPrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("address %q has a zone", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// flexString returns a JSON string's value or a number's text.
+func flexString(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		return string(raw)
+	}
+	return ""
+}
+
+func flexInt(raw json.RawMessage) int64 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(flexString(raw)), 64)
+	if err != nil {
+		return 0
+	}
+	return int64(f)
+}
+
+// flexTime reads epoch milliseconds (documented), epoch seconds or RFC 3339.
+func flexTime(raw json.RawMessage) time.Time {
+	s := strings.TrimSpace(flexString(raw))
+	if s == "" {
+		return time.Time{}
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 1e11 { // before 1973 in ms: it is seconds
+			return time.Unix(n, 0).UTC()
+		}
+		return time.UnixMilli(n).UTC()
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t
+	}
+	return time.Time{}
+}
+
+func flexStrings(raw json.RawMessage) []string {
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return list
+	}
+	if s := flexString(raw); s != "" {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+	}
+	return list
+}

@@ -1,0 +1,125 @@
+package feed
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Quota is what a response's quota headers said. SikkerAPI's sources
+// disagree on the header names, so all three known families are read:
+// X-Blacklist-*, X-Daily-* and X-RateLimit-* (first present wins). Numbers
+// the headers did not carry are -1.
+type Quota struct {
+	Family    string // header prefix the numbers came from, e.g. "X-Daily"
+	Limit     int64
+	Used      int64
+	Remaining int64
+	Reset     time.Time // zero when not announced
+}
+
+var quotaFamilies = []string{"X-Blacklist", "X-Daily", "X-RateLimit"}
+
+// parseQuota returns nil when no known quota header is present.
+func parseQuota(h http.Header, now time.Time) *Quota {
+	for _, fam := range quotaFamilies {
+		q := Quota{
+			Family:    fam,
+			Limit:     headerInt(h, fam+"-Limit"),
+			Used:      headerInt(h, fam+"-Used"),
+			Remaining: headerInt(h, fam+"-Remaining"),
+			Reset:     parseReset(h.Get(fam+"-Reset"), now),
+		}
+		if q.Limit < 0 && q.Used < 0 && q.Remaining < 0 && q.Reset.IsZero() {
+			continue
+		}
+		if q.Used < 0 && q.Limit >= 0 && q.Remaining >= 0 {
+			q.Used = q.Limit - q.Remaining
+		}
+		if q.Remaining < 0 && q.Limit >= 0 && q.Used >= 0 {
+			q.Remaining = max(q.Limit-q.Used, 0)
+		}
+		return &q
+	}
+	return nil
+}
+
+func headerInt(h http.Header, name string) int64 {
+	v, err := strconv.ParseInt(strings.TrimSpace(h.Get(name)), 10, 64)
+	if err != nil || v < 0 {
+		return -1
+	}
+	return v
+}
+
+// parseReset reads a reset time that may be epoch seconds, epoch
+// milliseconds, seconds from now or a date; which one SikkerAPI sends is not
+// documented.
+func parseReset(v string, now time.Time) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		switch {
+		case n > 1e12:
+			return time.UnixMilli(n).UTC()
+		case n > 1e9:
+			return time.Unix(n, 0).UTC()
+		default:
+			return now.Add(time.Duration(n) * time.Second)
+		}
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t
+	}
+	return time.Time{}
+}
+
+// parseRetryAfter reads Retry-After as seconds or as an HTTP date. Without a
+// usable value the quota is assumed to last until its documented reset at
+// midnight UTC.
+func parseRetryAfter(v string, now time.Time) time.Time {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return now.Add(time.Duration(n) * time.Second)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t
+	}
+	return nextMidnightUTC(now)
+}
+
+func nextMidnightUTC(now time.Time) time.Time {
+	y, m, d := now.UTC().Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+}
+
+// QuotaError is a 429 answer: the daily quota of an endpoint is exhausted.
+type QuotaError struct {
+	Endpoint   string        // e.g. "/v1/key/blacklist"
+	RetryAfter time.Duration // as announced, relative to the answer
+	RetryAt    time.Time     // when a new request may succeed
+	Message    string        // the body's "error" field
+	Quota      *Quota
+	// Skipped is set when no request was made because an earlier 429
+	// is still in force.
+	Skipped bool
+}
+
+func (e *QuotaError) Error() string {
+	s := fmt.Sprintf("quota exhausted for %s (429)", e.Endpoint)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	s += fmt.Sprintf("; retry after %s (%s)", e.RetryAt.UTC().Format(time.RFC3339), e.RetryAfter.Round(time.Second))
+	if e.Skipped {
+		s += "; request not sent"
+	}
+	return s
+}
