@@ -1,0 +1,355 @@
+// Package nft is sikkerguard's nftables backend: it owns the table
+// `inet sikkerguard` and keeps the kernel's blocklist equal to an ipnet.Set,
+// one kernel transaction per operation.
+//
+// Layout: interval sets allow4/allow6 (whitelist) and blocklist4/blocklist6
+// (ranges of two or more addresses), plus hash sets blockhost4/blockhost6 for
+// single addresses. Feeds are mostly single addresses; in a hash set each
+// costs one 16-byte element on the wire and one kernel object, where an
+// interval set needs a start and an end element (40 bytes) and two rbtree
+// nodes, and hash inserts are O(1) against the rbtree's O(log n). The price
+// is a second lookup per packet (a hash probe); docs/benchmarks.md has the
+// numbers.
+//
+// The backend never reads a set back to plan a change (reading 200k elements
+// takes seconds): it keeps its own copy of what it loaded and derives every
+// delta from that copy with ipnet.Diff. A failed transaction is rolled back
+// by the kernel, so the copy is only replaced after a successful one.
+//
+// Batches are encoded by this package into 1 MiB chunks and sent with one
+// sendmsg; google/nftables encodes the rule expressions and reads counters.
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"golang.org/x/sys/unix"
+)
+
+// Backend manages the sikkerguard table. It is safe for concurrent use;
+// operations are serialised.
+type Backend struct {
+	log  *slog.Logger
+	cfg  Config
+	lay  layout
+	nsFD int
+
+	mu    sync.Mutex
+	built bool      // the table was (re)built by this Backend
+	block ipnet.Set // what the kernel holds, valid when built
+	allow ipnet.Set
+	seq   uint32
+}
+
+// Option tunes New.
+type Option func(*Backend)
+
+// WithNetNSFd makes the backend work in the network namespace the file
+// descriptor refers to (tests and benchmarks); the caller keeps it open.
+func WithNetNSFd(fd int) Option { return func(b *Backend) { b.nsFD = fd } }
+
+// New validates cfg and returns a backend; it does not touch the kernel.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("nftables config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Backend{log: log, cfg: cfg, lay: newLayout(cfg), seq: uint32(time.Now().Unix())}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// Loaded describes what the backend believes the kernel holds.
+type Loaded struct {
+	Built          bool
+	Block4, Block6 int // merged ranges (single addresses count as one)
+	Allow4, Allow6 int
+}
+
+// Loaded returns counts from the backend's own copy; it does not ask the kernel.
+func (b *Backend) Loaded() Loaded {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Loaded{Built: b.built, Block4: len(b.block.V4), Block6: len(b.block.V6), Allow4: len(b.allow.V4), Allow6: len(b.allow.V6)}
+}
+
+func (b *Backend) family(s ipnet.Set) ipnet.Set {
+	if !b.cfg.IPv6 {
+		s.V6 = nil
+	}
+	return s
+}
+
+// Apply makes the kernel hold block and allow (both merged). The first call
+// builds the table, replacing one left by an earlier process in the same
+// transaction; later calls send the cheaper of a delta and a full replace.
+// The backend keeps the slices: the caller must not modify them afterwards.
+func (b *Backend) Apply(block, allow ipnet.Set) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	block, allow = b.family(block), b.family(allow)
+	if !b.built {
+		return b.build(block, allow)
+	}
+	added, removed := ipnet.Diff(b.block, block)
+	delta := len(added.V4) + len(added.V6) + len(removed.V4) + len(removed.V6)
+	full := len(block.V4) + len(block.V6)
+	if delta < full {
+		return b.commit("update", block, allow, func(bt *batch) {
+			b.writeDelta(bt, added, removed)
+		})
+	}
+	return b.commit("replace", block, allow, func(bt *batch) { b.writeFull(bt, block) })
+}
+
+// ReplaceAll flushes the blocklist sets and loads block, in one transaction.
+func (b *Backend) ReplaceAll(block ipnet.Set) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.built {
+		return errNotBuilt
+	}
+	block = b.family(block)
+	return b.commit("replace", block, b.allow, func(bt *batch) { b.writeFull(bt, block) })
+}
+
+// Update removes the ranges that left the list and adds the new ones, in one
+// transaction computed from the backend's copy.
+func (b *Backend) Update(block ipnet.Set) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.built {
+		return errNotBuilt
+	}
+	block = b.family(block)
+	added, removed := ipnet.Diff(b.block, block)
+	return b.commit("update", block, b.allow, func(bt *batch) { b.writeDelta(bt, added, removed) })
+}
+
+// SetAllow replaces the whitelist sets, in one transaction.
+func (b *Backend) SetAllow(allow ipnet.Set) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.built {
+		return errNotBuilt
+	}
+	return b.commit("allow", b.block, b.family(allow), nil)
+}
+
+var errNotBuilt = errors.New("nftables: table not built yet (call Apply first)")
+
+// build creates the table with all elements in one transaction.
+func (b *Backend) build(block, allow ipnet.Set) error {
+	bt := b.newBatch()
+	if err := buildTable(bt, b.lay, true); err != nil {
+		return err
+	}
+	for _, s := range b.lay.sets {
+		b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, block, allow))
+	}
+	if err := b.send(bt, "build"); err != nil {
+		return err
+	}
+	b.built, b.block, b.allow = true, block, allow
+	b.log.Info("nftables table built", "table", "inet "+TableName,
+		"ranges4", len(block.V4), "ranges6", len(block.V6), "allow4", len(allow.V4), "allow6", len(allow.V6))
+	return nil
+}
+
+// commit sends one transaction: the blocklist change written by fill (nil
+// for none) and, when allow differs from the copy, a whitelist replace.
+func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch)) error {
+	bt := b.newBatch()
+	if !equalSets(allow, b.allow) {
+		for _, s := range b.lay.sets {
+			if s.part == partAll {
+				flushSet(bt, s)
+				b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, ipnet.Set{}, allow))
+			}
+		}
+	}
+	if fill != nil {
+		fill(bt)
+	}
+	if len(bt.msgs) == 0 {
+		return nil
+	}
+	if err := b.send(bt, op); err != nil {
+		return err
+	}
+	b.block, b.allow = block, allow
+	b.log.Info("nftables sets updated", "op", op, "ranges4", len(block.V4), "ranges6", len(block.V6))
+	return nil
+}
+
+func (b *Backend) writeFull(bt *batch, block ipnet.Set) {
+	for _, s := range b.lay.sets {
+		if s.part != partAll {
+			flushSet(bt, s)
+			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, block)
+		}
+	}
+}
+
+func (b *Backend) writeDelta(bt *batch, added, removed ipnet.Set) {
+	// Deletions first: an updated range often keeps its start address.
+	for _, s := range b.lay.sets {
+		if s.part != partAll {
+			b.writeSet(bt, unix.NFT_MSG_DELSETELEM, s, removed)
+		}
+	}
+	for _, s := range b.lay.sets {
+		if s.part != partAll {
+			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, added)
+		}
+	}
+}
+
+// pick returns the list a set is filled from.
+func pick(s setDef, block, allow ipnet.Set) ipnet.Set {
+	if s.part == partAll {
+		return allow
+	}
+	return block
+}
+
+func (b *Backend) writeSet(bt *batch, msg int, s setDef, from ipnet.Set) {
+	if s.v6 {
+		writeRanges6(bt, msg, s, from.V6)
+	} else {
+		writeRanges4(bt, msg, s, from.V4)
+	}
+}
+
+func (b *Backend) newBatch() *batch {
+	bt := newBatch(b.seq)
+	return bt
+}
+
+// send transmits bt; large batches give their memory back to the OS at once
+// so that a daemon idling for hours after a 1M-entry load stays small.
+func (b *Backend) send(bt *batch, op string) error {
+	start := time.Now()
+	fd, err := openSocket(b.nsFD)
+	if err != nil {
+		return fmt.Errorf("nftables %s: %w", op, err)
+	}
+	defer unix.Close(fd)
+	size := bt.size
+	err = send(fd, bt)
+	b.seq = bt.seq + 1
+	b.log.Debug("nftables transaction", "op", op, "bytes", size, "messages", len(bt.msgs), "took", time.Since(start), "err", err)
+	bt.chunks = nil
+	if size > 8<<20 {
+		debug.FreeOSMemory()
+	}
+	if err != nil {
+		return fmt.Errorf("nftables %s: %w", op, err)
+	}
+	return nil
+}
+
+// Remove deletes the table and everything in it. It is idempotent: a missing
+// table is not an error.
+func (b *Backend) Remove() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bt := b.newBatch()
+	deleteTable(bt)
+	err := b.send(bt, "remove")
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	b.built, b.block, b.allow = false, ipnet.Set{}, ipnet.Set{}
+	return nil
+}
+
+func (b *Backend) conn() (*nftables.Conn, error) {
+	var opts []nftables.ConnOption
+	if b.nsFD > 0 {
+		opts = append(opts, nftables.WithNetNSFd(b.nsFD))
+	}
+	return nftables.New(opts...)
+}
+
+var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+
+// Exists reports whether the table is in the kernel (left by any process).
+func (b *Backend) Exists() (bool, error) {
+	c, err := b.conn()
+	if err != nil {
+		return false, fmt.Errorf("nftables: %w", err)
+	}
+	_, err = c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("nftables list table: %w", err)
+	}
+	return true, nil
+}
+
+// Drops counts what the verdict chains dropped (or rejected) since the table
+// was built.
+type Drops struct {
+	Packets4, Bytes4 uint64
+	Packets6, Bytes6 uint64
+}
+
+// Counters reads the two named counters; it never reads a set.
+func (b *Backend) Counters() (Drops, error) {
+	c, err := b.conn()
+	if err != nil {
+		return Drops{}, fmt.Errorf("nftables: %w", err)
+	}
+	var d Drops
+	read := func(name string, p, by *uint64) error {
+		o, err := c.GetObject(&nftables.CounterObj{Table: table, Name: name})
+		if err != nil {
+			return fmt.Errorf("nftables read counter %s: %w", name, err)
+		}
+		if co, ok := o.(*nftables.CounterObj); ok {
+			*p, *by = co.Packets, co.Bytes
+		}
+		return nil
+	}
+	if err := read(Counter4, &d.Packets4, &d.Bytes4); err != nil {
+		return d, err
+	}
+	if b.cfg.IPv6 {
+		if err := read(Counter6, &d.Packets6, &d.Bytes6); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+func equalSets(a, b ipnet.Set) bool {
+	if len(a.V4) != len(b.V4) || len(a.V6) != len(b.V6) {
+		return false
+	}
+	for i := range a.V4 {
+		if a.V4[i] != b.V4[i] {
+			return false
+		}
+	}
+	for i := range a.V6 {
+		if a.V6[i] != b.V6[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,154 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Do runs f on an OS thread that has entered the namespace. The thread stays
+// locked and dies with its goroutine, so no other goroutine ever runs in the
+// namespace by accident. Sockets opened by f keep the namespace for life and
+// may be used from any goroutine afterwards.
+func (ns *NS) Do(f func() error) error {
+	fd := ns.FD()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Deliberately no UnlockOSThread: the thread is discarded on exit.
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// UDPSink counts UDP datagrams received on one address.
+type UDPSink struct {
+	conn  *net.UDPConn
+	count atomic.Int64
+	wg    sync.WaitGroup
+}
+
+// ListenUDP opens a counting UDP receiver in the namespace, closed in t.Cleanup.
+func (ns *NS) ListenUDP(at netip.AddrPort) *UDPSink {
+	ns.t.Helper()
+	s := &UDPSink{}
+	err := ns.Do(func() (err error) {
+		s.conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
+		return err
+	})
+	if err != nil {
+		ns.t.Fatalf("listen udp %v in %s: %v", at, ns.Name, err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := s.conn.ReadFromUDPAddrPort(buf); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			s.count.Add(1)
+		}
+	}()
+	ns.t.Cleanup(func() { s.conn.Close(); s.wg.Wait() })
+	return s
+}
+
+// Count returns the datagrams received so far.
+func (s *UDPSink) Count() int64 { return s.count.Load() }
+
+// Addr returns where the sink listens.
+func (s *UDPSink) Addr() netip.AddrPort { return s.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// UDPSender sends datagrams from a fixed source address.
+type UDPSender struct{ conn *net.UDPConn }
+
+// DialUDP opens a UDP socket in the namespace bound to src (port 0 = any) and
+// connected to dst; closed in t.Cleanup.
+func (ns *NS) DialUDP(src netip.Addr, dst netip.AddrPort) *UDPSender {
+	ns.t.Helper()
+	s := &UDPSender{}
+	err := ns.Do(func() (err error) {
+		s.conn, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(dst))
+		return err
+	})
+	if err != nil {
+		ns.t.Fatalf("dial udp %v→%v in %s: %v", src, dst, ns.Name, err)
+	}
+	ns.t.Cleanup(func() { s.conn.Close() })
+	return s
+}
+
+// Send sends one datagram; ICMP errors reported back (ECONNREFUSED) are ignored.
+func (s *UDPSender) Send(p []byte) error {
+	_, err := s.conn.Write(p)
+	if errors.Is(err, unix.ECONNREFUSED) {
+		return nil
+	}
+	return err
+}
+
+// ServeTCP accepts TCP connections on at in the namespace and closes them at
+// once; stopped in t.Cleanup.
+func (ns *NS) ServeTCP(at netip.AddrPort) {
+	ns.t.Helper()
+	var l net.Listener
+	err := ns.Do(func() (err error) {
+		l, err = net.Listen("tcp", at.String())
+		return err
+	})
+	if err != nil {
+		ns.t.Fatalf("listen tcp %v in %s: %v", at, ns.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ns.t.Cleanup(func() { l.Close(); <-done })
+}
+
+// DialTCP connects from src to dst inside the namespace and reports the
+// outcome: nil on success, the dial error otherwise (a timeout for a dropped
+// SYN, ECONNREFUSED for a reset).
+func (ns *NS) DialTCP(src netip.Addr, dst netip.AddrPort, timeout time.Duration) error {
+	return ns.Do(func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: timeout}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c, err := d.DialContext(ctx, "tcp", dst.String())
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+// Ping sends count echo requests from src to dst and returns nil when at least
+// one reply came back.
+func (ns *NS) Ping(src, dst netip.Addr, count int, wait time.Duration) error {
+	secs := max(1, int(wait.Seconds()))
+	_, err := ns.Run("ping", "-n", "-q", "-c", fmt.Sprint(count), "-W", fmt.Sprint(secs), "-i", "0.2", "-I", src.String(), dst.String())
+	return err
+}

@@ -1,0 +1,140 @@
+// Package testnet creates throwaway network namespaces for kernel tests:
+// namespaces named sgt*, veth pairs with documentation addresses, and probes
+// (UDP, TCP, ping) that run inside a namespace from a goroutine locked to a
+// thread that has entered it. Everything is removed in t.Cleanup.
+package testnet
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvRequire names the variable that turns a missing root into a failure
+// (make check sets it) instead of a skip.
+const EnvRequire = "SIKKER_NETNS_TESTS"
+
+// RequireRoot skips t unless the process may create namespaces and drive
+// nftables; with SIKKER_NETNS_TESTS=1 it fails instead.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, bin := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "network namespace test needs " + strings.Join(missing, ", ")
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatal(msg + " (" + EnvRequire + "=1)")
+	}
+	t.Skip(msg)
+}
+
+// NS is a network namespace created by New.
+type NS struct {
+	Name string
+	t    testing.TB
+	fd   int
+}
+
+// New creates the namespace sgt<prefix><random> with loopback up; it is
+// deleted in t.Cleanup. prefix keeps names readable in `ip netns list`.
+func New(t testing.TB, prefix string) *NS {
+	t.Helper()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	name := "sgt" + prefix + hex.EncodeToString(r[:])
+	if len(name) > 32 {
+		t.Fatalf("namespace name %q too long", name)
+	}
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	ns := &NS{Name: name, t: t, fd: -1}
+	t.Cleanup(func() {
+		if ns.fd >= 0 {
+			unix.Close(ns.fd)
+		}
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ns.MustRun("ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// FD returns an open fd of the namespace (for nftables.WithNetNSFd and
+// nft.WithNetNSFd); it is closed in t.Cleanup.
+func (ns *NS) FD() int {
+	ns.t.Helper()
+	if ns.fd < 0 {
+		fd, err := unix.Open("/run/netns/"+ns.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ns.t.Fatalf("open netns %s: %v", ns.Name, err)
+		}
+		ns.fd = fd
+	}
+	return ns.fd
+}
+
+// Run runs a command inside the namespace and returns its combined output.
+func (ns *NS) Run(name string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), ns.Name, err, out)
+	}
+	return string(out), nil
+}
+
+// MustRun is Run that fails the test on error.
+func (ns *NS) MustRun(name string, args ...string) string {
+	ns.t.Helper()
+	out, err := ns.Run(name, args...)
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	return out
+}
+
+// Veth connects a and b with a veth pair named ifA (in a) and ifB (in b),
+// brings both ends up and assigns the given prefixes (IPv6 with nodad, so
+// they are usable at once).
+func Veth(t testing.TB, a *NS, ifA string, addrA []netip.Prefix, b *NS, ifB string, addrB []netip.Prefix) {
+	t.Helper()
+	a.MustRun("ip", "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", b.Name)
+	for _, side := range []struct {
+		ns    *NS
+		ifc   string
+		addrs []netip.Prefix
+	}{{a, ifA, addrA}, {b, ifB, addrB}} {
+		side.ns.AddAddr(side.ifc, side.addrs...)
+		side.ns.MustRun("ip", "link", "set", side.ifc, "up")
+	}
+}
+
+// AddAddr assigns extra addresses to an interface of the namespace.
+func (ns *NS) AddAddr(ifc string, addrs ...netip.Prefix) {
+	ns.t.Helper()
+	for _, p := range addrs {
+		args := []string{"addr", "add", p.String(), "dev", ifc}
+		if p.Addr().Is6() {
+			args = []string{"-6", "addr", "add", p.String(), "dev", ifc, "nodad"}
+		}
+		ns.MustRun("ip", args...)
+	}
+}
