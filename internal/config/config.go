@@ -1,0 +1,170 @@
+// Package config reads sikkerguard's YAML configuration: strict decoding (an
+// unknown key is an error), the built-in defaults, the SikkerGuard container's
+// SIKKER_* environment overrides, validation that reports every problem with
+// its field path, and loading of the SikkerAPI key.
+//
+// The package is pure apart from Load and LoadAPIKey, which read files; the
+// environment is always passed in, never read from the process.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// DefaultPath is where the daemon looks for its config when -c is not given.
+const DefaultPath = "/etc/sikkerguard/sikkerguard.yaml"
+
+// Firewall backends.
+const (
+	BackendNFTables = "nftables"
+	BackendIPTables = "iptables"
+)
+
+// Firewall actions.
+const (
+	ActionDrop   = "drop"
+	ActionReject = "reject"
+)
+
+// Values of api.ip_version, as SikkerAPI's ipVersion parameter spells them.
+const (
+	IPVersion4     = "4"
+	IPVersion6     = "6"
+	IPVersionMixed = "mixed"
+)
+
+// DefaultFeedInterval is the refresh interval of a feed that names none.
+const DefaultFeedInterval = 24 * time.Hour
+
+// ReservedFeedName is the name of the built-in SikkerAPI source; extra feeds
+// cannot use it because per-feed state and `sikkerctl check` key on the name.
+const ReservedFeedName = "sikkerapi"
+
+// CustomFeedName is the feed that SIKKER_CUSTOM_BLACKLIST creates or replaces.
+const CustomFeedName = "custom"
+
+// Config is the whole configuration file. The zero value is not useful: start
+// from Default() or Load().
+type Config struct {
+	API           API       `yaml:"api"`
+	Feeds         []Feed    `yaml:"feeds"`
+	Firewall      Firewall  `yaml:"firewall"`
+	Whitelist     Whitelist `yaml:"whitelist"`
+	Safety        Safety    `yaml:"safety"`
+	Report        Report    `yaml:"report"`
+	Health        Health    `yaml:"health"`
+	StateDir      string    `yaml:"state_dir"`
+	CleanupOnStop bool      `yaml:"cleanup_on_stop"`
+	DryRun        bool      `yaml:"dry_run"`
+}
+
+// API configures the SikkerAPI blacklist pull. The filter fields map one to one
+// onto the query parameters of GET /v1/key/blacklist.
+type API struct {
+	URL             string        `yaml:"url"`
+	KeyFile         string        `yaml:"key_file"`
+	ScoreMin        int           `yaml:"score_min"`
+	Limit           int           `yaml:"limit"` // 0 = the tier's limit
+	PullInterval    time.Duration `yaml:"pull_interval"`
+	IPVersion       string        `yaml:"ip_version"` // IPVersion4, IPVersion6 or IPVersionMixed
+	Protocols       []string      `yaml:"protocols"`
+	OnlyCountries   []string      `yaml:"only_countries"`   // upper-case ISO codes after Validate
+	ExceptCountries []string      `yaml:"except_countries"` // upper-case ISO codes after Validate
+	OnlyASN         []string      `yaml:"only_asn"`         // "AS123" form after Validate
+	ExceptASN       []string      `yaml:"except_asn"`       // "AS123" form after Validate
+	MinSeverity     string        `yaml:"min_severity"`
+}
+
+// Feed is an extra blocklist source: exactly one of URL or File is set.
+type Feed struct {
+	Name     string        `yaml:"name"`
+	URL      string        `yaml:"url,omitempty"`
+	File     string        `yaml:"file,omitempty"`
+	Interval time.Duration `yaml:"interval,omitempty"` // DefaultFeedInterval after Load
+}
+
+// Firewall selects the kernel backend and how blocked packets are treated.
+type Firewall struct {
+	Backend  string   `yaml:"backend"`
+	Hooks    []string `yaml:"hooks"` // lower case for nftables, upper case for iptables after Validate
+	Action   string   `yaml:"action"`
+	IPv6     bool     `yaml:"ipv6"`
+	LogGroup int      `yaml:"log_group"` // NFLOG group 0..65535; 0 disables drop monitoring
+	LogRate  LogRate  `yaml:"log_rate"`
+}
+
+// Whitelist holds addresses and ranges that are never blocked. In YAML each
+// entry is an IP or a CIDR; a bare address becomes a /32 or /128 and host
+// bits are cleared.
+type Whitelist []netip.Prefix
+
+// Safety holds the guards against locking the host out.
+type Safety struct {
+	AutoWhitelist      bool    `yaml:"auto_whitelist"`
+	StripPrivate       bool    `yaml:"strip_private"`
+	MaxGrowth          float64 `yaml:"max_growth"`
+	MaxEntries         int     `yaml:"max_entries"`
+	VerifyConnectivity bool    `yaml:"verify_connectivity"`
+}
+
+// Report configures reporting of dropped traffic to SikkerAPI.
+type Report struct {
+	Enabled  bool          `yaml:"enabled"`
+	Interval time.Duration `yaml:"interval"`
+	// PortMap holds the user's service → ports overrides; EffectivePortMap
+	// merges them over DefaultPortMap.
+	PortMap map[string][]uint16 `yaml:"port_map"`
+}
+
+// Health configures the optional localhost HTTP endpoint.
+type Health struct {
+	Listen string `yaml:"listen"` // "" = off, else a loopback host:port
+}
+
+// Default returns the built-in configuration, exactly the defaults listed in
+// the user contract. It is the only place defaults are written down.
+func Default() Config {
+	return Config{
+		API: API{
+			URL:          "https://api.sikkerapi.com",
+			KeyFile:      "/etc/sikkerguard/api.key",
+			ScoreMin:     50,
+			Limit:        0,
+			PullInterval: 24 * time.Hour,
+			IPVersion:    IPVersionMixed,
+		},
+		Firewall: Firewall{
+			Backend:  BackendNFTables,
+			Hooks:    DefaultHooks(BackendNFTables),
+			Action:   ActionDrop,
+			IPv6:     true,
+			LogGroup: 7,
+			LogRate:  LogRate{N: 50, Unit: time.Second},
+		},
+		Safety: Safety{
+			AutoWhitelist:      true,
+			StripPrivate:       true,
+			MaxGrowth:          2.0,
+			MaxEntries:         5_000_000,
+			VerifyConnectivity: true,
+		},
+		Report: Report{
+			Enabled:  true,
+			Interval: 30 * time.Minute,
+			PortMap:  map[string][]uint16{},
+		},
+		StateDir:      "/var/lib/sikkerguard",
+		CleanupOnStop: true,
+	}
+}
+
+// DefaultHooks returns the hooks used when firewall.hooks is not set. The
+// nftables prerouting hook sees both local and forwarded traffic; iptables
+// has no filter chain there, so INPUT and FORWARD together cover the same.
+func DefaultHooks(backend string) []string {
+	if backend == BackendIPTables {
+		return []string{"INPUT", "FORWARD"}
+	}
+	return []string{"prerouting"}
+}
