@@ -320,7 +320,9 @@ func (x *index) decodeErrors(err error) []FieldError {
 			fe.Msg = "key is set twice (first at line " + mm[2] + ")"
 		case reCannotUse.MatchString(fe.Msg):
 			mm := reCannotUse.FindStringSubmatch(fe.Msg)
-			if mm[2] != "" {
+			if mm[3] == "config.Config" {
+				fe.Field = "" // the document itself
+			} else if mm[2] != "" {
 				fe.Field = x.pathWithValue(fe.Line, mm[2], fe.Field)
 			}
 			fe.Msg = typeMismatch(mm[1], mm[2], mm[3])

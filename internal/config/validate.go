@@ -158,8 +158,8 @@ func (c *Config) validateFirewall(p *problems) {
 		p.add("firewall.hooks", "at least one hook is required")
 	} else if backendOK {
 		seen := map[string]bool{}
-		for i, h := range fw.Hooks {
-			h = strings.TrimSpace(h)
+		for i, written := range fw.Hooks {
+			h := strings.TrimSpace(written)
 			if fw.Backend == BackendIPTables {
 				h = strings.ToUpper(h)
 			} else {
@@ -168,7 +168,7 @@ func (c *Config) validateFirewall(p *problems) {
 			fw.Hooks[i] = h
 			field := fmt.Sprintf("firewall.hooks[%d]", i)
 			if !slices.Contains(hooksByBackend[fw.Backend], h) {
-				p.add(field, "%q is not one of %s (%s backend)", h, strings.Join(hooksByBackend[fw.Backend], ", "), fw.Backend)
+				p.add(field, "%q is not one of %s (%s backend)", written, strings.Join(hooksByBackend[fw.Backend], ", "), fw.Backend)
 			} else if seen[h] {
 				p.add(field, "%q is listed twice", h)
 			}
@@ -191,7 +191,7 @@ func (c *Config) validateFirewall(p *problems) {
 func (c *Config) validateSafety(p *problems) {
 	s := c.Safety
 	if math.IsNaN(s.MaxGrowth) || math.IsInf(s.MaxGrowth, 0) || s.MaxGrowth <= 1.0 {
-		p.add("safety.max_growth", "%v must be a number greater than 1.0 (a new list may be at most max_growth times the previous one)", s.MaxGrowth)
+		p.add("safety.max_growth", "%v is not greater than 1.0 (a new list may be at most max_growth times the size of the previous one)", s.MaxGrowth)
 	}
 	inRange(p, "safety.max_entries", s.MaxEntries, 1, MaxEntriesLimit, "")
 }
@@ -229,8 +229,10 @@ func (c *Config) validateHealth(p *problems) {
 		p.add("health.listen", "%q is not host:port (e.g. 127.0.0.1:9547)", l)
 		return
 	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil || !addr.Unmap().IsLoopback() {
+	if addr, err := netip.ParseAddr(host); err != nil {
+		// A name could resolve to anything; only a literal is sure to be local.
+		p.add("health.listen", "%q is not an IP address; use 127.0.0.1 or [::1]", host)
+	} else if !addr.Unmap().IsLoopback() {
 		p.add("health.listen", "%q is not a loopback address such as 127.0.0.1 or [::1]; %s", host, why)
 	}
 	if n, err := strconv.Atoi(port); err != nil {
