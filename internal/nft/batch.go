@@ -152,4 +152,3 @@ func (b *batch) finish() [][]byte {
 	b.cur = nil
 	return b.chunks
 }
-

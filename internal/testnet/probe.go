@@ -38,12 +38,14 @@ type UDPSink struct {
 	conn  *net.UDPConn
 	count atomic.Int64
 	wg    sync.WaitGroup
+	mu    sync.Mutex
+	from  map[netip.Addr]int64
 }
 
 // ListenUDP opens a counting UDP receiver in the namespace, closed in t.Cleanup.
 func (ns *NS) ListenUDP(at netip.AddrPort) *UDPSink {
 	ns.t.Helper()
-	s := &UDPSink{}
+	s := &UDPSink{from: map[netip.Addr]int64{}}
 	err := ns.Do(func() (err error) {
 		s.conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
 		return err
@@ -56,12 +58,16 @@ func (ns *NS) ListenUDP(at netip.AddrPort) *UDPSink {
 		defer s.wg.Done()
 		buf := make([]byte, 2048)
 		for {
-			if _, _, err := s.conn.ReadFromUDPAddrPort(buf); err != nil {
+			_, src, err := s.conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
 				continue
 			}
+			s.mu.Lock()
+			s.from[src.Addr().Unmap()]++
+			s.mu.Unlock()
 			s.count.Add(1)
 		}
 	}()
@@ -71,6 +77,13 @@ func (ns *NS) ListenUDP(at netip.AddrPort) *UDPSink {
 
 // Count returns the datagrams received so far.
 func (s *UDPSink) Count() int64 { return s.count.Load() }
+
+// CountFrom returns the datagrams received so far from one source address.
+func (s *UDPSink) CountFrom(a netip.Addr) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.from[a]
+}
 
 // Addr returns where the sink listens.
 func (s *UDPSink) Addr() netip.AddrPort { return s.conn.LocalAddr().(*net.UDPAddr).AddrPort() }

@@ -1,0 +1,329 @@
+package nft
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
+	"golang.org/x/sys/unix"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+var (
+	fwAddr4   = netip.MustParseAddr("192.0.2.1")
+	goodAddr4 = netip.MustParseAddr("192.0.2.2")
+	badAddr4  = netip.MustParseAddr("192.0.2.50") // in 192.0.2.48/28
+	wlAddr4   = netip.MustParseAddr("192.0.2.55") // in the range, whitelisted
+	newAddr4  = netip.MustParseAddr("192.0.2.77") // listed only by the "new" lists
+	fwAddr6   = netip.MustParseAddr("2001:db8:1::1")
+	goodAddr6 = netip.MustParseAddr("2001:db8:2::2")
+	badAddr6  = netip.MustParseAddr("2001:db8:1::bad")
+	wlAddr6   = netip.MustParseAddr("2001:db8:1::55")
+)
+
+// lab is a firewall namespace (fw) and a peer namespace sending to it.
+type lab struct {
+	fw, peer *testnet.NS
+}
+
+func newLab(t *testing.T) lab {
+	t.Helper()
+	testnet.RequireRoot(t)
+	l := lab{fw: testnet.New(t, "fw"), peer: testnet.New(t, "pe")}
+	pfx := func(a netip.Addr, bits int) netip.Prefix { return netip.PrefixFrom(a, bits) }
+	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{pfx(fwAddr4, 24), pfx(fwAddr6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
+		l.peer, "pe0", []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(newAddr4, 24),
+			pfx(badAddr6, 64), pfx(wlAddr6, 64), pfx(goodAddr6, 64)})
+	// A fresh veth can lose the first packets while it comes up.
+	for _, a := range [][2]netip.Addr{{goodAddr4, fwAddr4}, {goodAddr6, fwAddr6}} {
+		for i := 0; l.peer.Ping(a[0], a[1], 1, time.Second) != nil; i++ {
+			if i == 3 {
+				t.Fatalf("lab: no ping %v → %v", a[0], a[1])
+			}
+		}
+	}
+	return l
+}
+
+func set(prefixes ...string) ipnet.Set {
+	var s ipnet.Set
+	for _, p := range prefixes {
+		s.AddPrefix(netip.MustParsePrefix(p))
+	}
+	s.Merge()
+	return s
+}
+
+func (l lab) backend(t *testing.T, cfg Config) *Backend {
+	t.Helper()
+	b, err := New(cfg, nil, WithNetNSFd(l.fw.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// udpPasses sends a few datagrams from src and reports whether any arrived.
+func (l lab) udpPasses(t *testing.T, sink *testnet.UDPSink, src netip.Addr) bool {
+	t.Helper()
+	s := l.peer.DialUDP(src, sink.Addr())
+	before := sink.CountFrom(src)
+	for range 3 {
+		if err := s.Send([]byte("probe")); err != nil {
+			t.Fatalf("send from %v: %v", src, err)
+		}
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if sink.CountFrom(src) > before {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+var blockList = []string{"192.0.2.48/28", "2001:db8:1::bad/128"}
+
+func TestBlocksTrafficPerHook(t *testing.T) {
+	for _, hook := range []string{HookPrerouting, HookInput} {
+		t.Run(hook, func(t *testing.T) {
+			l := newLab(t)
+			b := l.backend(t, Config{Hooks: []string{hook}, IPv6: true, LogGroup: 7})
+			if err := b.Apply(set(blockList...), set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
+				t.Fatal(err)
+			}
+			for _, fam := range []struct {
+				fw, good, bad, wl netip.Addr
+			}{{fwAddr4, goodAddr4, badAddr4, wlAddr4}, {fwAddr6, goodAddr6, badAddr6, wlAddr6}} {
+				sink := l.fw.ListenUDP(netip.AddrPortFrom(fam.fw, 5000))
+				if !l.udpPasses(t, sink, fam.good) {
+					t.Errorf("UDP from unlisted %v was dropped", fam.good)
+				}
+				if !l.udpPasses(t, sink, fam.wl) {
+					t.Errorf("UDP from whitelisted %v inside a listed range was dropped", fam.wl)
+				}
+				if l.udpPasses(t, sink, fam.bad) {
+					t.Errorf("UDP from listed %v passed", fam.bad)
+				}
+				tcp := netip.AddrPortFrom(fam.fw, 5001)
+				l.fw.ServeTCP(tcp)
+				if err := l.peer.DialTCP(fam.good, tcp, 2*time.Second); err != nil {
+					t.Errorf("TCP from unlisted %v: %v", fam.good, err)
+				}
+				if err := l.peer.DialTCP(fam.bad, tcp, 500*time.Millisecond); err == nil {
+					t.Errorf("TCP from listed %v connected", fam.bad)
+				}
+				if err := l.peer.Ping(fam.good, fam.fw, 1, time.Second); err != nil {
+					t.Errorf("ping from unlisted %v: %v", fam.good, err)
+				}
+				if err := l.peer.Ping(fam.bad, fam.fw, 1, time.Second); err == nil {
+					t.Errorf("ping from listed %v answered", fam.bad)
+				}
+			}
+			d, err := b.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Packets4 == 0 || d.Packets6 == 0 {
+				t.Errorf("counters %+v, want drops in both families", d)
+			}
+		})
+	}
+}
+
+// TestNeighbourDiscoveryAcrossBlockedPrefix blocks the whole /48 holding the
+// peer: the firewall must still resolve the peer's link-layer address.
+func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
+	for _, hook := range []string{HookPrerouting, HookInput} {
+		t.Run(hook, func(t *testing.T) {
+			l := newLab(t)
+			b := l.backend(t, Config{Hooks: []string{hook}, IPv6: true})
+			if err := b.Apply(set("2001:db8:1::/48"), ipnet.Set{}); err != nil {
+				t.Fatal(err)
+			}
+			l.fw.MustRun("ip", "-6", "neigh", "flush", "dev", "fw0")
+			// Any packet towards the peer triggers a neighbour solicitation;
+			// a freshly created veth may lose the first one, so retry a little.
+			var out string
+			for range 4 {
+				_ = l.fw.Ping(fwAddr6, badAddr6, 1, time.Second)
+				out = l.fw.MustRun("ip", "-6", "neigh", "show", badAddr6.String(), "dev", "fw0")
+				if strings.Contains(out, "lladdr") {
+					return
+				}
+			}
+			t.Errorf("neighbour %v unresolved with its prefix blocked: %q", badAddr6, out)
+		})
+	}
+}
+
+func TestRejectAction(t *testing.T) {
+	l := newLab(t)
+	b := l.backend(t, Config{Hooks: []string{HookInput}, Action: ActionReject, IPv6: true})
+	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	tcp := netip.AddrPortFrom(fwAddr4, 5001)
+	l.fw.ServeTCP(tcp)
+	start := time.Now()
+	err := l.peer.DialTCP(badAddr4, tcp, 3*time.Second)
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("TCP from listed source: %v, want a reset (connection refused)", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("reset took %v", time.Since(start))
+	}
+	out, _ := l.peer.Run("ping", "-n", "-c", "1", "-W", "1", "-I", badAddr4.String(), fwAddr4.String())
+	if !strings.Contains(strings.ToLower(out), "prohibited") && !strings.Contains(strings.ToLower(out), "filtered") {
+		t.Errorf("ping from listed source: no ICMP prohibited reply in %q", out)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	l := newLab(t)
+	b := l.backend(t, Config{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute})
+	if err := b.Apply(set("192.0.2.48/28", "198.51.100.7/32", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
+		set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
+		t.Fatal(err)
+	}
+	got := l.fw.MustRun("nft", "list", "table", "inet", TableName)
+	const file = "testdata/table.golden"
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("nft list table differs from %s (go test -update):\n%s", file, got)
+	}
+}
+
+func hasElement(t *testing.T, ns *testnet.NS, set, elem string) bool {
+	t.Helper()
+	_, err := ns.Run("nft", "get", "element", "inet", TableName, set, "{ "+elem+" }")
+	return err == nil
+}
+
+func TestAddressSpaceEdges(t *testing.T) {
+	l := newLab(t)
+	b := l.backend(t, Config{IPv6: true})
+	all := set("0.0.0.0/0", "::/0").Subtract(set("192.0.2.0/24", "2001:db8::/32"))
+	block := ipnet.Union(all, set("255.255.255.255/32"))
+	if err := b.Apply(block, ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		set, elem string
+		want      bool
+	}{
+		{SetBlock4, "0.0.0.0", true},
+		{SetBlock4, "192.0.1.255", true},
+		{SetBlock4, "192.0.2.1", false},
+		{SetBlock4, "255.255.255.254", true},
+		{SetBlock4, "255.255.255.255", true},
+		{SetBlock6, "::", true},
+		{SetBlock6, "2001:db8::1", false},
+		{SetBlock6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+	} {
+		if got := hasElement(t, l.fw, c.set, c.elem); got != c.want {
+			t.Errorf("%s holds %s = %v, want %v", c.set, c.elem, got, c.want)
+		}
+	}
+	// Delete the open-ended top ranges again (delta), and add single tops.
+	next := set("10.0.0.0/8", "255.255.255.255/32", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128")
+	if err := b.Update(next); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		set, elem string
+		want      bool
+	}{
+		{SetBlock4, "255.255.255.254", false},
+		{SetHosts4, "255.255.255.255", true},
+		{SetBlock4, "10.1.2.3", true},
+		{SetHosts6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+		{SetBlock6, "fffe::", false},
+	} {
+		if got := hasElement(t, l.fw, c.set, c.elem); got != c.want {
+			t.Errorf("after update: %s holds %s = %v, want %v", c.set, c.elem, got, c.want)
+		}
+	}
+	// Traffic from inside the huge IPv4 range is blocked, the hole passes.
+	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+	if err := b.Apply(set("0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/24", "192.0.2.48/28", "192.0.3.0/24", "193.0.0.0/8"), ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	if !l.udpPasses(t, sink, goodAddr4) || l.udpPasses(t, sink, badAddr4) {
+		t.Error("range edges: good source dropped or listed source passed")
+	}
+}
+
+func TestRemoveRestoresRuleset(t *testing.T) {
+	l := newLab(t)
+	l.fw.MustRun("nft", "add table inet other { chain c { type filter hook input priority 0; counter; }; }")
+	before := l.fw.MustRun("nft", "list", "ruleset")
+	b := l.backend(t, Config{IPv6: true, LogGroup: 3})
+	if err := b.Apply(set(blockList...), set("192.0.2.55/32")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(set("192.0.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Exists(); !ok || err != nil {
+		t.Fatalf("Exists() = %v, %v after Apply", ok, err)
+	}
+	for i := range 2 { // the second Remove finds nothing and must succeed
+		if err := b.Remove(); err != nil {
+			t.Fatalf("Remove #%d: %v", i+1, err)
+		}
+	}
+	if after := l.fw.MustRun("nft", "list", "ruleset"); after != before {
+		t.Errorf("ruleset after Remove:\n%s\nwant:\n%s", after, before)
+	}
+	if ok, err := b.Exists(); ok || err != nil {
+		t.Errorf("Exists() = %v, %v after Remove", ok, err)
+	}
+}
+
+// TestFailedTransactionKeepsCopy sends an overlapping list: the kernel
+// refuses the whole batch, and the next delta, computed from the backend's
+// copy, must still apply cleanly.
+func TestFailedTransactionKeepsCopy(t *testing.T) {
+	l := newLab(t)
+	b := l.backend(t, Config{})
+	if err := b.Apply(set("10.0.0.0/24", "10.0.2.0/24"), ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := ipnet.Set{V4: []ipnet.Range4{{Lo: 0x0a010000, Hi: 0x0a0100ff}, {Lo: 0x0a010010, Hi: 0x0a0101ff}}}
+	err := b.ReplaceAll(bad)
+	if !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("overlapping replace: %v, want EEXIST", err)
+	}
+	if got := b.Loaded().Block4; got != 2 {
+		t.Errorf("copy has %d ranges after a failed replace, want 2", got)
+	}
+	if !hasElement(t, l.fw, SetBlock4, "10.0.2.1") {
+		t.Error("kernel lost the old list after a failed replace")
+	}
+	if err := b.Update(set("10.0.0.0/24", "10.0.4.0/24")); err != nil {
+		t.Fatalf("update after failure: %v", err)
+	}
+	if hasElement(t, l.fw, SetBlock4, "10.0.2.1") || !hasElement(t, l.fw, SetBlock4, "10.0.4.1") {
+		t.Error("update after a failed replace did not apply")
+	}
+}

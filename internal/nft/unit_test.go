@@ -1,0 +1,180 @@
+package nft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"golang.org/x/sys/unix"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Hooks: []string{"input", "forward"}, Action: "reject"}, ""},
+		{Config{Hooks: []string{"output"}}, `hooks: unknown hook "output"`},
+		{Config{Hooks: []string{"input", "input"}}, `hooks: "input" listed twice`},
+		{Config{Action: "reject"}, "action: reject works only in hooks input and forward"},
+		{Config{Action: "accept"}, `action: unknown action "accept"`},
+		{Config{LogPer: 2 * time.Second}, "log rate: unit 2s"},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+// element is one decoded set element.
+type element struct {
+	key  string
+	end  bool
+	open bool
+}
+
+// decodeElems walks a finished batch and returns, per message, the decoded
+// elements of element-list messages; it also checks the framing.
+func decodeElems(t *testing.T, bufs [][]byte) (msgs [][]element) {
+	t.Helper()
+	for _, c := range bufs {
+		for off := 0; off < len(c); {
+			l := int(binary.NativeEndian.Uint32(c[off:]))
+			if l < unix.NLMSG_HDRLEN || off+l > len(c) {
+				t.Fatalf("bad message length %d at %d", l, off)
+			}
+			if l > maxMsg {
+				t.Fatalf("message of %d bytes exceeds %d", l, maxMsg)
+			}
+			typ := binary.NativeEndian.Uint16(c[off+4:])
+			if typ&0xff == unix.NFT_MSG_NEWSETELEM || typ&0xff == unix.NFT_MSG_DELSETELEM {
+				msgs = append(msgs, decodeList(t, c[off+unix.NLMSG_HDRLEN+4:off+l]))
+			}
+			off += (l + 3) &^ 3
+		}
+	}
+	return msgs
+}
+
+func attrs(b []byte, f func(typ uint16, data []byte)) {
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b))
+		f(binary.NativeEndian.Uint16(b[2:])&^nlaNested, b[4:l])
+		b = b[min((l+3)&^3, len(b)):]
+	}
+}
+
+func decodeList(t *testing.T, b []byte) []element {
+	var out []element
+	attrs(b, func(typ uint16, data []byte) {
+		if typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			return
+		}
+		attrs(data, func(_ uint16, el []byte) {
+			var e element
+			attrs(el, func(typ uint16, d []byte) {
+				switch typ {
+				case unix.NFTA_SET_ELEM_FLAGS:
+					e.end = binary.BigEndian.Uint32(d)&unix.NFT_SET_ELEM_INTERVAL_END != 0
+				case unix.NFTA_SET_ELEM_KEY:
+					attrs(d, func(_ uint16, k []byte) { e.key = fmt.Sprintf("%x", k) })
+				case unix.NFTA_SET_ELEM_USERDATA:
+					e.open = true
+				}
+			})
+			out = append(out, e)
+		})
+	})
+	return out
+}
+
+func TestWriteRanges4(t *testing.T) {
+	set := ipnet.Set{V4: []ipnet.Range4{
+		{Lo: 0, Hi: 0x0a000000 - 1},   // 0.0.0.0–9.255.255.255
+		{Lo: 0xc0000201, Hi: 0xc0000201}, // 192.0.2.1, single
+		{Lo: 0xffffff00, Hi: 0xffffffff}, // 255.255.255.0/24, no end element
+	}}
+	l := newLayout(Config{})
+	for _, tt := range []struct {
+		set  string
+		want []element
+	}{
+		{SetBlock4, []element{{key: "00000000"}, {key: "0a000000", end: true}, {key: "ffffff00", open: true}}},
+		{SetHosts4, []element{{key: "c0000201"}}},
+		{SetAllow4, []element{{key: "00000000"}, {key: "0a000000", end: true}, {key: "c0000201"}, {key: "c0000202", end: true}, {key: "ffffff00", open: true}}},
+	} {
+		b := newBatch(1)
+		writeRanges4(b, unix.NFT_MSG_NEWSETELEM, l.set(tt.set), set.V4)
+		msgs := decodeElems(t, b.finish())
+		if len(msgs) != 1 {
+			t.Fatalf("%s: %d messages, want 1", tt.set, len(msgs))
+		}
+		if fmt.Sprint(msgs[0]) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: elements %v, want %v", tt.set, msgs[0], tt.want)
+		}
+	}
+}
+
+func TestWriteRanges6Top(t *testing.T) {
+	set := ipnet.Set{V6: []ipnet.Range6{
+		{Lo: ipnet.U128{Hi: 0x20010db8 << 32, Lo: 0}, Hi: ipnet.U128{Hi: 0x20010db8<<32 | 0xffff_ffff, Lo: ^uint64(0)}},
+		{Lo: ipnet.U128{Hi: ^uint64(0), Lo: ^uint64(0) - 1}, Hi: max128},
+	}}
+	b := newBatch(1)
+	writeRanges6(b, unix.NFT_MSG_NEWSETELEM, newLayout(Config{IPv6: true}).set(SetBlock6), set.V6)
+	got := decodeElems(t, b.finish())[0]
+	want := []element{
+		{key: "20010db8000000000000000000000000"},
+		{key: "20010db9000000000000000000000000", end: true},
+		{key: "fffffffffffffffffffffffffffffffe", open: true},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("elements %v, want %v", got, want)
+	}
+}
+
+// TestChunking checks that a big list is split into bounded messages over
+// several chunks and that no element is lost or duplicated.
+func TestChunking(t *testing.T) {
+	var s ipnet.Set
+	for i := uint32(0); i < 300_000; i++ {
+		s.V4 = append(s.V4, ipnet.Range4{Lo: i * 4, Hi: i*4 + i%2})
+	}
+	l := newLayout(Config{})
+	b := newBatch(1)
+	n := writeRanges4(b, unix.NFT_MSG_NEWSETELEM, l.set(SetHosts4), s.V4)
+	n += writeRanges4(b, unix.NFT_MSG_NEWSETELEM, l.set(SetBlock4), s.V4)
+	bufs := b.finish()
+	if len(bufs) < 2 {
+		t.Fatalf("%d chunks, want several", len(bufs))
+	}
+	total := 0
+	for _, m := range decodeElems(t, bufs) {
+		total += len(m)
+	}
+	if want := 150_000 + 2*150_000; total != want || n != want {
+		t.Errorf("decoded %d elements, writer counted %d, want %d", total, n, want)
+	}
+	for _, c := range bufs {
+		if cap(c) != chunkSize {
+			t.Errorf("chunk capacity %d, want %d (a chunk grew)", cap(c), chunkSize)
+		}
+	}
+}
+
+func TestKernelErrorIs(t *testing.T) {
+	err := fmt.Errorf("nftables update: %w", &KernelError{Op: "add elements to blocklist4", Errno: unix.EEXIST})
+	if !errors.Is(err, unix.EEXIST) {
+		t.Fatal("errors.Is(EEXIST) = false")
+	}
+	if !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("no hint in %q", err)
+	}
+}
