@@ -77,7 +77,7 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.n > b.max {
-		return 0, fmt.Errorf("%w: response larger than %d bytes", ErrTooLarge, b.max)
+		return 0, fmt.Errorf("response larger than %d bytes (%w)", b.max, ErrTooLarge)
 	}
 	// Allow one byte past the limit to tell "exactly max" from "more".
 	if rem := b.max + 1 - b.n; int64(len(p)) > rem {
@@ -89,7 +89,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		b.nonWS = true
 	}
 	if b.n > b.max {
-		return 0, fmt.Errorf("%w: response larger than %d bytes", ErrTooLarge, b.max)
+		return 0, fmt.Errorf("response larger than %d bytes (%w)", b.max, ErrTooLarge)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		// net/http reports a body shorter than its Content-Length this way.
@@ -100,7 +100,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 
 func newLimitedBody(resp *http.Response, max int64) (*limitedBody, error) {
 	if resp.ContentLength > max {
-		return nil, fmt.Errorf("%w: response larger than %d bytes (Content-Length %d)", ErrTooLarge, max, resp.ContentLength)
+		return nil, fmt.Errorf("response larger than %d bytes: Content-Length %d (%w)", max, resp.ContentLength, ErrTooLarge)
 	}
 	return &limitedBody{r: resp.Body, max: max}, nil
 }

@@ -102,8 +102,8 @@ var (
 	ErrTruncated = errors.New("truncated response")
 	// ErrGarbage: the body does not look like a blocklist.
 	ErrGarbage = errors.New("response is not a blocklist")
-	// ErrTooLarge: the body exceeded the configured byte limit.
-	ErrTooLarge = errors.New("response too large")
+	// ErrTooLarge: the body or file exceeded the configured byte limit.
+	ErrTooLarge = errors.New("size limit exceeded")
 	// ErrKeyRejected is wrapped by errors for a 401 answer.
 	ErrKeyRejected = errors.New("api key rejected (401): check api.key_file, the sikker-api-key credential or SIKKER_API_KEY")
 	// ErrKeyDisabled is wrapped by errors for a 403 answer.

@@ -73,7 +73,7 @@ func (f *FileFeed) read() (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: not a regular file", f.opt.Path)
 	}
 	if fi.Size() > f.opt.MaxBytes {
-		return nil, fmt.Errorf("%s: %w: larger than %d bytes", f.opt.Path, ErrTooLarge, f.opt.MaxBytes)
+		return nil, fmt.Errorf("%s: file larger than %d bytes (%w)", f.opt.Path, f.opt.MaxBytes, ErrTooLarge)
 	}
 	lb := &limitedBody{r: fh, max: f.opt.MaxBytes}
 	set, st, err := ipnet.Parse(bufio.NewReaderSize(lb, 64<<10), ipnet.ParseOptions{})
