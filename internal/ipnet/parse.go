@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"unicode/utf8"
 )
@@ -321,18 +320,108 @@ func parseAddr(b []byte) (addr, bool) {
 	if v, ok := parseIPv4(b); ok {
 		return addr{v4: v}, true
 	}
-	if indexByte(b, ':') < 0 {
+	v, ok := parseIPv6(b)
+	if !ok {
 		return addr{}, false
 	}
-	a, err := netip.ParseAddr(string(b))
-	if err != nil {
-		return addr{}, false
+	if v.Hi == 0 && v.Lo>>32 == 0xffff { // ::ffff:a.b.c.d
+		return addr{v4: uint32(v.Lo), mapped: true}, true
 	}
-	a = a.WithZone("")
-	if a.Is4In6() {
-		return addr{v4: U32(a), mapped: true}, true
+	return addr{v6: v, is6: true}, true
+}
+
+// parseIPv6 parses an IPv6 address with the rules of netip.ParseAddr (one
+// "::" standing for at least one zero group, at most four hex digits a group,
+// an optional trailing dotted IPv4 part) without the string allocation that
+// calling netip on a []byte costs. A zone ("%eth0") is accepted and dropped.
+func parseIPv6(b []byte) (U128, bool) {
+	if i := indexByte(b, '%'); i >= 0 {
+		if i == len(b)-1 {
+			return U128{}, false // an empty zone
+		}
+		b = b[:i]
 	}
-	return addr{v6: U128From(a), is6: true}, true
+	var g [8]uint16
+	n, gap := 0, -1 // groups parsed; index where "::" stands
+	if len(b) >= 2 && b[0] == ':' && b[1] == ':' {
+		gap, b = 0, b[2:]
+	}
+	for n < 8 && len(b) > 0 {
+		v, j := uint32(0), 0
+		for ; j < len(b) && j < 5; j++ {
+			d := unhex(b[j])
+			if d < 0 {
+				break
+			}
+			v = v<<4 | uint32(d)
+		}
+		if j == 0 {
+			return U128{}, false
+		}
+		if j < len(b) && b[j] == '.' {
+			// The dotted part fills the last two groups, so it must come at
+			// group 6 or after a "::" with room left.
+			if n > 6 || (gap < 0 && n != 6) {
+				return U128{}, false
+			}
+			v4, ok := parseIPv4(b)
+			if !ok {
+				return U128{}, false
+			}
+			g[n], g[n+1] = uint16(v4>>16), uint16(v4)
+			n += 2
+			b = nil
+			break
+		}
+		if j > 4 {
+			return U128{}, false
+		}
+		g[n] = uint16(v)
+		n++
+		b = b[j:]
+		if len(b) == 0 {
+			break
+		}
+		if b[0] != ':' || len(b) == 1 {
+			return U128{}, false
+		}
+		b = b[1:]
+		if b[0] == ':' {
+			if gap >= 0 {
+				return U128{}, false // a second "::"
+			}
+			gap, b = n, b[1:]
+		}
+	}
+	if len(b) != 0 {
+		return U128{}, false
+	}
+	switch {
+	case n < 8 && gap < 0:
+		return U128{}, false // too short
+	case n == 8 && gap >= 0:
+		return U128{}, false // "::" standing for nothing
+	case n < 8:
+		shift := 8 - n
+		copy(g[gap+shift:], g[gap:n])
+		clear(g[gap : gap+shift])
+	}
+	return U128{
+		Hi: uint64(g[0])<<48 | uint64(g[1])<<32 | uint64(g[2])<<16 | uint64(g[3]),
+		Lo: uint64(g[4])<<48 | uint64(g[5])<<32 | uint64(g[6])<<16 | uint64(g[7]),
+	}, true
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }
 
 // parseIPv4 parses strict dotted-decimal IPv4 as netip does: four fields,

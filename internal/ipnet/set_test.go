@@ -3,6 +3,7 @@ package ipnet
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -459,5 +460,48 @@ func TestU128(t *testing.T) {
 	}
 	if U32(netip.MustParseAddr("::ffff:192.0.2.1")) != 0xc0000201 || U32(a) != 0 || U128From(netip.Addr{}) != (U128{}) {
 		t.Error("U32 of mapped / IPv6, U128From of zero")
+	}
+}
+
+// The radix sort behind Merge only runs on large inputs; check it against a
+// comparison sort, with keys that share high bytes (skipped passes) and ties.
+func TestMergeLarge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, mask := range []uint32{0xffffffff, 0x0000ffff, 0xff00ff00, 0x000000ff, 0} {
+		rs := make([]Range4, 20000)
+		for i := range rs {
+			lo := rng.Uint32()&mask | 0x0a000000
+			rs[i] = Range4{lo, lo + uint32(rng.IntN(3))}
+		}
+		want := slices.Clone(rs)
+		slices.SortFunc(want, func(a, b Range4) int { return cmp4(a.Lo, b.Lo) })
+		got := slices.Clone(rs)
+		sort4(got)
+		for i := range got {
+			if got[i].Lo != want[i].Lo {
+				t.Fatalf("mask %x: sort4[%d].Lo = %d, want %d", mask, i, got[i].Lo, want[i].Lo)
+			}
+		}
+		s := Set{V4: slices.Clone(rs)}
+		s.Merge()
+		// Reference: mark every address in a map, then compare membership.
+		in := map[uint32]bool{}
+		for _, r := range rs {
+			for v := uint64(r.Lo); v <= uint64(r.Hi); v++ {
+				in[uint32(v)] = true
+			}
+		}
+		var n uint64
+		for _, r := range s.V4 {
+			n += uint64(r.Hi-r.Lo) + 1
+			for v := uint64(r.Lo); v <= uint64(r.Hi); v++ {
+				if !in[uint32(v)] {
+					t.Fatalf("mask %x: merged %v holds %d, not in the input", mask, r, v)
+				}
+			}
+		}
+		if n != uint64(len(in)) || !s.IsMerged() {
+			t.Fatalf("mask %x: merged holds %d addresses, want %d (merged %v)", mask, n, len(in), s.IsMerged())
+		}
 	}
 }
