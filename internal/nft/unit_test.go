@@ -97,7 +97,7 @@ func decodeList(t *testing.T, b []byte) []element {
 
 func TestWriteRanges4(t *testing.T) {
 	set := ipnet.Set{V4: []ipnet.Range4{
-		{Lo: 0, Hi: 0x0a000000 - 1},   // 0.0.0.0–9.255.255.255
+		{Lo: 0, Hi: 0x0a000000 - 1},      // 0.0.0.0–9.255.255.255
 		{Lo: 0xc0000201, Hi: 0xc0000201}, // 192.0.2.1, single
 		{Lo: 0xffffff00, Hi: 0xffffffff}, // 255.255.255.0/24, no end element
 	}}
