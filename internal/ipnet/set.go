@@ -3,6 +3,7 @@ package ipnet
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 	"sort"
@@ -416,3 +417,40 @@ func (s Set) Family(f Family) Set {
 
 // Split returns the IPv4 and IPv6 parts of s (sharing s's backing arrays).
 func (s Set) Split() (v4, v6 Set) { return Set{V4: s.V4}, Set{V6: s.V6} }
+
+// FromPrefixes returns the merged set of the given prefixes (host bits
+// masked, IPv4-mapped ones as IPv4, invalid ones ignored).
+func FromPrefixes(ps ...netip.Prefix) Set {
+	var s Set
+	for _, p := range ps {
+		s.AddPrefix(p)
+	}
+	s.Merge()
+	return s
+}
+
+// FromAddrs returns the merged set of the given addresses.
+func FromAddrs(as ...netip.Addr) Set {
+	var s Set
+	for _, a := range as {
+		s.AddAddr(a)
+	}
+	s.Merge()
+	return s
+}
+
+// Ranges yields every range of s as a Range, IPv4 first.
+func (s Set) Ranges() iter.Seq[Range] {
+	return func(yield func(Range) bool) {
+		for _, r := range s.V4 {
+			if !yield(r.Range()) {
+				return
+			}
+		}
+		for _, r := range s.V6 {
+			if !yield(r.Range()) {
+				return
+			}
+		}
+	}
+}
