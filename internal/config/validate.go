@@ -191,7 +191,7 @@ func (c *Config) validateFirewall(p *problems) {
 func (c *Config) validateSafety(p *problems) {
 	s := c.Safety
 	if math.IsNaN(s.MaxGrowth) || math.IsInf(s.MaxGrowth, 0) || s.MaxGrowth <= 1.0 {
-		p.add("safety.max_growth", "%v is not greater than 1.0 (a new list may be at most max_growth times the size of the previous one)", s.MaxGrowth)
+		p.add("safety.max_growth", "%v must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)", s.MaxGrowth)
 	}
 	inRange(p, "safety.max_entries", s.MaxEntries, 1, MaxEntriesLimit, "")
 }
