@@ -27,8 +27,9 @@
 // start with an address, holds an address with leading zeros ("010.0.0.1",
 // which some tools read as octal), a range that ends before it starts or mixes
 // families, or is longer than MaxLineLen bytes, is counted as malformed.
-// IPv4-mapped IPv6 addresses (::ffff:192.0.2.1) are taken as IPv4, and
-// zones (fe80::1%eth0) are dropped. Duplicates and nested entries are kept
+// IPv4-mapped IPv6 addresses (::ffff:192.0.2.1) are taken as IPv4, unless
+// they end a range whose other end is plain IPv6, and zones (fe80::1%eth0)
+// are dropped. Duplicates and nested entries are kept
 // until Merge.
 //
 // WriteTo writes the canonical form, one range a line, as a CIDR when the

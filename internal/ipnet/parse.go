@@ -42,6 +42,7 @@ func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// Far beyond MaxLineLen: report its start and drop the rest of it.
 			p.st.Lines++
+			p.content = true
 			p.malformed(line)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
@@ -202,9 +203,6 @@ func (p *parser) entry(b []byte) bool {
 	if len(rest) > 0 { // "lo<TAB>hi<TAB>bits" columns; any other second column is ignored
 		second, _ := field(rest)
 		if hi, ok := parseAddr(second); ok {
-			if hi.is6 != a.is6 {
-				return false
-			}
 			return p.addRange(a, hi)
 		}
 	}
@@ -222,13 +220,29 @@ func (p *parser) rng(lo, hi []byte) bool {
 		return false
 	}
 	b, ok := parseAddr(hi)
-	if !ok || a.is6 != b.is6 {
+	if !ok {
 		return false
 	}
 	return p.addRange(a, b)
 }
 
+// asV6 returns a mapped address in its IPv6 form.
+func (a addr) asV6() addr {
+	if a.mapped {
+		return addr{is6: true, v6: U128{Lo: 0xffff<<32 | uint64(a.v4)}}
+	}
+	return a
+}
+
 func (p *parser) addRange(a, b addr) bool {
+	if a.is6 != b.is6 && (a.mapped || b.mapped) {
+		// An IPv6 range with one end in ::ffff:0:0/96 (as WriteTo prints a
+		// merged range reaching into it) stays IPv6.
+		a, b = a.asV6(), b.asV6()
+	}
+	if a.is6 != b.is6 {
+		return false
+	}
 	if a.is6 {
 		if b.v6.Less(a.v6) {
 			return false
@@ -254,8 +268,7 @@ func (p *parser) prefix(ab, bitsb []byte) bool {
 	}
 	if a.mapped { // ::ffff:1.2.3.0/120 is 1.2.3.0/24
 		if n < 96 {
-			// Wider than the mapped space: keep it as the IPv6 prefix it is.
-			a = addr{is6: true, v6: U128{Lo: 0xffff<<32 | uint64(a.v4)}}
+			a = a.asV6() // wider than the mapped space: keep it as the IPv6 prefix it is
 		} else {
 			n -= 96
 		}
@@ -465,7 +478,9 @@ func parseIPv4(b []byte) (uint32, bool) {
 
 // WriteTo writes s in the canonical text form, one range a line in String's
 // form (a CIDR when the range is one prefix, "lo-hi" otherwise), IPv4 first.
-// Parse reads it back to the same ranges in the same order.
+// Parse reads it back to the same ranges in the same order, with one
+// exception that Parse itself never produces: an IPv6 range lying wholly
+// inside ::ffff:0:0/96 comes back as the IPv4 range it maps.
 func (s Set) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var n int64

@@ -61,6 +61,7 @@ func TestParseLines(t *testing.T) {
 		{"duplicates and nesting", "10.0.0.0/8\n10.1.0.0/16\n10.1.2.3\n10.1.2.3\n", []string{"10.0.0.0/8"}, 4, 0, 0, 0},
 		{"mapped v4", "::ffff:192.0.2.1\n::ffff:192.0.2.0/120\n", []string{"192.0.2.0/24"}, 2, 0, 0, 0},
 		{"mapped wider than v4 stays v6", "::ffff:0:0/95\n", []string{"::fffe:0:0/95"}, 1, 0, 0, 1},
+		{"v6 range ending in mapped space", "::fffd:0:0-::ffff:255.255.255.255\n::ffff:1.2.3.4-::1:0:0:0\n", []string{"::fffd:0:0-::1:0:0:0"}, 2, 0, 0, 0},
 		{"zone dropped", "fe80::1%eth0\n", []string{"fe80::1/128"}, 1, 0, 0, 0},
 		{"leading zeros", "192.0.2.1\n010.0.0.1\n", []string{"192.0.2.1/32"}, 1, 0, 1, 0},
 		{"bits too long", "192.0.2.1\n192.0.2.0/33\n2001:db8::/129\n1.2.3.4/\n1.2.3.4/08\n", []string{"192.0.2.1/32"}, 1, 0, 4, 0},
