@@ -39,7 +39,10 @@ func TestSikkerFaultsKeepLastGoodList(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := startMock(t, mock.Options{})
 			c, _ := newClient(t, srv, func(o *SikkerOptions) {
-				o.Timeout, o.MaxBodyBytes, o.Format = 300*time.Millisecond, 1<<20, tt.format
+				o.MaxBodyBytes, o.Format = 1<<20, tt.format
+				if tt.fault.Mode == mock.FaultSlow {
+					o.Timeout = 300 * time.Millisecond
+				}
 			})
 			cached := Cached(c, t.TempDir(), slog.New(slog.DiscardHandler))
 			good, err := cached.Fetch(context.Background())
