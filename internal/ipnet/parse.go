@@ -74,15 +74,17 @@ func (p *parser) malformed(line []byte) {
 		return
 	}
 	line = trimEOL(line)
-	s := string(line)
-	if len(s) > sampleLen {
-		cut := sampleLen
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
+	// Valid UTF-8 first (binary junk becomes U+FFFD), then cut on a rune
+	// boundary, so the sample is safe to log and at most sampleLen bytes.
+	s := strings.ToValidUTF8(string(line[:min(len(line), 4*sampleLen)]), "\uFFFD")
+	if len(s) > sampleLen || len(line) > 4*sampleLen {
+		cut := min(len(s), sampleLen)
+		for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
 		s = s[:cut] + "…"
 	}
-	p.st.Samples = append(p.st.Samples, Malformed{Line: p.st.Lines, Text: strings.ToValidUTF8(s, "\uFFFD")})
+	p.st.Samples = append(p.st.Samples, Malformed{Line: p.st.Lines, Text: s})
 }
 
 func trimEOL(b []byte) []byte {
