@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/daemon"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
+	"github.com/sikkerapi/sikkerguard/internal/nft"
+)
+
+// dispatch loads the configuration and runs the selected mode.
+func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(o.configPath, o.configDefault, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "sikkerguard: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	credDir, _ := env("CREDENTIALS_DIRECTORY")
+	key, keySource, keyErr := config.LoadAPIKey(cfg, env, credDir)
+	if keyErr != nil && !errors.Is(keyErr, config.ErrNoAPIKey) {
+		fmt.Fprintf(stderr, "sikkerguard: api key: %v\n", keyErr)
+		return exitUsage
+	}
+	if o.checkConfig {
+		if keyErr != nil {
+			fmt.Fprintf(stderr, "warning: %v; the SikkerAPI feed stays off until a key is set\n", keyErr)
+		}
+		fmt.Fprintln(stdout, "config OK")
+		return exitOK
+	}
+
+	log := logging.New(stderr, logging.Options{Journal: logging.UnderJournal()})
+	if o.dryRun {
+		cfg.DryRun = true
+	}
+	if o.cleanup {
+		return cleanup(cfg, log)
+	}
+	if !o.once && !cfg.DryRun {
+		fmt.Fprintln(stderr, "sikkerguard: the long-running service is not part of this version yet; run with --once (apply and exit) or --dry-run")
+		return exitUsage
+	}
+
+	log.Info(fmt.Sprintf("Score threshold: %d | Pull every %s | Reports every %s",
+		cfg.API.ScoreMin, shortDuration(cfg.API.PullInterval), shortDuration(cfg.Report.Interval)))
+	if keyErr != nil {
+		log.Warn("SikkerAPI feed off: no API key", "err", keyErr)
+	} else {
+		log.Info("API key loaded", "source", keySource)
+	}
+	oo := daemon.OnceOptions{Config: cfg, Key: key, DryRun: cfg.DryRun, Log: log}
+	if !cfg.DryRun {
+		fw, err := newFirewall(cfg, log)
+		if err != nil {
+			log.Error("firewall unavailable", "err", err)
+			return exitUsage
+		}
+		oo.Firewall = fw
+	}
+	if err := daemon.Once(ctx, oo); err != nil {
+		log.Error("run failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// newFirewall builds the configured backend.
+func newFirewall(cfg config.Config, log *slog.Logger) (daemon.Firewall, error) {
+	switch cfg.Firewall.Backend {
+	case config.BackendNFTables:
+		return nft.New(nft.Config{
+			Hooks:    cfg.Firewall.Hooks,
+			Action:   cfg.Firewall.Action,
+			IPv6:     cfg.Firewall.IPv6,
+			LogGroup: uint16(cfg.Firewall.LogGroup),
+			LogRate:  cfg.Firewall.LogRate.N,
+			LogPer:   cfg.Firewall.LogRate.Unit,
+		}, log)
+	default:
+		return nil, fmt.Errorf("firewall.backend %q is not available in this version", cfg.Firewall.Backend)
+	}
+}
+
+// cleanup removes sikkerguard's kernel objects; running it twice is fine.
+func cleanup(cfg config.Config, log *slog.Logger) int {
+	fw, err := newFirewall(cfg, log)
+	if err != nil {
+		log.Error("cleanup failed", "err", err)
+		return exitFailure
+	}
+	if err := fw.Remove(); err != nil {
+		log.Error("cleanup failed", "err", err)
+		return exitFailure
+	}
+	log.Info("Firewall rules removed")
+	return exitOK
+}
+
+// shortDuration prints 24h rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

@@ -1,0 +1,106 @@
+// Command sikkerguard is the SikkerGuard daemon: it pulls blocklists and
+// drops their traffic in the kernel. This file holds flags, wiring and exit
+// codes only; the work is done in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sikkerapi/sikkerguard/internal/version"
+)
+
+// Exit codes of the contract.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+const defaultConfigPath = "/etc/sikkerguard/sikkerguard.yaml"
+
+// options are the parsed command-line flags.
+type options struct {
+	configPath    string
+	configDefault bool // the path was not given, so a missing file means defaults
+	checkConfig   bool
+	once          bool
+	dryRun        bool
+	cleanup       bool
+	version       bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// parseFlags accepts both the short and the long spelling of each flag, as
+// the contract names them (-c/--config, -t/--check-config).
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("sikkerguard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.configPath, "c", defaultConfigPath, "config file `PATH`")
+	fs.StringVar(&o.configPath, "config", defaultConfigPath, "config file `PATH`")
+	fs.BoolVar(&o.checkConfig, "t", false, "validate the config and API key presence, then exit")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the config and API key presence, then exit")
+	fs.BoolVar(&o.once, "once", false, "pull every feed, check, apply once and exit")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "fetch and log what would be blocked; never touch the firewall")
+	fs.BoolVar(&o.cleanup, "cleanup", false, "remove everything sikkerguard put in the kernel and exit")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: sikkerguard [-c PATH] [-t | --once | --cleanup | --version] [--dry-run]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.configDefault = true
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "c" || f.Name == "config" {
+			o.configDefault = false
+		}
+	})
+	modes := 0
+	for _, m := range []bool{o.checkConfig, o.once, o.cleanup, o.version} {
+		if m {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return o, errors.New("-t, --once, --cleanup and --version exclude each other")
+	}
+	if o.dryRun && o.cleanup {
+		return o, errors.New("--dry-run and --cleanup exclude each other")
+	}
+	return o, nil
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sikkerguard: %v\n", err)
+		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "sikkerguard %s\n", version.String())
+		return exitOK
+	}
+	return dispatch(ctx, o, env, stdout, stderr)
+}
