@@ -49,8 +49,6 @@ func (u U128) add(v U128) U128 {
 	return U128{Hi: u.Hi + v.Hi + c, Lo: lo}
 }
 
-func (u U128) isZero() bool { return u.Hi == 0 && u.Lo == 0 }
-
 // trailingZeros returns the number of trailing zero bits (128 for zero).
 func (u U128) trailingZeros() int {
 	if u.Lo != 0 {
@@ -67,15 +65,7 @@ func (u U128) bitLen() int {
 	return bits.Len64(u.Lo)
 }
 
-// pow2 returns 2^k for k < 128.
-func pow2(k int) U128 {
-	if k >= 64 {
-		return U128{Hi: 1 << (k - 64)}
-	}
-	return U128{Lo: 1 << k}
-}
-
-// hostMask returns the mask of the low 128-bits host bits of a /bits prefix.
+// hostMask6 returns the host-bit mask of an IPv6 /bitsLen prefix.
 func hostMask6(bitsLen int) U128 {
 	switch {
 	case bitsLen <= 0:
@@ -88,6 +78,7 @@ func hostMask6(bitsLen int) U128 {
 	return U128{Hi: ^uint64(0) >> bitsLen, Lo: ^uint64(0)}
 }
 
+// hostMask4 returns the host-bit mask of an IPv4 /bitsLen prefix.
 func hostMask4(bitsLen int) uint32 {
 	if bitsLen <= 0 {
 		return ^uint32(0)

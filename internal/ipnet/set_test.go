@@ -296,6 +296,16 @@ func TestAllPrefixesStops(t *testing.T) {
 	if !slices.Equal(all, s.AppendPrefixes(nil)) {
 		t.Errorf("AllPrefixes = %v", all)
 	}
+	var rs []string
+	for r := range s.Ranges() {
+		rs = append(rs, r.String())
+		if len(rs) == 2 {
+			break
+		}
+	}
+	if !slices.Equal(rs, []string{"10.0.0.1-10.0.0.6", "2001:db8::-2001:db8::2"}) {
+		t.Errorf("Ranges = %q", rs)
+	}
 	n := 0
 	for range s.AllPrefixes() {
 		n++
