@@ -1,7 +1,6 @@
 package feed
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,10 +68,9 @@ func sampleText(st ipnet.ParseStats) string {
 // limitedBody reads at most max bytes and fails with ErrTooLarge beyond
 // that; it also turns a short read into ErrTruncated.
 type limitedBody struct {
-	r     io.Reader
-	max   int64
-	n     int64
-	nonWS bool // saw a byte that is not whitespace
+	r   io.Reader
+	max int64
+	n   int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -85,9 +83,6 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if !b.nonWS && len(bytes.TrimSpace(p[:n])) > 0 {
-		b.nonWS = true
-	}
 	if b.n > b.max {
 		return 0, fmt.Errorf("response larger than %d bytes (%w)", b.max, ErrTooLarge)
 	}

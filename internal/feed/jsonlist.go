@@ -99,18 +99,26 @@ func parseJSONList(r io.Reader, keep bool) (*jsonResult, error) {
 }
 
 // decodeData reads array elements up to and including the closing bracket.
+// Each element is decoded straight into a jsonEntry: the decoder scans the
+// whole element before filling the struct, so an element of the wrong shape
+// is a malformed row and the stream stays in step.
 func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
+		var je jsonEntry
+		err := dec.Decode(&je)
+		var te *json.UnmarshalTypeError
+		if err != nil && !errors.As(err, &te) {
 			return jsonError(err)
 		}
 		res.stats.Lines++
-		e, err := decodeEntry(raw)
+		var e Entry
+		if err == nil {
+			e, err = je.entry()
+		}
 		if err != nil {
 			res.stats.Malformed++
 			if len(res.stats.Samples) < maxSamples {
-				res.stats.Samples = append(res.stats.Samples, ipnet.Malformed{Line: res.stats.Lines, Text: clip(string(raw), 120)})
+				res.stats.Samples = append(res.stats.Samples, ipnet.Malformed{Line: res.stats.Lines, Text: clip(err.Error(), 120)})
 			}
 			continue
 		}
@@ -159,14 +167,10 @@ type jsonEntry struct {
 	ASNOrg      string          `json:"asnOrg"`
 }
 
-func decodeEntry(raw json.RawMessage) (Entry, error) {
-	var je jsonEntry
-	if err := json.Unmarshal(raw, &je); err != nil {
-		return Entry{}, err
-	}
+func (je *jsonEntry) entry() (Entry, error) {
 	p, err := parseIPOrPrefix(je.IP)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, fmt.Errorf("ip %q: not an address or prefix", clip(je.IP, 60))
 	}
 	e := Entry{Prefix: p, CountryCode: je.CountryCode, ASNOrg: je.ASNOrg}
 	conf := je.Confidence
@@ -206,9 +210,16 @@ func parseIPOrPrefix(s string) (netip.Prefix, error) {
 // flexString returns a JSON string's value or a number's text.
 func flexString(raw json.RawMessage) string {
 	raw = bytes.TrimSpace(raw)
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
+	if len(raw) >= 2 && raw[0] == '"' {
+		// Fast path: a string without escapes needs no decoder.
+		if bytes.IndexByte(raw, '\\') < 0 {
+			return string(raw[1 : len(raw)-1])
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		return ""
 	}
 	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
 		return string(raw)
@@ -244,8 +255,11 @@ func flexTime(raw json.RawMessage) time.Time {
 
 func flexStrings(raw json.RawMessage) []string {
 	var list []string
-	if json.Unmarshal(raw, &list) == nil {
-		return list
+	if raw = bytes.TrimSpace(raw); len(raw) > 0 && raw[0] == '[' {
+		if json.Unmarshal(raw, &list) == nil {
+			return list
+		}
+		return nil
 	}
 	if s := flexString(raw); s != "" {
 		for _, p := range strings.Split(s, ",") {

@@ -1,0 +1,86 @@
+package feed
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/sikkerapi/sikkerguard/internal/mock"
+)
+
+// A Large Business tier pull: 350,000 rows.
+const benchRows = 350000
+
+func BenchmarkSikkerFetch(b *testing.B) {
+	for _, format := range []string{FormatPlaintext, FormatJSON} {
+		b.Run(format, func(b *testing.B) {
+			srv, err := mock.New(mock.Options{Key: testKey, TierLimit: benchRows, BlacklistQuota: -1,
+				Entries: mock.Generate(mock.GenerateOptions{N: benchRows, Seed: 1, V6Share: 0.1})})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := srv.Start(""); err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			c, err := NewSikker(SikkerOptions{BaseURL: srv.URL(), Key: testKey, Format: format, ScoreMin: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				snap, err := c.Fetch(context.Background())
+				if err != nil || snap.Stats.Entries != benchRows {
+					b.Fatalf("fetch: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCacheRoundTrip(b *testing.B) {
+	es := mock.Generate(mock.GenerateOptions{N: benchRows, Seed: 1, V6Share: 0.1})
+	snap := &Snapshot{Name: "bench"}
+	for _, e := range es {
+		snap.Set.AddPrefix(e.Prefix)
+	}
+	snap.Set.Merge()
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := writeCache(&buf, snap); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := readCache(&buf, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchBody renders a blacklist answer without a network in between.
+func benchBody(b *testing.B, query string) []byte {
+	srv, err := mock.New(mock.Options{Key: testKey, TierLimit: benchRows, BlacklistQuota: -1,
+		Entries: mock.Generate(mock.GenerateOptions{N: benchRows, Seed: 1, V6Share: 0.1})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", BlacklistPath+"?scoreMinimum=1"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	srv.ServeHTTP(rec, req)
+	return rec.Body.Bytes()
+}
+
+func BenchmarkParseJSONList(b *testing.B) {
+	body := benchBody(b, "")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := parseJSONList(bytes.NewReader(body), false)
+		if err != nil || res.stats.Entries != benchRows {
+			b.Fatal(err)
+		}
+	}
+}
