@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -17,6 +19,14 @@ func FuzzParse(f *testing.F) {
 		"1.2.3.4-\n-1.2.3.4\n1.2.3.4/\n/8\n", strings.Repeat("1", 5000) + "\n1.1.1.1",
 	} {
 		f.Add([]byte(s))
+	}
+	fixtures, _ := filepath.Glob("testdata/*.*")
+	for _, name := range fixtures {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, st, err := Parse(bytes.NewReader(in), ParseOptions{})
