@@ -124,6 +124,9 @@ func randomPrefix(r *rand.Rand, v6, cidr bool) netip.Prefix {
 }
 
 func isGlobalPrefix(p netip.Prefix, nonGlobal ipnet.Set) bool {
+	if p.IsSingleIP() {
+		return !nonGlobal.Contains(p.Addr())
+	}
 	var s ipnet.Set
 	s.AddPrefix(p)
 	return ipnet.Intersect(s, nonGlobal).IsEmpty()
@@ -132,7 +135,8 @@ func isGlobalPrefix(p netip.Prefix, nonGlobal ipnet.Set) bool {
 // SortEntries orders entries like the API: by confidence, then recency;
 // the address breaks ties so that the order is total.
 func SortEntries(es []Entry) {
-	slices.SortStableFunc(es, func(a, b Entry) int {
+	// The order is total, so an unstable sort gives the same result.
+	slices.SortFunc(es, func(a, b Entry) int {
 		if a.Score != b.Score {
 			return b.Score - a.Score
 		}
