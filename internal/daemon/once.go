@@ -36,7 +36,13 @@ func LoadApplied(dir string) (Applied, error) {
 	err := statefile.Read(filepath.Join(dir, appliedFile), func(r io.Reader) error {
 		d := json.NewDecoder(r)
 		d.DisallowUnknownFields()
-		return d.Decode(&a)
+		if err := d.Decode(&a); err != nil {
+			return err
+		}
+		if d.More() {
+			return errors.New("trailing data")
+		}
+		return nil
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return Applied{}, nil
