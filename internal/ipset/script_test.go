@@ -1,0 +1,287 @@
+package ipset
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+func set(prefixes ...string) ipnet.Set {
+	var s ipnet.Set
+	for _, p := range prefixes {
+		s.AddPrefix(netip.MustParsePrefix(p))
+	}
+	s.Merge()
+	return s
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func fullText(t *testing.T, p fullPlan) (string, caps) {
+	t.Helper()
+	var buf bytes.Buffer
+	c, err := p.write(bufio.NewWriter(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.String(), c
+}
+
+// A range 198.51.100.0-198.51.100.2 becomes a /31 in the net set and a
+// single address in the host set.
+var smallBlock = func() ipnet.Set {
+	s := set("192.0.2.1/32", "192.0.2.8/30", "198.51.100.0/31", "198.51.100.2/32", "198.51.100.5/32", "2001:db8::1/128", "2001:db8:1::/48")
+	return s
+}()
+
+func TestFullScriptGolden(t *testing.T) {
+	fresh, c := fullText(t, fullPlan{families: []family{fam4, fam6}, block: smallBlock, allow: set("192.0.2.9/32", "2001:db8:1::55/128")})
+	golden(t, "full-fresh.txt", fresh)
+	if c[SetHosts4] != 65536 || len(c) != 6 {
+		t.Errorf("caps = %v", c)
+	}
+	exists := map[string]bool{}
+	for _, n := range []string{SetHosts4, SetNets4, SetAllow4, SetNets4 + TempSuffix} {
+		exists[n] = true
+	}
+	// 198.51.100.5 was inside a listed range and is now a single entry.
+	replace, _ := fullText(t, fullPlan{families: []family{fam4}, block: smallBlock, exists: exists,
+		old: set("198.51.100.4/30", "192.0.2.1/32"), oldKnown: true})
+	golden(t, "full-replace.txt", replace)
+	adopt, _ := fullText(t, fullPlan{families: []family{fam4}, block: smallBlock, exists: exists})
+	golden(t, "full-adopt.txt", adopt)
+}
+
+func TestDeltaGolden(t *testing.T) {
+	old := set("192.0.2.1/32", "192.0.2.8/30", "198.51.100.0/24", "2001:db8::1/128")
+	next := set("192.0.2.2/32", "192.0.2.8/30", "198.51.100.0/25", "198.51.100.128/26", "2001:db8::2/128")
+	d := planDelta(old, next, []family{fam4, fam6})
+	var buf bytes.Buffer
+	if _, err := writeDelta(bufio.NewWriter(&buf), d, set("192.0.2.9/32"), true, []family{fam4}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "delta.txt", buf.String())
+}
+
+func TestRulesGolden(t *testing.T) {
+	golden(t, "rules4.txt", rulesScript(Config{LogGroup: 7}.withDefaults(), fam4))
+	golden(t, "rules6-reject.txt", rulesScript(Config{Action: ActionReject, LogRate: 10, LogPer: time.Minute}.withDefaults(), fam6))
+}
+
+func TestEachPrefixSplitsZeroLength(t *testing.T) {
+	var got []string
+	for _, v6 := range []bool{false, true} {
+		eachPrefix(set("0.0.0.0/0", "::/0"), v6, func(p netip.Prefix) { got = append(got, p.String()) })
+	}
+	want := []string{"0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestSizing(t *testing.T) {
+	for _, tc := range []struct{ n, hash, max int }{
+		{0, 64, 65536},
+		{100, 64, 65536},
+		{32768, 16384, 65536},
+		{65537, 32768, 262144},
+		{100_000, 65536, 262144},
+		{5_000_000, 4194304, 16777216},
+	} {
+		h, m := sizing(tc.n)
+		if h != tc.hash || m != tc.max {
+			t.Errorf("sizing(%d) = %d, %d; want %d, %d", tc.n, h, m, tc.hash, tc.max)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg Config
+		err string
+	}{
+		{Config{}, ""},
+		{Config{Hooks: []string{HookInput, HookForward, HookDockerUser}, Action: ActionReject, LogPer: 24 * time.Hour}, ""},
+		{Config{Hooks: []string{"input"}}, `hooks: unknown chain "input" (want INPUT, FORWARD or DOCKER-USER)`},
+		{Config{Hooks: []string{HookInput, HookInput}}, `hooks: "INPUT" listed twice`},
+		{Config{Action: "tarpit"}, `action: unknown action "tarpit" (want drop or reject)`},
+		{Config{LogPer: 2 * time.Second}, "log rate: unit 2s not one of second, minute, hour, day"},
+	} {
+		err := tc.cfg.Validate()
+		if got := fmt.Sprint(err); (err == nil) != (tc.err == "") || err != nil && got != tc.err {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg, err, tc.err)
+		}
+	}
+}
+
+// model is a tiny ipset interpreter: enough of create/add/del/swap/destroy
+// to replay a script and look at the live sets after every line.
+type model map[string]map[netip.Prefix]bool
+
+func (m model) exec(t *testing.T, line string) {
+	t.Helper()
+	w := strings.Fields(line)
+	switch w[0] {
+	case "create":
+		if m[w[1]] != nil {
+			t.Fatalf("%q: set exists", line)
+		}
+		m[w[1]] = map[netip.Prefix]bool{}
+	case "destroy":
+		if m[w[1]] == nil {
+			t.Fatalf("%q: no such set", line)
+		}
+		delete(m, w[1])
+	case "swap":
+		a, b := m[w[1]], m[w[2]]
+		if a == nil || b == nil {
+			t.Fatalf("%q: no such set", line)
+		}
+		m[w[1]], m[w[2]] = b, a
+	case "add", "del":
+		p, err := netip.ParsePrefix(w[2])
+		if err != nil {
+			a := netip.MustParseAddr(w[2])
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if m[w[1]] == nil {
+			t.Fatalf("%q: no such set", line)
+		}
+		if w[0] == "add" {
+			m[w[1]][p] = true
+		} else {
+			delete(m[w[1]], p)
+		}
+	default:
+		t.Fatalf("unknown command %q", line)
+	}
+}
+
+func (m model) blocks(a netip.Addr) bool {
+	for _, f := range []family{fam4, fam6} {
+		if m[f.hosts][netip.PrefixFrom(a, a.BitLen())] {
+			return true
+		}
+		for p := range m[f.nets] {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (m model) elements(names ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range names {
+		for p := range m[n] {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
+}
+
+func wantElements(s ipnet.Set) []netip.Prefix {
+	var out []netip.Prefix
+	for _, v6 := range []bool{false, true} {
+		eachPrefix(s, v6, func(p netip.Prefix) { out = append(out, p) })
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
+}
+
+// randomSmall returns a merged list of single addresses and short ranges
+// in 192.0.2.0/24, where old and new lists overlap a lot.
+func randomSmall(r *rand.Rand) ipnet.Set {
+	var s ipnet.Set
+	for range 40 {
+		lo := 0xc0000200 | r.Uint32N(256)
+		hi := min(lo+r.Uint32N(3)*r.Uint32N(3), 0xc00002ff)
+		s.V4 = append(s.V4, ipnet.Range4{Lo: lo, Hi: hi})
+	}
+	s.Merge()
+	return s
+}
+
+// TestScriptsNeverUnblockStayingAddresses replays full and delta scripts on
+// the model: afterwards the sets hold exactly the new list, and after every
+// line every address listed in both lists is blocked.
+func TestScriptsNeverUnblockStayingAddresses(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	fams := []family{fam4}
+	for i := range 300 {
+		old, next := randomSmall(r), randomSmall(r)
+		m := model{}
+		// Load old from scratch, then go to next by the plan under test.
+		var buf bytes.Buffer
+		if _, err := (fullPlan{families: fams, block: old}).write(bufio.NewWriter(&buf)); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			m.exec(t, l)
+		}
+		buf.Reset()
+		exists := map[string]bool{}
+		for n := range m {
+			exists[n] = true
+		}
+		var err error
+		switch i % 3 {
+		case 0:
+			_, err = writeDelta(bufio.NewWriter(&buf), planDelta(old, next, fams), ipnet.Set{}, false, fams)
+		case 1:
+			_, err = fullPlan{families: fams, block: next, exists: exists, old: old, oldKnown: true}.write(bufio.NewWriter(&buf))
+		case 2: // adopting: the old list is not known
+			_, err = fullPlan{families: fams, block: next, exists: exists}.write(bufio.NewWriter(&buf))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		both := ipnet.Intersect(old, next)
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			m.exec(t, l)
+			for rg := range both.Ranges() {
+				for a := rg.Lo; rg.Hi.Compare(a) >= 0; a = a.Next() {
+					if !m.blocks(a) {
+						t.Fatalf("case %d: %v (in both lists) unblocked after %q", i, a, l)
+					}
+				}
+			}
+		}
+		if got, want := m.elements(SetHosts4, SetNets4), wantElements(next); !slices.Equal(got, want) {
+			t.Fatalf("case %d: sets hold %v, want %v", i, got, want)
+		}
+		if len(m) != 3 {
+			t.Fatalf("case %d: %d sets left, want 3: %v", i, len(m), m)
+		}
+	}
+}
