@@ -1,0 +1,242 @@
+package dbusapi
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// State is the daemon's life-cycle state, published as the State property.
+type State string
+
+// The states, as documented in CONTRACT.md.
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateDegraded State = "degraded"
+	StateFailed   State = "failed"
+)
+
+// Valid reports whether s is one of the four documented states.
+func (s State) Valid() bool {
+	switch s {
+	case StateStarting, StateRunning, StateDegraded, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Status is the answer to Status(), sent as a{sv} so fields can be added
+// without breaking older clients. Zero times mean "never".
+type Status struct {
+	Version     string // filled in by the server from Options.Version
+	State       State
+	Backend     string
+	DryRun      bool
+	BlockedIPv4 uint32
+	BlockedIPv6 uint32
+	Whitelisted uint32 // whitelist entries in force (config, runtime and safety)
+	LastPull    time.Time
+	NextPull    time.Time
+	LastReport  time.Time
+	Started     time.Time
+	LastError   string // empty when the last apply succeeded
+	Feeds       []FeedStatus
+}
+
+// FeedStatus describes one blocklist source in Status.
+type FeedStatus struct {
+	Name     string
+	Entries  uint32
+	LastPull time.Time
+	Error    string
+}
+
+// TopEntry is one row of TopBlocked: a source and how often it was dropped.
+type TopEntry struct {
+	Source    netip.Addr
+	Port      uint16
+	Transport string // "tcp", "udp", "icmp", ...
+	Service   string // "ssh", "telnet", ... or "" when unknown
+	Count     uint32
+}
+
+// Keys of the Status a{sv} dictionary.
+const (
+	keyVersion     = "Version"
+	keyState       = "State"
+	keyBackend     = "Backend"
+	keyDryRun      = "DryRun"
+	keyBlockedIPv4 = "BlockedIPv4"
+	keyBlockedIPv6 = "BlockedIPv6"
+	keyWhitelisted = "Whitelisted"
+	keyLastPull    = "LastPull"
+	keyNextPull    = "NextPull"
+	keyLastReport  = "LastReport"
+	keyStarted     = "Started"
+	keyLastError   = "LastError"
+	keyFeeds       = "Feeds"
+)
+
+// feedWire is FeedStatus on the wire: (suxs).
+type feedWire struct {
+	Name     string
+	Entries  uint32
+	LastPull int64
+	Error    string
+}
+
+// topWire is TopEntry on the wire: (sqssu).
+type topWire struct {
+	Source    string
+	Port      uint16
+	Transport string
+	Service   string
+	Count     uint32
+}
+
+// unixOrZero keeps "never" as 0 rather than the year-1 epoch offset.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func timeOrZero(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
+}
+
+func (s Status) toWire() map[string]dbus.Variant {
+	feeds := make([]feedWire, 0, len(s.Feeds))
+	for _, f := range s.Feeds {
+		feeds = append(feeds, feedWire{f.Name, f.Entries, unixOrZero(f.LastPull), f.Error})
+	}
+	return map[string]dbus.Variant{
+		keyVersion:     dbus.MakeVariant(s.Version),
+		keyState:       dbus.MakeVariant(string(s.State)),
+		keyBackend:     dbus.MakeVariant(s.Backend),
+		keyDryRun:      dbus.MakeVariant(s.DryRun),
+		keyBlockedIPv4: dbus.MakeVariant(s.BlockedIPv4),
+		keyBlockedIPv6: dbus.MakeVariant(s.BlockedIPv6),
+		keyWhitelisted: dbus.MakeVariant(s.Whitelisted),
+		keyLastPull:    dbus.MakeVariant(unixOrZero(s.LastPull)),
+		keyNextPull:    dbus.MakeVariant(unixOrZero(s.NextPull)),
+		keyLastReport:  dbus.MakeVariant(unixOrZero(s.LastReport)),
+		keyStarted:     dbus.MakeVariant(unixOrZero(s.Started)),
+		keyLastError:   dbus.MakeVariant(s.LastError),
+		keyFeeds:       dbus.MakeVariant(feeds),
+	}
+}
+
+// statusFromWire decodes Status; unknown keys are ignored (newer daemons may
+// add some) but a known key with the wrong type is an error naming it.
+func statusFromWire(m map[string]dbus.Variant) (Status, error) {
+	var s Status
+	var state string
+	var lastPull, nextPull, lastReport, started int64
+	var feeds []feedWire
+	fields := []struct {
+		key string
+		dst any
+	}{
+		{keyVersion, &s.Version}, {keyState, &state}, {keyBackend, &s.Backend},
+		{keyDryRun, &s.DryRun}, {keyBlockedIPv4, &s.BlockedIPv4}, {keyBlockedIPv6, &s.BlockedIPv6},
+		{keyWhitelisted, &s.Whitelisted}, {keyLastPull, &lastPull}, {keyNextPull, &nextPull},
+		{keyLastReport, &lastReport}, {keyStarted, &started}, {keyLastError, &s.LastError},
+		{keyFeeds, &feeds},
+	}
+	for _, f := range fields {
+		v, ok := m[f.key]
+		if !ok {
+			continue
+		}
+		if err := v.Store(f.dst); err != nil {
+			return Status{}, fmt.Errorf("status field %s: %w", f.key, err)
+		}
+	}
+	s.State = State(state)
+	s.LastPull, s.NextPull = timeOrZero(lastPull), timeOrZero(nextPull)
+	s.LastReport, s.Started = timeOrZero(lastReport), timeOrZero(started)
+	for _, f := range feeds {
+		s.Feeds = append(s.Feeds, FeedStatus{f.Name, f.Entries, timeOrZero(f.LastPull), f.Error})
+	}
+	return s, nil
+}
+
+// Properties holds the values of the API's D-Bus properties.
+type Properties struct {
+	Version     string
+	State       State
+	Backend     string
+	BlockedIPv4 uint32
+	BlockedIPv6 uint32
+	LastPull    time.Time // zero = never
+	DryRun      bool
+}
+
+// ParsePrefix reads a whitelist entry: a CIDR, or a bare address meaning
+// /32 or /128. Host bits, zones and empty text are refused with a message
+// that quotes the input, so a typo is easy to spot.
+func ParsePrefix(text string) (netip.Prefix, error) {
+	s := strings.TrimSpace(text)
+	if s == "" {
+		return netip.Prefix{}, invalidAddress(text, "empty; want an IP address or CIDR such as 192.0.2.0/24")
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, invalidAddress(text, "not a CIDR: "+trimParseErr(err))
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, invalidAddress(text, "host bits set; did you mean "+m.String()+"?")
+		}
+		return p, nil
+	}
+	a, err := ParseAddr(text)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ParseAddr reads a single IP address (IPv4-mapped IPv6 is unmapped).
+func ParseAddr(text string) (netip.Addr, error) {
+	s := strings.TrimSpace(text)
+	if s == "" {
+		return netip.Addr{}, invalidAddress(text, "empty; want an IP address such as 192.0.2.1")
+	}
+	if strings.Contains(s, "/") {
+		return netip.Addr{}, invalidAddress(text, "want a single IP address, not a CIDR")
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, invalidAddress(text, "not an IP address: "+trimParseErr(err))
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, invalidAddress(text, "zoned addresses cannot be filtered")
+	}
+	return a.Unmap(), nil
+}
+
+func invalidAddress(text, why string) error {
+	return &Error{Name: ErrorInvalidAddress, Message: fmt.Sprintf("invalid address %q: %s", text, why)}
+}
+
+// trimParseErr drops netip's own echo of the input, which we already quote.
+func trimParseErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
