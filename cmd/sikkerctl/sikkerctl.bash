@@ -1,0 +1,33 @@
+# bash completion for sikkerctl; install as
+# /usr/share/bash-completion/completions/sikkerctl
+_sikkerctl() {
+    local cur prev cmd i
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD-1]}
+    case $prev in
+        --address|--timeout|-n) return ;;
+    esac
+    cmd=
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+            --address|--timeout) ((i++)) ;;
+            -*) ;;
+            *) cmd=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    case $cmd in
+        "") COMPREPLY=($(compgen -W "status reload whitelist check top version help --address --timeout" -- "$cur")) ;;
+        status|version) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
+        check) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
+        top) COMPREPLY=($(compgen -W "-n --json" -- "$cur")) ;;
+        whitelist)
+            if ((COMP_CWORD == i + 1)); then
+                COMPREPLY=($(compgen -W "add remove list" -- "$cur"))
+            elif [[ ${COMP_WORDS[i+1]} == list ]]; then
+                COMPREPLY=($(compgen -W "--json" -- "$cur"))
+            elif [[ ${COMP_WORDS[i+1]} == remove ]]; then
+                COMPREPLY=($(compgen -W "$(sikkerctl whitelist list 2>/dev/null)" -- "$cur"))
+            fi ;;
+    esac
+}
+complete -F _sikkerctl sikkerctl
