@@ -42,10 +42,13 @@ type Backend struct {
 	nsFD int
 
 	mu    sync.Mutex
-	built bool      // the table was (re)built by this Backend
-	block ipnet.Set // what the kernel holds, valid when built
-	allow ipnet.Set
-	seq   uint32
+	built bool // the table was (re)built by this Backend
+	// untrimmed: the hash sets may still hold singles of an earlier
+	// process (see trimHashes).
+	untrimmed bool
+	block     ipnet.Set // what the kernel holds, valid when built
+	allow     ipnet.Set
+	seq       uint32
 }
 
 // Option tunes New.
@@ -93,8 +96,8 @@ func (b *Backend) family(s ipnet.Set) ipnet.Set {
 }
 
 // Apply makes the kernel hold block and allow (both merged). The first call
-// builds the table, replacing one left by an earlier process in the same
-// transaction; later calls send the cheaper of a delta and a full replace.
+// builds the table, or adopts one left by an earlier process without a moment
+// unprotected (see adopt.go); it always loads the lists in full. Later calls send the cheaper of a delta and a full replace.
 // The backend keeps the slices: the caller must not modify them afterwards.
 func (b *Backend) Apply(block, allow ipnet.Set) error {
 	b.mu.Lock()
@@ -150,27 +153,103 @@ func (b *Backend) SetAllow(allow ipnet.Set) error {
 
 var errNotBuilt = errors.New("nftables: table not built yet (call Apply first)")
 
-// build creates the table with all elements in one transaction.
+// build brings the kernel to the layout with all elements in one
+// transaction: it creates the table, or adopts the one an earlier process
+// left (see adopt.go). A batch the kernel refuses because the ruleset changed
+// since it was read is planned again.
 func (b *Backend) build(block, allow ipnet.Set) error {
-	bt := b.newBatch()
-	if err := buildTable(bt, b.lay, true); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := b.buildOnce(block, allow)
+		if attempt < 3 && (errors.Is(err, errDumpInterrupted) || errors.Is(err, unix.ERESTART)) {
+			b.log.Debug("nftables ruleset changed while building, retrying", "attempt", attempt, "err", err)
+			continue
+		}
 		return err
 	}
-	for _, s := range b.lay.sets {
-		b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, block, allow))
+}
+
+func (b *Backend) buildOnce(block, allow ipnet.Set) error {
+	fd, err := openSocket(b.nsFD)
+	if err != nil {
+		return fmt.Errorf("nftables build: %w", err)
 	}
-	if err := b.send(bt, "build"); err != nil {
+	defer unix.Close(fd)
+	// A dump never takes long; a kernel that does not answer is a bug, not
+	// a reason to hang the daemon's start.
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10})
+	kt, gen, err := readTable(fd, &b.seq)
+	if err != nil {
+		return fmt.Errorf("nftables read table: %w", err)
+	}
+	bt := newBatchAt(b.seq, gen)
+	fill := func(bt *batch) {
+		for _, s := range b.lay.sets {
+			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, block, allow))
+		}
+	}
+	op := "build"
+	switch {
+	case kt == nil:
+		err = buildTable(bt, b.lay, false)
+		fill(bt)
+	case !kt.ours():
+		// The name is ours by contract; whatever holds it is replaced.
+		b.log.Warn("replacing a table sikkerguard did not create", "table", "inet "+TableName, "comment", kt.comment)
+		op = "replace table"
+		err = buildTable(bt, b.lay, true)
+		fill(bt)
+	default:
+		op = "adopt"
+		p := planAdoption(b.lay, kt)
+		err = writeAdoption(bt, b.lay, p, fill)
+		b.log.Info("nftables adopting the table left by an earlier run", "table", "inet "+TableName,
+			"kept_sets", len(p.keepSets), "recreated_or_deleted_sets", len(p.delSets),
+			"base_chains", p.base, "deleted_base_chains", p.lateDel)
+	}
+	if err != nil {
+		return err
+	}
+	if err := b.sendOn(fd, bt, op); err != nil {
 		return err
 	}
 	b.built, b.block, b.allow = true, block, allow
-	b.log.Info("nftables table built", "table", "inet "+TableName,
+	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
 		"ranges4", len(block.V4), "ranges6", len(block.V6), "allow4", len(allow.V4), "allow6", len(allow.V6))
+	if op == "adopt" {
+		b.untrimmed = true
+		return b.trimHashes()
+	}
+	return nil
+}
+
+// trimHashes replaces the hash sets' elements with the singles of block,
+// leaving the interval sets alone; it follows an adoption, which left the
+// earlier process's singles in the hash sets.
+// Until it succeeds the table also blocks singles the earlier process
+// listed; every later operation tries again first.
+func (b *Backend) trimHashes() error {
+	bt := b.newBatch()
+	for _, s := range b.lay.sets {
+		if s.part == partSingles {
+			flushSet(bt, s)
+			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, b.block)
+		}
+	}
+	if err := b.send(bt, "trim hash sets"); err != nil {
+		return err
+	}
+	b.untrimmed = false
 	return nil
 }
 
 // commit sends one transaction: the blocklist change written by fill (nil
 // for none) and, when allow differs from the copy, a whitelist replace.
 func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch)) error {
+	if b.untrimmed {
+		if err := b.trimHashes(); err != nil {
+			return err
+		}
+	}
 	bt := b.newBatch()
 	if !equalSets(allow, b.allow) {
 		for _, s := range b.lay.sets {
@@ -238,17 +317,25 @@ func (b *Backend) newBatch() *batch {
 	return bt
 }
 
-// send transmits bt; large batches give their memory back to the OS at once
-// so that a daemon idling for hours after a 1M-entry load stays small.
+// send transmits bt on a new socket.
 func (b *Backend) send(bt *batch, op string) error {
-	start := time.Now()
 	fd, err := openSocket(b.nsFD)
 	if err != nil {
 		return fmt.Errorf("nftables %s: %w", op, err)
 	}
 	defer unix.Close(fd)
+	return b.sendOn(fd, bt, op)
+}
+
+// sendOn transmits bt; large batches give their memory back to the OS at
+// once so that a daemon idling for hours after a 1M-entry load stays small.
+func (b *Backend) sendOn(fd int, bt *batch, op string) error {
+	start := time.Now()
 	size := bt.size
-	err = send(fd, bt)
+	if sendHook != nil {
+		sendHook(op)
+	}
+	err := send(fd, bt)
 	b.seq = bt.seq + 1
 	b.log.Debug("nftables transaction", "op", op, "bytes", size, "messages", len(bt.msgs), "took", time.Since(start), "err", err)
 	bt.chunks = nil
@@ -260,6 +347,9 @@ func (b *Backend) send(bt *batch, op string) error {
 	}
 	return nil
 }
+
+// sendHook, when set (tests only), runs right before a batch is sent.
+var sendHook func(op string)
 
 // Remove deletes the table and everything in it. It is idempotent: a missing
 // table is not an error.

@@ -43,10 +43,20 @@ type msgInfo struct {
 	what string
 }
 
-func newBatch(seq uint32) *batch {
+func newBatch(seq uint32) *batch { return newBatchAt(seq, 0) }
+
+// newBatchAt starts a batch that the kernel refuses (ERESTART) unless the
+// ruleset is still at generation gen; 0 means any generation. A batch
+// planned from a read of the kernel's state carries the generation of that
+// read, so it is never applied to a state it was not planned for.
+func newBatchAt(seq, gen uint32) *batch {
 	b := &batch{msgOff: -1, seq: seq}
 	b.cur = make([]byte, 0, chunkSize)
-	b.marker(unix.NFNL_MSG_BATCH_BEGIN)
+	b.begin(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES, "")
+	if gen != 0 {
+		b.u32(nfnlBatchGenID, gen)
+	}
+	b.end()
 	b.firstSq = b.seq
 	return b
 }

@@ -113,12 +113,66 @@ func deleteTable(b *batch) {
 	b.end()
 }
 
+// Comments of the table's objects. tableMarker starts the table comment of
+// every sikkerguard version: a table without it was made by something else.
+const (
+	tableMarker  = "sikkerguard:"
+	tableComment = tableMarker + " blocklist firewall, managed by sikkerguard; edits are overwritten"
+)
+
+func counterComment(v6 bool) string {
+	if v6 {
+		return "sikkerguard: IPv6 packets dropped from listed sources"
+	}
+	return "sikkerguard: IPv4 packets dropped from listed sources"
+}
+
+func verdictComment(cfg Config, v6 bool) string {
+	fam := "IPv4"
+	if v6 {
+		fam = "IPv6"
+	}
+	return "sikkerguard: " + cfg.Action + " listed " + fam + " sources, logging a rate-limited sample"
+}
+
+func baseComment(hook string) string {
+	return fmt.Sprintf("sikkerguard: filter sources at %s, priority %d", hook, hookPrio[hook].prio)
+}
+
+// counters and verdictChains list the named objects and regular chains of
+// the layout, IPv4 first.
+func (l layout) counters() []string {
+	if l.cfg.IPv6 {
+		return []string{Counter4, Counter6}
+	}
+	return []string{Counter4}
+}
+
+func (l layout) verdictChains() []string {
+	if l.cfg.IPv6 {
+		return []string{chainDrop4, chainDrop6}
+	}
+	return []string{chainDrop4}
+}
+
+// hookNames maps every configured hook to a base chain of the same name, the
+// names of a freshly created table.
+func (l layout) hookNames() map[string]string {
+	m := map[string]string{}
+	for _, h := range l.cfg.Hooks {
+		m[h] = h
+	}
+	return m
+}
+
 // buildTable appends the creation of the whole table without elements. With
-// adopt, a table left by an earlier run is deleted first in the same batch:
-// "add table" (a no-op when it exists) makes the delete always valid, so the
-// batch needs no knowledge of the kernel's state and has no gap.
-func buildTable(b *batch, l layout, adopt bool) error {
-	if adopt {
+// replace, a table left by something else is deleted first in the same
+// batch: "add table" (a no-op when it exists) makes the delete always valid.
+// Deleting a table unregisters its hooks before the new ones take over, so
+// replace is only for a table that is not ours; ours is adopted in place
+// (writeAdoption).
+func buildTable(b *batch, l layout, replace bool) error {
+	if replace {
 		b.nft(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE, "add table inet "+TableName)
 		b.str(unix.NFTA_TABLE_NAME, TableName)
 		b.end()
@@ -127,54 +181,62 @@ func buildTable(b *batch, l layout, adopt bool) error {
 	b.nft(unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, "create table inet "+TableName)
 	b.str(unix.NFTA_TABLE_NAME, TableName)
 	b.u32(unix.NFTA_TABLE_FLAGS, 0)
-	b.attr(nftaTableUserdata, comment(udataComment, "sikkerguard: blocklist firewall, managed by sikkerguard; edits are overwritten"))
+	b.attr(nftaTableUserdata, comment(udataComment, tableComment))
 	b.end()
 
 	for _, s := range l.sets {
 		addSet(b, s)
 	}
-	addCounter(b, Counter4, "sikkerguard: IPv4 packets dropped from listed sources")
-	if l.cfg.IPv6 {
-		addCounter(b, Counter6, "sikkerguard: IPv6 packets dropped from listed sources")
+	for i, name := range l.counters() {
+		addCounter(b, name, counterComment(i == 1))
 	}
-
 	// Verdict chains first: base chains jump to them.
-	if err := addVerdictChain(b, l.cfg, chainDrop4, Counter4); err != nil {
-		return err
-	}
-	if l.cfg.IPv6 {
-		if err := addVerdictChain(b, l.cfg, chainDrop6, Counter6); err != nil {
+	for i, name := range l.verdictChains() {
+		addChain(b, name, "", verdictComment(l.cfg, i == 1))
+		if err := addVerdictRules(b, l.cfg, name, l.counters()[i]); err != nil {
 			return err
 		}
 	}
 	for _, h := range l.cfg.Hooks {
-		if err := addBaseChain(b, l, h); err != nil {
+		addChain(b, h, h, baseComment(h))
+		if err := addBaseRules(b, l, h); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+func setFlags(s setDef) uint32 {
+	if s.interval {
+		return unix.NFT_SET_INTERVAL
+	}
+	return 0
+}
+
+func setKeyType(s setDef) nftables.SetDatatype {
+	if s.v6 {
+		return nftables.TypeIP6Addr
+	}
+	return nftables.TypeIPAddr
+}
+
+// setUserdata is what nft records for an address set: key byte order 2
+// (big endian) and the comment.
+func setUserdata(s setDef) []byte {
+	ud := userdata.AppendUint32(nil, userdata.NFTNL_UDATA_SET_KEYBYTEORDER, 2)
+	return userdata.AppendString(ud, userdata.NFTNL_UDATA_SET_COMMENT, s.comment)
+}
+
 func addSet(b *batch, s setDef) {
 	b.nft(unix.NFT_MSG_NEWSET, unix.NLM_F_CREATE|unix.NLM_F_EXCL, "add set "+s.name)
 	b.str(unix.NFTA_SET_TABLE, TableName)
 	b.str(unix.NFTA_SET_NAME, s.name)
-	var flags uint32
-	if s.interval {
-		flags |= unix.NFT_SET_INTERVAL
-	}
-	b.u32(unix.NFTA_SET_FLAGS, flags)
-	kt := nftables.TypeIPAddr
-	if s.v6 {
-		kt = nftables.TypeIP6Addr
-	}
+	b.u32(unix.NFTA_SET_FLAGS, setFlags(s))
+	kt := setKeyType(s)
 	b.u32(unix.NFTA_SET_KEY_TYPE, kt.GetNFTMagic())
 	b.u32(unix.NFTA_SET_KEY_LEN, kt.Bytes)
 	b.u32(unix.NFTA_SET_ID, s.id)
-	// Key byte order 2 (big endian) is what nft records for address sets.
-	ud := userdata.AppendUint32(nil, userdata.NFTNL_UDATA_SET_KEYBYTEORDER, 2)
-	ud = userdata.AppendString(ud, userdata.NFTNL_UDATA_SET_COMMENT, s.comment)
-	b.attr(unix.NFTA_SET_USERDATA, ud)
+	b.attr(unix.NFTA_SET_USERDATA, setUserdata(s))
 	b.end()
 }
 
@@ -235,15 +297,10 @@ var logUnits = map[int64]struct {
 	3600: {expr.LimitTimeHour, "hour"}, 86400: {expr.LimitTimeDay, "day"},
 }
 
-// addVerdictChain builds the regular chain a listed packet jumps to: a rate
+// addVerdictRules fills the regular chain a listed packet jumps to: a rate
 // limited NFLOG copy, the named counter and the verdict. Keeping these here
 // means the base chain does one lookup per set and nothing else per packet.
-func addVerdictChain(b *batch, cfg Config, chain, counter string) error {
-	fam := "IPv4"
-	if chain == chainDrop6 {
-		fam = "IPv6"
-	}
-	addChain(b, chain, "", "sikkerguard: "+cfg.Action+" listed "+fam+" sources, logging a rate-limited sample")
+func addVerdictRules(b *batch, cfg Config, chain, counter string) error {
 	if cfg.LogGroup != 0 {
 		u := logUnits[int64(cfg.LogPer.Seconds())]
 		err := addRule(b, chain, fmt.Sprintf("sikkerguard: copy at most %d packets per %s to NFLOG group %d", cfg.LogRate, u.name, cfg.LogGroup),
@@ -297,13 +354,13 @@ func matchSaddr(v6 bool, s setDef) []expr.Any {
 	)
 }
 
-func addBaseChain(b *batch, l layout, hook string) error {
-	addChain(b, hook, hook, fmt.Sprintf("sikkerguard: filter sources at %s, priority %d", hook, hookPrio[hook].prio))
+// addBaseRules fills the base chain named chain.
+func addBaseRules(b *batch, l layout, chain string) error {
 	if l.cfg.IPv6 {
 		// Router and neighbour solicitation/advertisement (ICMPv6 133-136)
 		// always pass: blocking a prefix that contains a neighbour or the
 		// router would otherwise cut the host off the link.
-		err := addRule(b, hook, "sikkerguard: accept IPv6 neighbour discovery",
+		err := addRule(b, chain, "sikkerguard: accept IPv6 neighbour discovery",
 			append(matchFamily(true),
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
@@ -334,7 +391,7 @@ func addBaseChain(b *batch, l layout, hook string) error {
 		)
 	}
 	for _, s := range steps {
-		if err := addRule(b, hook, s.text, append(matchSaddr(s.v6, l.set(s.set)), s.verdict)...); err != nil {
+		if err := addRule(b, chain, s.text, append(matchSaddr(s.v6, l.set(s.set)), s.verdict)...); err != nil {
 			return err
 		}
 	}

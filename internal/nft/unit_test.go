@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,84 @@ func TestKernelErrorIs(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "overlaps") {
 		t.Errorf("no hint in %q", err)
+	}
+}
+
+// TestPlanAdoption plans the adoption of tables left by other
+// configurations: what is kept, deleted, created and renamed.
+func TestPlanAdoption(t *testing.T) {
+	cfg := Config{Hooks: []string{HookPrerouting, HookInput}}.withDefaults()
+	l := newLayout(cfg)
+	pre, in := hookPrio[HookPrerouting], hookPrio[HookInput]
+	base := func(name string, hook uint32, prio int32) kernelChain {
+		return kernelChain{name: name, base: true, hook: hook, prio: prio, typ: "filter", policy: 1}
+	}
+	hash4 := kernelSet{name: SetHosts4, keyType: 7, keyLen: 4}
+	tests := []struct {
+		name string
+		kt   kernelTable
+		want string
+	}{
+		{"same layout", kernelTable{
+			chains: []kernelChain{base("prerouting", pre.num, pre.prio), base("input", in.num, in.prio),
+				{name: chainDrop4, comment: verdictComment(cfg, false)}},
+			sets: []kernelSet{hash4, {name: SetBlock4, flags: unix.NFT_SET_INTERVAL, keyType: 7, keyLen: 4, udata: []byte("any comment")}},
+			objs: []kernelObj{{name: Counter4, typ: unix.NFT_OBJECT_COUNTER, comment: counterComment(false)}},
+		}, "keep sets [blockhost4 blocklist4] del sets [] keep objs [dropped4] del objs [] keep chains [block4] del chains [] base map[input:input prerouting:prerouting] new [] late []"},
+		{"hook added, IPv6 dropped, priority moved", kernelTable{
+			chains: []kernelChain{base("prerouting", pre.num, -150), {name: chainDrop6}, {name: chainDrop4, comment: "old"},
+				base("forward", unix.NF_INET_FORWARD, -10)},
+			sets: []kernelSet{{name: SetHosts4, flags: unix.NFT_SET_INTERVAL, keyType: 7, keyLen: 4}, {name: SetBlock6, flags: unix.NFT_SET_INTERVAL, keyType: 8, keyLen: 16},
+				{name: "__set0", flags: unix.NFT_SET_ANONYMOUS}},
+			objs: []kernelObj{{name: Counter6, typ: unix.NFT_OBJECT_COUNTER}},
+		}, "keep sets [] del sets [blockhost4 blocklist6] keep objs [] del objs [dropped6] keep chains [] del chains [block6 block4] base map[input:input prerouting:prerouting_1] new [input prerouting] late [prerouting forward]"},
+		{"set with a timeout", kernelTable{sets: []kernelSet{{name: SetHosts4, keyType: 7, keyLen: 4, extra: true}}},
+			"keep sets [] del sets [blockhost4] keep objs [] del objs [] keep chains [] del chains [] base map[input:input prerouting:prerouting] new [input prerouting] late []"},
+	}
+	keys := func(m map[string]bool) []string {
+		var k []string
+		for n := range m {
+			k = append(k, n)
+		}
+		slices.Sort(k)
+		return k
+	}
+	for _, tt := range tests {
+		p := planAdoption(l, &tt.kt)
+		var objs []string
+		for _, o := range p.delObjs {
+			objs = append(objs, o.name)
+		}
+		got := fmt.Sprintf("keep sets %v del sets %v keep objs %v del objs %v keep chains %v del chains %v base %v new %v late %v",
+			keys(p.keepSets), p.delSets, keys(p.keepObjs), objs, keys(p.keepChains), p.delChains, p.base, keys(p.newBase), p.lateDel)
+		if got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestWriteAdoptionOrder checks the order that makes adoption safe: rules
+// are flushed before anything is deleted, and base chains that go are
+// deleted only after every element is written.
+func TestWriteAdoptionOrder(t *testing.T) {
+	l := newLayout(Config{}.withDefaults())
+	kt := kernelTable{chains: []kernelChain{{name: "prerouting", base: true, hook: unix.NF_INET_PRE_ROUTING, prio: -150, typ: "filter", policy: 1}},
+		sets: []kernelSet{{name: "old", keyType: 7, keyLen: 4}}}
+	b := newBatch(1)
+	if err := writeAdoption(b, l, planAdoption(l, &kt), func(b *batch) {
+		writeRanges4(b, unix.NFT_MSG_NEWSETELEM, l.set(SetBlock4), set("10.0.0.0/8").V4)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, m := range b.msgs {
+		ops = append(ops, m.what)
+	}
+	idx := func(op string) int { return slices.Index(ops, op) }
+	if !(idx("flush rules of table inet sikkerguard") < idx("delete set old") &&
+		idx("add chain prerouting_1") < idx("add elements to blocklist4") &&
+		idx("add elements to blocklist4") < idx("delete chain prerouting") && idx("delete chain prerouting") == len(ops)-1) ||
+		slices.Contains(ops, "delete table inet sikkerguard") {
+		t.Errorf("unsafe adoption order: %q", ops)
 	}
 }
