@@ -143,6 +143,11 @@ func dnsServer(t *testing.T, reply func(n int, q []byte) [][]byte) netip.AddrPor
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveDNS(t, c, reply)
+}
+
+// serveDNS answers the queries arriving on c until the test ends.
+func serveDNS(t *testing.T, c *net.UDPConn, reply func(n int, q []byte) [][]byte) netip.AddrPort {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

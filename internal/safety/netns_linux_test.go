@@ -1,0 +1,171 @@
+package safety
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
+)
+
+// hostNet builds a host namespace with two links:
+//
+//	eth0 192.0.2.10/24 2001:db8:1::10/64 — gw0 in gw: 192.0.2.1 (default gateway), 192.0.2.53, 2001:db8:1::1
+//	eth1 198.51.100.10/24 10.20.30.1/24  — pub0 in pub: 198.51.100.1, a public neighbour
+//
+// 192.0.2.0/24 and 198.51.100.0/24 stand for public subnets; 10.20.30.0/24 is
+// a private one on the same wire.
+func hostNet(t *testing.T) (host, gw *testnet.NS) {
+	testnet.RequireRoot(t)
+	host, gw, pub := testnet.New(t, "sf"), testnet.New(t, "sfg"), testnet.New(t, "sfp")
+	testnet.Veth(t, host, "eth0", prefixes("192.0.2.10/24", "2001:db8:1::10/64"),
+		gw, "gw0", prefixes("192.0.2.1/24", "192.0.2.53/24", "2001:db8:1::1/64"))
+	testnet.Veth(t, host, "eth1", prefixes("198.51.100.10/24", "10.20.30.1/24"),
+		pub, "pub0", prefixes("198.51.100.1/24"))
+	host.MustRun("ip", "route", "add", "default", "via", "192.0.2.1")
+	host.MustRun("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1")
+	// A fresh veth drops packets until the kernel's link watcher has turned
+	// its carrier on, which may take a second; wait for it, not for a clock.
+	for _, dst := range []string{"192.0.2.1:9", "[2001:db8:1::1]:9", "198.51.100.1:9"} {
+		waitLink(t, host, netip.MustParseAddrPort(dst))
+	}
+	return host, gw
+}
+
+func waitLink(t *testing.T, ns *testnet.NS, dst netip.AddrPort) {
+	t.Helper()
+	var err error
+	for range 50 {
+		if err = ns.DialTCP(netip.Addr{}, dst, 200*time.Millisecond); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+	}
+	t.Fatalf("link to %v never came up: %v", dst, err)
+}
+
+func discoverIn(t *testing.T, ns *testnet.NS) NeverBlock {
+	t.Helper()
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	conf := "nameserver 192.0.2.53\nnameserver 198.51.100.53\n"
+	if err := os.WriteFile(resolv, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var n NeverBlock
+	err := ns.Do(func() (err error) {
+		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv, APIURL: "https://192.0.2.1:8443/"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDiscoverNetns(t *testing.T) {
+	host, _ := hostNet(t)
+	n := discoverIn(t, host)
+
+	if want := addrs("192.0.2.1", "2001:db8:1::1"); !slices.Equal(n.Gateways, want) {
+		t.Errorf("Gateways = %v, want %v", n.Gateways, want)
+	}
+	for _, a := range addrs("127.0.0.1", "::1", "192.0.2.10", "198.51.100.10", "10.20.30.1", "2001:db8:1::10") {
+		if !slices.Contains(n.Own, a) {
+			t.Errorf("Own %v lacks %v", n.Own, a)
+		}
+	}
+	for _, a := range n.Own {
+		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && !slices.Contains(addrs("192.0.2.10", "198.51.100.10", "10.20.30.1", "2001:db8:1::10"), a) {
+			t.Errorf("Own holds %v, which the namespace does not have", a)
+		}
+	}
+	if want := prefixes("10.20.30.0/24", "fe80::/64"); !slices.Equal(n.Subnets, want) {
+		t.Errorf("Subnets = %v, want %v", n.Subnets, want)
+	}
+	if want := addrs("192.0.2.53", "198.51.100.53"); !slices.Equal(n.DNS, want) {
+		t.Errorf("DNS = %v, want %v", n.DNS, want)
+	}
+	if !slices.Equal(n.API, addrs("192.0.2.1")) || n.APIPort != 8443 {
+		t.Errorf("API = %v port %d", n.API, n.APIPort)
+	}
+
+	set := n.Set()
+	for _, s := range []string{"192.0.2.1", "192.0.2.10", "192.0.2.53", "10.20.30.99", "2001:db8:1::1", "127.0.0.1"} {
+		if !set.Contains(netip.MustParseAddr(s)) {
+			t.Errorf("%s is not whitelisted", s)
+		}
+	}
+	// Neighbours on the public subnets stay blockable, the public peer included.
+	for _, s := range []string{"192.0.2.77", "198.51.100.1", "198.51.100.77", "2001:db8:1::77", "10.20.31.1"} {
+		if set.Contains(netip.MustParseAddr(s)) {
+			t.Errorf("%s is whitelisted", s)
+		}
+	}
+}
+
+// nsDialer dials from inside a namespace: the socket is created on a thread
+// that entered it, and keeps it for life.
+type nsDialer struct{ ns *testnet.NS }
+
+func (d nsDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var c net.Conn
+	err := d.ns.Do(func() (err error) {
+		c, err = (&net.Dialer{}).DialContext(ctx, network, address)
+		return err
+	})
+	return c, err
+}
+
+func TestVerifyNetns(t *testing.T) {
+	host, gw := hostNet(t)
+	n := discoverIn(t, host)
+
+	gw.ServeTCP(netip.MustParseAddrPort("192.0.2.1:8443")) // the API; nothing on :53, so the gateway answers RST
+	var dns *net.UDPConn
+	if err := gw.Do(func() (err error) {
+		dns, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	serveDNS(t, dns, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 5)} })
+
+	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
+	b, err := p.Before(context.Background(), n.Targets(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReach := []Target{
+		target(KindGateway, "192.0.2.1:53"),
+		target(KindGateway, "[2001:db8:1::1]:53"),
+		target(KindDNS, "192.0.2.53:53"),
+		target(KindAPI, "192.0.2.1:8443"),
+	}
+	if !slices.Equal(b.Reachable(), wantReach) {
+		t.Errorf("Reachable = %v, want %v (unreachable: %v)", b.Reachable(), wantReach, b.Unreachable())
+	}
+	if u := b.Unreachable(); len(u) != 1 || u[0].Target != target(KindDNS, "198.51.100.53:53") {
+		t.Errorf("Unreachable = %v, want only the missing resolver", u)
+	}
+	if lost, err := b.After(context.Background()); lost != nil || err != nil {
+		t.Fatalf("After with no change = %v, %v", lost, err)
+	}
+
+	host.MustRun("nft", "add table inet sgtest")
+	host.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
+	host.MustRun("nft", "add rule inet sgtest in ip saddr 192.0.2.1 drop")
+
+	lost, err := b.After(context.Background())
+	if want := []Target{target(KindGateway, "192.0.2.1:53"), target(KindAPI, "192.0.2.1:8443")}; !slices.Equal(lost, want) {
+		t.Errorf("lost = %v, want %v", lost, want)
+	}
+	if _, ok := err.(*LostError); !ok {
+		t.Errorf("err = %v, want a *LostError", err)
+	}
+}
