@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"bufio"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -320,6 +321,8 @@ const killEnv = "SIKKER_NFT_KILL_NETNS"
 
 // TestKillHelper is the child of TestKilledMidBatch: it loads a big list
 // into the namespace named by the environment and is killed while doing so.
+// It reports its progress on stdout: "generated", then "sending OP" and
+// "sent OP" around every transaction.
 func TestKillHelper(t *testing.T) {
 	name := os.Getenv(killEnv)
 	if name == "" {
@@ -333,21 +336,35 @@ func TestKillHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list := randomList(99, 300_000, "1.0.0.1/32", "192.0.2.64/28", "223.255.255.1/32")
+	list := randomList(99, 150_000, "1.0.0.1/32", "192.0.2.64/28", "223.255.255.1/32")
 	os.Stdout.WriteString("generated\n")
+	sendHook = func(op string, sent bool) {
+		if sent {
+			os.Stdout.WriteString("sent " + op + "\n")
+		} else {
+			os.Stdout.WriteString("sending " + op + "\n")
+		}
+	}
 	if err := b.Apply(list, ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestKilledMidBatch SIGKILLs a process while it applies a big list: the
-// kernel must hold the old list or the new one, nothing in between.
+// TestKilledMidBatch SIGKILLs a process while it adopts the table and loads
+// a big list: the kernel must hold the old list or the new one, nothing in
+// between. One kill lands before the batch is sent, three while the kernel
+// processes it (asserted from the child's progress lines), and one run
+// completes.
 func TestKilledMidBatch(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{})
 	counts := map[string]int{}
-	for _, delay := range []time.Duration{0, 150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond, 800 * time.Millisecond, 3 * time.Second} {
-		if err := b.Apply(randomList(5, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
+	for _, run := range []struct {
+		at    string        // kill after this progress line; "" = never
+		delay time.Duration // and this long after it
+	}{{"generated", 0}, {"sending adopt", 0}, {"sending adopt", 10 * time.Millisecond}, {"sending adopt", 40 * time.Millisecond}, {"", 0}} {
+		// A fresh backend each time: it adopts whatever the last child
+		// left and loads the old list in full.
+		if err := l.backend(t, Config{}).Apply(randomList(5, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$")
@@ -359,11 +376,28 @@ func TestKilledMidBatch(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 10)
-		_, _ = out.Read(buf) // "generated": the list exists, encoding starts
-		time.Sleep(delay)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
+		lines := bufio.NewScanner(out)
+		var seen []string
+		for run.at != "" && lines.Scan() {
+			seen = append(seen, lines.Text())
+			if lines.Text() == run.at {
+				time.Sleep(run.delay)
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				break
+			}
+		}
+		for lines.Scan() {
+			seen = append(seen, lines.Text())
+		}
 		_ = cmd.Wait()
+		switch {
+		case run.at == "generated" && slices.Contains(seen, "sending adopt"):
+			t.Fatalf("kill at %q landed after the batch was sent: %q", run.at, seen)
+		case run.at == "sending adopt" && slices.Contains(seen, "sent adopt"):
+			t.Fatalf("kill at %q +%v landed after the kernel answered, not mid-batch: %q", run.at, run.delay, seen)
+		case run.at == "" && !slices.Contains(seen, "sent trim hash sets"):
+			t.Fatalf("unkilled child did not finish: %q", seen)
+		}
 		oldState := hasElement(t, l.fw, SetBlock4, "192.0.2.50") && !hasElement(t, l.fw, SetBlock4, "192.0.2.70") && !hasElement(t, l.fw, SetHosts4, "1.0.0.1")
 		newState := !hasElement(t, l.fw, SetBlock4, "192.0.2.50") && hasElement(t, l.fw, SetBlock4, "192.0.2.70") &&
 			hasElement(t, l.fw, SetHosts4, "1.0.0.1") && hasElement(t, l.fw, SetHosts4, "223.255.255.1")
@@ -373,11 +407,11 @@ func TestKilledMidBatch(t *testing.T) {
 		case newState && !oldState:
 			counts["new"]++
 		default:
-			t.Fatalf("after SIGKILL at +%v the kernel holds neither the old nor the new list", delay)
+			t.Fatalf("after SIGKILL at %q +%v the kernel holds neither the old nor the new list", run.at, run.delay)
 		}
 	}
 	t.Logf("outcomes: %v", counts)
-	if counts["new"] == 0 {
-		t.Error("the child never completed; the test did not exercise a finished load")
+	if counts["old"] == 0 || counts["new"] == 0 {
+		t.Error("the runs did not end in both states; the test did not exercise both sides")
 	}
 }

@@ -333,9 +333,12 @@ func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 	start := time.Now()
 	size := bt.size
 	if sendHook != nil {
-		sendHook(op)
+		sendHook(op, false)
 	}
 	err := send(fd, bt)
+	if sendHook != nil {
+		sendHook(op, true)
+	}
 	b.seq = bt.seq + 1
 	b.log.Debug("nftables transaction", "op", op, "bytes", size, "messages", len(bt.msgs), "took", time.Since(start), "err", err)
 	bt.chunks = nil
@@ -348,8 +351,9 @@ func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 	return nil
 }
 
-// sendHook, when set (tests only), runs right before a batch is sent.
-var sendHook func(op string)
+// sendHook, when set (tests only), runs right before a batch is sent and
+// right after the kernel's answer.
+var sendHook func(op string, sent bool)
 
 // Remove deletes the table and everything in it. It is idempotent: a missing
 // table is not an error.
