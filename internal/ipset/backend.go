@@ -19,6 +19,9 @@
 // of the list; no address listed before and after is ever unblocked, but
 // addresses only in the new list are blocked one by one as the restore runs.
 //
+// Each hash:net set also holds a sentinel element that no packet matches,
+// which works around a race in the kernel's hash:net (see sentinel).
+//
 // The rules are written with iptables-restore --noflush, one nftables
 // transaction for both chains; only the jump rules are inserted one command
 // at a time, after a -C check so that a re-run never duplicates them.
@@ -53,6 +56,7 @@ type Backend struct {
 	block  ipnet.Set
 	allow  ipnet.Set
 	caps   caps
+	stats  struct{ full, delta int } // refreshes sent, for tests and logs
 }
 
 // Option tunes New.
@@ -221,18 +225,10 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 	if !b.cfg.IPv6 {
 		block.V6, allow.V6 = nil, nil
 	}
-	fams := b.families()
-	if b.synced {
-		d := planDelta(b.block, block, fams)
-		ok, reason := b.deltaFits(d, block, fams)
-		if ok {
-			return b.applyDelta(d, block, allow, fams)
-		}
-		b.log.Debug("ipset full replace", "reason", reason)
-	}
-	if err := b.applyFull(block, allow, fams); err != nil {
+	if err := b.applySets(block, allow); err != nil {
 		return err
 	}
+	// The sets exist now, so rules may reference them.
 	if !b.rules {
 		if err := b.installRules(); err != nil {
 			return err
@@ -242,16 +238,32 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 	return nil
 }
 
+func (b *Backend) applySets(block, allow ipnet.Set) error {
+	fams := b.families()
+	if b.synced {
+		d := planDelta(b.block, block, fams)
+		ok, reason := b.deltaFits(d, block, fams)
+		if ok {
+			return b.applyDelta(d, block, allow, fams)
+		}
+		b.log.Debug("ipset full replace", "reason", reason)
+	}
+	return b.applyFull(block, allow, fams)
+}
+
 // deltaFits reports whether a delta is cheaper than a swap and leaves every
 // set within its maxelem.
 func (b *Backend) deltaFits(d delta, block ipnet.Set, fams []family) (bool, string) {
 	full := 0
 	for _, f := range fams {
-		h, n := counts(block, f.v6)
-		if h > b.caps[f.hosts] || n > b.caps[f.nets] {
+		c := census(block, f.v6)
+		if c.hosts > b.caps[f.hosts] || c.nets+1 > b.caps[f.nets] {
 			return false, "maxelem"
 		}
-		full += h + n
+		if c.lens != census(b.block, f.v6).lens {
+			return false, "prefix lengths change" // see sentinel
+		}
+		full += c.hosts + c.nets
 	}
 	if d.size() >= full {
 		return false, "delta not smaller"
@@ -275,6 +287,7 @@ func (b *Backend) applyDelta(d delta, block, allow ipnet.Set, fams []family) err
 	for k, v := range c {
 		b.caps[k] = v
 	}
+	b.stats.delta++
 	b.block, b.allow = block, allow
 	b.log.Info("ipset sets updated", "op", "update", "added", len(d.add), "removed", len(d.del),
 		"ranges4", len(block.V4), "ranges6", len(block.V6))
@@ -299,6 +312,7 @@ func (b *Backend) applyFull(block, allow ipnet.Set, fams []family) error {
 		return fmt.Errorf("ipset replace: %w%s", err, hint(err))
 	}
 	b.synced, b.block, b.allow, b.caps = true, block, allow, c
+	b.stats.full++
 	b.log.Info("ipset sets replaced", "op", "replace", "ranges4", len(block.V4), "ranges6", len(block.V6),
 		"allow4", len(allow.V4), "allow6", len(allow.V6))
 	return nil

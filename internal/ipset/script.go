@@ -85,14 +85,44 @@ func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
 // counts returns how many elements the hash:ip and hash:net sets of one
 // family need for s.
 func counts(s ipnet.Set, v6 bool) (hosts, nets int) {
+	c := census(s, v6)
+	return c.hosts, c.nets
+}
+
+// shape counts a family's elements and records which prefix lengths the
+// hash:net set uses.
+type shape struct {
+	hosts, nets int
+	lens        [3]uint64 // bit n: some element is a /n
+}
+
+func census(s ipnet.Set, v6 bool) shape {
+	var c shape
 	eachPrefix(s, v6, func(p netip.Prefix) {
 		if isHost(p) {
-			hosts++
-		} else {
-			nets++
+			c.hosts++
+			return
 		}
+		c.nets++
+		c.lens[p.Bits()/64] |= 1 << (p.Bits() % 64)
 	})
-	return hosts, nets
+	return c
+}
+
+// sentinel is an element every hash:net set of ours holds, a source address
+// no valid packet carries (the limited broadcast address, and the last
+// multicast address). The kernel keeps a hash:net set's prefix lengths in a
+// small array that it shifts in place, without RCU, when the first element
+// of a length is added or the last one removed; a lookup racing with the
+// shift can skip a length and let a listed packet through (measured: about
+// one in 10^5 probes while single addresses came and went as /32s). The
+// sentinel keeps the full-length entry permanently in use, and a delta that
+// would change the lengths in use is sent as a swap instead.
+func sentinel(f family) netip.Prefix {
+	if f.v6 {
+		return netip.PrefixFrom(ipnet.AddrFrom6(ipnet.MaxU128), 128)
+	}
+	return netip.PrefixFrom(ipnet.AddrFrom4(^uint32(0)), 32)
 }
 
 // sizing returns the creation parameters for a set of n elements. maxelem is
@@ -216,7 +246,8 @@ func (p fullPlan) write(w *bufio.Writer) (caps, error) {
 
 		s.create(f.allow+TempSuffix, "hash:net", f, allowN)
 		eachPrefix(p.allow, f.v6, func(q netip.Prefix) { s.elem("add", f.allow+TempSuffix, q) })
-		s.create(f.nets+TempSuffix, "hash:net", f, nets+len(extras[f]))
+		s.create(f.nets+TempSuffix, "hash:net", f, nets+1+len(extras[f]))
+		s.elem("add", f.nets+TempSuffix, sentinel(f))
 		eachPrefix(p.block, f.v6, func(q netip.Prefix) {
 			if !isHost(q) {
 				s.elem("add", f.nets+TempSuffix, q)
@@ -232,7 +263,7 @@ func (p fullPlan) write(w *bufio.Writer) (caps, error) {
 			}
 		})
 		_, c[f.allow] = sizing(allowN)
-		_, c[f.nets] = sizing(nets + len(extras[f]))
+		_, c[f.nets] = sizing(nets + 1 + len(extras[f]))
 		_, c[f.hosts] = sizing(hosts)
 	}
 	for _, f := range p.families {
