@@ -76,6 +76,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 .PHONY: bench
 bench: deps ## Benchmarks: address math, and the firewall backends against nft -f and ipset (root, minutes)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ipnet
+	@if [ "$$(id -u)" != 0 ]; then echo "the firewall benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/sikkerbench ./cmd/sikkerbench
+	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr
 
 .PHONY: install
 install: build ## Install binaries, unit, D-Bus policy, config and docs under DESTDIR/PREFIX

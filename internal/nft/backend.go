@@ -14,7 +14,9 @@
 // The backend never reads a set back to plan a change (reading 200k elements
 // takes seconds): it keeps its own copy of what it loaded and derives every
 // delta from that copy with ipnet.Diff. A failed transaction is rolled back
-// by the kernel, so the copy is only replaced after a successful one.
+// by the kernel, so the copy is only replaced after a successful one. Only
+// the first transaction of a process reads something: the declaration of a
+// table left by an earlier process, to adopt it in place (adopt.go).
 //
 // Batches are encoded by this package into 1 MiB chunks and sent with one
 // sendmsg; google/nftables encodes the rule expressions and reads counters.
