@@ -240,7 +240,7 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 
 func (b *Backend) applySets(block, allow ipnet.Set) error {
 	fams := b.families()
-	if b.synced {
+	if b.synced && fewChanges(b.block, block) {
 		d := planDelta(b.block, block, fams)
 		ok, reason := b.deltaFits(d, block, fams)
 		if ok {
@@ -249,6 +249,14 @@ func (b *Backend) applySets(block, allow ipnet.Set) error {
 		b.log.Debug("ipset full replace", "reason", reason)
 	}
 	return b.applyFull(block, allow, fams)
+}
+
+// fewChanges compares ranges before a delta is expanded into prefixes:
+// most lists from a feed share little with the last one, and expanding a
+// delta that is bound to lose costs more than the comparison.
+func fewChanges(old, next ipnet.Set) bool {
+	added, removed := ipnet.Diff(old, next)
+	return len(added.V4)+len(added.V6)+len(removed.V4)+len(removed.V6) < len(next.V4)+len(next.V6)
 }
 
 // deltaFits reports whether a delta is cheaper than a swap and leaves every

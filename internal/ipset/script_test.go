@@ -3,6 +3,7 @@ package ipset
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -285,4 +286,53 @@ func TestScriptsNeverUnblockStayingAddresses(t *testing.T) {
 			t.Fatalf("case %d: %d sets left, want 3: %v", i, len(m), m)
 		}
 	}
+}
+
+// fakeTools puts shell scripts named like the tools in a directory that
+// becomes the whole PATH; iptables prints version.
+func fakeTools(t *testing.T, version string, names ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		script := "#!/bin/sh\necho '" + version + "'\n"
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+}
+
+func TestNewFindsTools(t *testing.T) {
+	all := []string{"ipset", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore"}
+	t.Run("missing ipset", func(t *testing.T) {
+		fakeTools(t, "iptables v1.8.9 (nf_tables)", all[1:]...)
+		_, err := New(Config{}, nil)
+		if err == nil || err.Error() != "iptables backend: ipset not found in PATH (install the ipset package)" {
+			t.Errorf("New = %v", err)
+		}
+	})
+	t.Run("missing ip6tables with IPv6", func(t *testing.T) {
+		fakeTools(t, "iptables v1.8.9 (nf_tables)", all[:3]...)
+		if _, err := New(Config{}, nil); err != nil {
+			t.Errorf("IPv4 only: %v", err)
+		}
+		_, err := New(Config{IPv6: true}, nil)
+		if err == nil || !strings.Contains(err.Error(), "ip6tables not found in PATH") {
+			t.Errorf("New = %v", err)
+		}
+	})
+	t.Run("legacy", func(t *testing.T) {
+		fakeTools(t, "iptables v1.8.9 (legacy)", all...)
+		_, err := New(Config{}, nil)
+		if !errors.Is(err, ErrLegacy) || !strings.Contains(err.Error(), "update-alternatives --set iptables /usr/sbin/iptables-nft") {
+			t.Errorf("New = %v", err)
+		}
+	})
+	t.Run("bad config", func(t *testing.T) {
+		fakeTools(t, "iptables v1.8.9 (nf_tables)", all...)
+		_, err := New(Config{Action: "accept"}, nil)
+		if err == nil || !strings.Contains(err.Error(), `unknown action "accept"`) {
+			t.Errorf("New = %v", err)
+		}
+	})
 }
