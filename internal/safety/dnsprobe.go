@@ -64,30 +64,35 @@ func (p *Prober) probeDNS(ctx context.Context, at netip.AddrPort) error {
 	resend := timeout / 4
 	buf := make([]byte, 512)
 	var lastBad error
+	// Once the time is up every socket call fails with a timeout; what the
+	// caller needs then is why no answer came, not that last timeout.
+	fail := func(err error) error {
+		switch {
+		case ctx.Err() == nil:
+			return err // e.g. ECONNREFUSED from an ICMP port unreachable
+		case lastBad != nil:
+			return lastBad
+		}
+		return fmt.Errorf("no DNS answer: %w", ctx.Err())
+	}
 	for {
 		if _, err := c.Write(query); err != nil {
-			return err
+			return fail(err)
 		}
 		next := time.Now().Add(resend)
 		if next.After(deadline) {
 			next = deadline
 		}
 		if err := c.SetReadDeadline(next); err != nil {
-			return err
+			return fail(err)
 		}
 		for {
 			n, err := c.Read(buf)
 			if err != nil {
-				if ctx.Err() != nil {
-					if lastBad != nil {
-						return lastBad
-					}
-					return fmt.Errorf("no DNS answer: %w", ctx.Err())
-				}
-				if isTimeout(err) {
+				if ctx.Err() == nil && isTimeout(err) {
 					break // resend
 				}
-				return err // e.g. ECONNREFUSED from an ICMP port unreachable
+				return fail(err)
 			}
 			if lastBad = checkDNSAnswer(buf[:n], id); lastBad == nil {
 				return nil

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -167,5 +169,47 @@ func TestVerifyNetns(t *testing.T) {
 	}
 	if _, ok := err.(*LostError); !ok {
 		t.Errorf("err = %v, want a *LostError", err)
+	}
+}
+
+// An IPv6 default route via the gateway's link-local address: discovery must
+// return it with its interface as zone, and the probe must reach it with it.
+func TestLinkLocalGatewayNetns(t *testing.T) {
+	host, gw := hostNet(t)
+	var ll netip.Addr
+	for _, f := range strings.Fields(gw.MustRun("ip", "-6", "-o", "addr", "show", "dev", "gw0", "scope", "link")) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			ll = p.Addr()
+		}
+	}
+	if !ll.IsLinkLocalUnicast() {
+		t.Fatalf("no link-local address on gw0")
+	}
+	host.MustRun("ip", "-6", "route", "replace", "default", "via", ll.String(), "dev", "eth0")
+	var ifindex int
+	if err := host.Do(func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err == nil {
+			ifindex = ifc.Index
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	n := discoverIn(t, host)
+	want := ll.WithZone(strconv.Itoa(ifindex))
+	if !slices.Equal(n.Gateways, []netip.Addr{netip.MustParseAddr("192.0.2.1"), want}) {
+		t.Fatalf("Gateways = %v, want 192.0.2.1 and %v", n.Gateways, want)
+	}
+	if !n.Set().Contains(ll) {
+		t.Errorf("%v is not whitelisted", ll)
+	}
+	// The gateway answers on its link-local address once duplicate address
+	// detection has finished with it.
+	waitLink(t, host, netip.AddrPortFrom(want, 9))
+	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
+	if err := p.Probe(context.Background(), Target{KindGateway, netip.AddrPortFrom(want, 53)}); err != nil {
+		t.Error(err)
 	}
 }
