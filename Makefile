@@ -45,6 +45,10 @@ build: ## Build sikkerguard, sikkerctl and sikkerapi-mock into bin/
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
+.PHONY: demo
+demo: deps build ## Show it working in throwaway network namespaces against the bundled mock SikkerAPI (root)
+	BIN=$(BIN) bash docs/demo/run.sh
+
 .PHONY: test
 test: ## Run unit tests (kernel tests skip unless root)
 	$(GO) test -count=1 ./...
