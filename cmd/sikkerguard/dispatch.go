@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/daemon"
+	"github.com/sikkerapi/sikkerguard/internal/ipset"
 	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
 )
@@ -83,24 +85,59 @@ func newFirewall(cfg config.Config, log *slog.Logger) (daemon.Firewall, error) {
 			LogRate:  cfg.Firewall.LogRate.N,
 			LogPer:   cfg.Firewall.LogRate.Unit,
 		}, log)
+	case config.BackendIPTables:
+		return ipset.New(ipset.Config{
+			Hooks:    cfg.Firewall.Hooks,
+			Action:   cfg.Firewall.Action,
+			IPv6:     cfg.Firewall.IPv6,
+			LogGroup: uint16(cfg.Firewall.LogGroup),
+			LogRate:  cfg.Firewall.LogRate.N,
+			LogPer:   cfg.Firewall.LogRate.Unit,
+		}, log)
 	default:
-		return nil, fmt.Errorf("firewall.backend %q is not available in this version", cfg.Firewall.Backend)
+		return nil, fmt.Errorf("firewall.backend %q is not supported", cfg.Firewall.Backend)
 	}
 }
 
-// cleanup removes sikkerguard's kernel objects; running it twice is fine.
+// cleanup removes sikkerguard's kernel objects of both backends, whichever
+// is configured now (a machine may have switched); running it twice is fine.
+// A backend whose tools are not installed has nothing in the kernel.
 func cleanup(cfg config.Config, log *slog.Logger) int {
-	fw, err := newFirewall(cfg, log)
-	if err != nil {
-		log.Error("cleanup failed", "err", err)
-		return exitFailure
+	failed := false
+	for _, backend := range []string{config.BackendNFTables, config.BackendIPTables} {
+		if backend == config.BackendIPTables && !haveTools("ipset", "iptables", "iptables-restore") {
+			continue
+		}
+		c := cfg
+		c.Firewall.Backend = backend
+		c.Firewall.Hooks = nil // the configured hooks belong to one backend only
+		c.Firewall.Action = config.ActionDrop
+		fw, err := newFirewall(c, log)
+		if err != nil {
+			log.Error("cleanup failed", "backend", backend, "err", err)
+			failed = true
+			continue
+		}
+		if err := fw.Remove(); err != nil {
+			log.Error("cleanup failed", "backend", backend, "err", err)
+			failed = true
+		}
 	}
-	if err := fw.Remove(); err != nil {
-		log.Error("cleanup failed", "err", err)
+	if failed {
 		return exitFailure
 	}
 	log.Info("Firewall rules removed")
 	return exitOK
+}
+
+// haveTools reports whether every named program is on PATH.
+func haveTools(names ...string) bool {
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // shortDuration prints 24h rather than 24h0m0s.

@@ -51,12 +51,19 @@ type onceLab struct {
 	srv      *mock.Server
 	cfgPath  string
 	stateDir string
+	firewall string // the config's firewall section
 	sink     *testnet.UDPSink
 }
 
+const nftFirewall = "firewall:\n  hooks: [input]\n  log_group: 0\n"
+
 func newOnceLab(t *testing.T, list string) *onceLab {
+	return newOnceLabWith(t, list, nftFirewall)
+}
+
+func newOnceLabWith(t *testing.T, list, firewall string) *onceLab {
 	testnet.RequireRoot(t)
-	l := &onceLab{t: t, bin: buildBinary(t)}
+	l := &onceLab{t: t, bin: buildBinary(t), firewall: firewall}
 	l.host = testnet.New(t, "oh")
 	l.peer = testnet.New(t, "op")
 	testnet.Veth(t, l.host, "eth0", []netip.Prefix{netip.PrefixFrom(hostAddr, 24)},
@@ -90,7 +97,7 @@ func newOnceLab(t *testing.T, list string) *onceLab {
 
 func (l *onceLab) writeConfig(extra string) {
 	cfg := "api:\n  url: " + l.srv.URL() + "\n  key_file: " + filepath.Join(filepath.Dir(l.cfgPath), "absent.key") + "\n" +
-		"firewall:\n  hooks: [input]\n  log_group: 0\n" +
+		l.firewall +
 		"whitelist: [" + whiteAddr.String() + "]\n" +
 		"safety:\n  strip_private: false\n" +
 		"state_dir: " + l.stateDir + "\n" + extra
@@ -135,12 +142,35 @@ func (l *onceLab) delivered(src netip.Addr) bool {
 	return false
 }
 
+// ruleset is everything either backend could have changed.
+// iptables-save's "# Generated … on <time>" lines are left out.
 func (l *onceLab) ruleset() string {
-	return l.host.MustRun("nft", "list", "ruleset")
+	out := l.host.MustRun("nft", "list", "ruleset") + l.host.MustRun("iptables-save") +
+		l.host.MustRun("ip6tables-save") + l.host.MustRun("ipset", "list", "-n")
+	var kept []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "#") {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "\n")
 }
 
 func TestOnceAppliesAndCleanupRemoves(t *testing.T) {
-	l := newOnceLab(t, attackerAddr.String()+"\n"+whiteAddr.String()+"\n203.0.113.0/24\n")
+	for _, tc := range []struct{ name, firewall string }{
+		{"nftables", nftFirewall},
+		{"iptables", "firewall:\n  backend: iptables\n  hooks: [INPUT]\n  log_group: 0\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testOnceAppliesAndCleanupRemoves(t, tc.firewall) })
+	}
+}
+
+func testOnceAppliesAndCleanupRemoves(t *testing.T, firewall string) {
+	l := newOnceLabWith(t, attackerAddr.String()+"\n"+whiteAddr.String()+"\n203.0.113.0/24\n", firewall)
+	// The administrator's own rules, which must survive untouched.
+	l.host.MustRun("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "2222", "-j", "ACCEPT")
+	l.host.MustRun("ip6tables", "-A", "INPUT", "-p", "tcp", "--dport", "2222", "-j", "ACCEPT")
+	l.host.MustRun("nft", "add table inet admin")
 	before := l.ruleset()
 	if !l.delivered(attackerAddr) {
 		t.Fatal("attacker blocked before sikkerguard ran: the lab is broken")
