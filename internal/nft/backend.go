@@ -50,7 +50,10 @@ type Backend struct {
 	untrimmed bool
 	block     ipnet.Set // what the kernel holds, valid when built
 	allow     ipnet.Set
-	seq       uint32
+	// moved: singles of an earlier list that the hash sets still hold
+	// although block covers them with a range (see moved.go).
+	moved ipnet.Set
+	seq   uint32
 }
 
 // Option tunes New.
@@ -84,6 +87,9 @@ type Loaded struct {
 }
 
 // Loaded returns counts from the backend's own copy; it does not ask the kernel.
+// Singles kept in a hash set after they moved into a range (moved.go) are
+// covered by that range and not counted; they only outlive the call that
+// moved them when their removal failed.
 func (b *Backend) Loaded() Loaded {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -112,11 +118,11 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 	delta := len(added.V4) + len(added.V6) + len(removed.V4) + len(removed.V6)
 	full := len(block.V4) + len(block.V6)
 	if delta < full {
-		return b.commit("update", block, allow, func(bt *batch) {
-			b.writeDelta(bt, added, removed)
+		return b.commit("update", block, allow, func(bt *batch) ipnet.Set {
+			return b.writeDelta(bt, block, added, removed)
 		})
 	}
-	return b.commit("replace", block, allow, func(bt *batch) { b.writeFull(bt, block) })
+	return b.commit("replace", block, allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
 }
 
 // ReplaceAll flushes the blocklist sets and loads block, in one transaction.
@@ -127,7 +133,7 @@ func (b *Backend) ReplaceAll(block ipnet.Set) error {
 		return errNotBuilt
 	}
 	block = b.family(block)
-	return b.commit("replace", block, b.allow, func(bt *batch) { b.writeFull(bt, block) })
+	return b.commit("replace", block, b.allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
 }
 
 // Update removes the ranges that left the list and adds the new ones, in one
@@ -140,7 +146,7 @@ func (b *Backend) Update(block ipnet.Set) error {
 	}
 	block = b.family(block)
 	added, removed := ipnet.Diff(b.block, block)
-	return b.commit("update", block, b.allow, func(bt *batch) { b.writeDelta(bt, added, removed) })
+	return b.commit("update", block, b.allow, func(bt *batch) ipnet.Set { return b.writeDelta(bt, block, added, removed) })
 }
 
 // SetAllow replaces the whitelist sets, in one transaction.
@@ -214,7 +220,7 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 	if err := b.sendOn(fd, bt, op); err != nil {
 		return err
 	}
-	b.built, b.block, b.allow = true, block, allow
+	b.built, b.block, b.allow, b.moved = true, block, allow, ipnet.Set{}
 	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
 		"ranges4", len(block.V4), "ranges6", len(block.V6), "allow4", len(allow.V4), "allow6", len(allow.V6))
 	if op == "adopt" {
@@ -240,15 +246,40 @@ func (b *Backend) trimHashes() error {
 	if err := b.send(bt, "trim hash sets"); err != nil {
 		return err
 	}
-	b.untrimmed = false
+	b.untrimmed, b.moved = false, ipnet.Set{}
+	return nil
+}
+
+// trimMoved removes the moved singles from the hash sets; the ranges that
+// cover them are in place since the last transaction.
+func (b *Backend) trimMoved() error {
+	bt := b.newBatch()
+	for _, s := range b.lay.sets {
+		if s.part == partSingles {
+			b.writeSet(bt, unix.NFT_MSG_DELSETELEM, s, b.moved)
+		}
+	}
+	if err := b.send(bt, "remove moved singles"); err != nil {
+		return err
+	}
+	b.moved = ipnet.Set{}
 	return nil
 }
 
 // commit sends one transaction: the blocklist change written by fill (nil
-// for none) and, when allow differs from the copy, a whitelist replace.
-func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch)) error {
+// for none), which returns the singles it kept although they moved into a
+// range, and, when allow differs from the copy, a whitelist replace. Moved
+// singles are removed by a second transaction.
+func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ipnet.Set) error {
 	if b.untrimmed {
 		if err := b.trimHashes(); err != nil {
+			return err
+		}
+	}
+	// Left by an earlier call whose trimMoved failed; the fill functions
+	// assume the hash sets hold exactly the singles of b.block.
+	if !b.moved.IsEmpty() {
+		if err := b.trimMoved(); err != nil {
 			return err
 		}
 	}
@@ -261,8 +292,9 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch)) e
 			}
 		}
 	}
+	var moved ipnet.Set
 	if fill != nil {
-		fill(bt)
+		moved = fill(bt)
 	}
 	if len(bt.msgs) == 0 {
 		return nil
@@ -270,24 +302,47 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch)) e
 	if err := b.send(bt, op); err != nil {
 		return err
 	}
-	b.block, b.allow = block, allow
-	b.log.Info("nftables sets updated", "op", op, "ranges4", len(block.V4), "ranges6", len(block.V6))
+	b.block, b.allow, b.moved = block, allow, moved
+	b.log.Info("nftables sets updated", "op", op, "ranges4", len(block.V4), "ranges6", len(block.V6),
+		"moved4", len(moved.V4), "moved6", len(moved.V6))
+	if !moved.IsEmpty() {
+		// The list is in force and every moved single is covered by a
+		// range; the next operation tries again first.
+		if err := b.trimMoved(); err != nil {
+			b.log.Warn("nftables: could not remove singles that moved into ranges", "err", err)
+		}
+	}
 	return nil
 }
 
-func (b *Backend) writeFull(bt *batch, block ipnet.Set) {
+// writeFull flushes the blocklist sets and loads block; old singles that
+// block covers with a range are added back to the hash sets (moved.go) and
+// returned.
+func (b *Backend) writeFull(bt *batch, block ipnet.Set) ipnet.Set {
+	moved := movedSingles(b.block, block)
 	for _, s := range b.lay.sets {
 		if s.part != partAll {
 			flushSet(bt, s)
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, block)
+			if s.part == partSingles {
+				b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, moved)
+			}
 		}
 	}
+	return moved
 }
 
-func (b *Backend) writeDelta(bt *batch, added, removed ipnet.Set) {
+// writeDelta turns the copy into block; removed singles that block covers
+// with a range stay in the hash sets (moved.go) and are returned.
+func (b *Backend) writeDelta(bt *batch, block, added, removed ipnet.Set) ipnet.Set {
+	moved := movedSingles(removed, block)
+	kept := without(removed, moved)
 	// Deletions first: an updated range often keeps its start address.
 	for _, s := range b.lay.sets {
-		if s.part != partAll {
+		switch s.part {
+		case partSingles:
+			b.writeSet(bt, unix.NFT_MSG_DELSETELEM, s, kept)
+		case partWide:
 			b.writeSet(bt, unix.NFT_MSG_DELSETELEM, s, removed)
 		}
 	}
@@ -296,6 +351,7 @@ func (b *Backend) writeDelta(bt *batch, added, removed ipnet.Set) {
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, added)
 		}
 	}
+	return moved
 }
 
 // pick returns the list a set is filled from.
@@ -368,7 +424,7 @@ func (b *Backend) Remove() error {
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	b.built, b.block, b.allow = false, ipnet.Set{}, ipnet.Set{}
+	b.built, b.block, b.allow, b.moved = false, ipnet.Set{}, ipnet.Set{}, ipnet.Set{}
 	return nil
 }
 
