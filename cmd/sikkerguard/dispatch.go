@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
@@ -45,17 +48,15 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 	if o.cleanup {
 		return cleanup(cfg, log)
 	}
-	if !o.once && !cfg.DryRun {
-		fmt.Fprintln(stderr, "sikkerguard: the long-running service is not part of this version yet; run with --once (apply and exit) or --dry-run")
-		return exitUsage
-	}
-
 	log.Info(fmt.Sprintf("Score threshold: %d | Pull every %s | Reports every %s",
 		cfg.API.ScoreMin, shortDuration(cfg.API.PullInterval), shortDuration(cfg.Report.Interval)))
 	if keyErr != nil {
 		log.Warn("SikkerAPI feed off: no API key", "err", keyErr)
 	} else {
 		log.Info("API key loaded", "source", keySource)
+	}
+	if !o.once {
+		return serve(ctx, o, cfg, key, env, log)
 	}
 	oo := daemon.OnceOptions{Config: cfg, Key: key, DryRun: cfg.DryRun, Log: log}
 	if !cfg.DryRun {
@@ -68,6 +69,50 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 	}
 	if err := daemon.Once(ctx, oo); err != nil {
 		log.Error("run failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// serve runs the long-running service until SIGTERM/SIGINT; SIGHUP reloads.
+func serve(ctx context.Context, o options, cfg config.Config, key config.Secret, env config.LookupFunc, log *slog.Logger) int {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}()
+	d, err := daemon.New(daemon.Options{
+		Config: cfg, Key: key, Log: log, Reload: reload,
+		NewFirewall: func(c config.Config) (daemon.Firewall, error) { return newFirewall(c, log) },
+		Load: func() (config.Config, config.Secret, error) {
+			c, err := config.Load(o.configPath, o.configDefault, env)
+			if err != nil {
+				return c, config.Secret{}, err
+			}
+			if o.dryRun {
+				c.DryRun = true
+			}
+			credDir, _ := env("CREDENTIALS_DIRECTORY")
+			k, _, kerr := config.LoadAPIKey(c, env, credDir)
+			if kerr != nil && !errors.Is(kerr, config.ErrNoAPIKey) {
+				return c, k, kerr
+			}
+			return c, k, nil
+		},
+	})
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return exitFailure
+	}
+	if err := d.Run(ctx); err != nil {
+		log.Error("stopped with an error", "err", err)
 		return exitFailure
 	}
 	return exitOK

@@ -1,0 +1,533 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/mock"
+	"github.com/sikkerapi/sikkerguard/internal/safety"
+)
+
+// These tests drive the whole lifecycle in-process: the mock SikkerAPI on
+// loopback, a fake firewall, and systemd's notify protocol over a real
+// unixgram socket. The kernel side is covered by cmd/sikkerguard's tests.
+
+const key = "sk_test_daemon_000000000000"
+
+// fakeFirewall records what it holds; block makes Apply hang until released.
+type fakeFirewall struct {
+	mu      sync.Mutex
+	block   ipnet.Set
+	allow   ipnet.Set
+	applies int
+	removed bool
+	fail    error
+	stuck   chan struct{}
+}
+
+func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
+	f.mu.Lock()
+	stuck, fail := f.stuck, f.fail
+	f.mu.Unlock()
+	if stuck != nil {
+		<-stuck
+	}
+	if fail != nil {
+		return fail
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.block, f.allow = block.Clone(), allow.Clone()
+	f.applies++
+	return nil
+}
+
+func (f *fakeFirewall) Remove() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.block, f.allow, f.removed = ipnet.Set{}, ipnet.Set{}, true
+	return nil
+}
+
+func (f *fakeFirewall) blocks(a string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	addr := netip.MustParseAddr(a)
+	return f.block.Contains(addr) && !f.allow.Contains(addr)
+}
+
+func (f *fakeFirewall) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applies
+}
+
+// notifySocket listens where sd_notify writes and collects the messages.
+type notifySocket struct {
+	mu   sync.Mutex
+	msgs []string
+	conn *net.UnixConn
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NOTIFY_SOCKET", path)
+	n := &notifySocket{conn: conn}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.msgs = append(n.msgs, strings.Split(string(buf[:k]), "\n")...)
+			n.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return n
+}
+
+func (n *notifySocket) all() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.msgs...)
+}
+
+// waitFor polls until cond holds or fails the test after a generous bound;
+// nothing is asserted about how long it took.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (n *notifySocket) waitCount(t *testing.T, msg string, count int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d× %s", count, msg), func() bool {
+		c := 0
+		for _, m := range n.all() {
+			if m == msg {
+				c++
+			}
+		}
+		return c >= count
+	})
+}
+
+type lab struct {
+	t     *testing.T
+	srv   *mock.Server
+	fw    *fakeFirewall
+	cfg   config.Config
+	note  *notifySocket
+	logs  *syncBuffer
+	dir   string
+	never safety.NeverBlock
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newLab(t *testing.T, list string) *lab {
+	t.Helper()
+	entries, err := mock.ParseList(strings.NewReader(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := mock.New(mock.Options{Key: key, Entries: entries, BlacklistQuota: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	l := &lab{t: t, srv: srv, fw: &fakeFirewall{}, note: listenNotify(t), logs: &syncBuffer{}, dir: t.TempDir()}
+	l.cfg = config.Default()
+	l.cfg.API.URL = srv.URL()
+	l.cfg.StateDir = l.dir
+	l.cfg.Safety.VerifyConnectivity = false
+	l.cfg.Safety.StripPrivate = false
+	return l
+}
+
+// start runs a daemon until the returned stop is called; stop returns
+// Run's error.
+func (l *lab) start(mutate func(*Options)) (*Daemon, func() error) {
+	l.t.Helper()
+	o := Options{
+		Config: l.cfg, Key: config.NewSecret(key),
+		Log:         slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		NewFirewall: func(config.Config) (Firewall, error) { return l.fw, nil },
+		Discover: func(context.Context, config.Config) (safety.NeverBlock, error) {
+			return l.never, nil
+		},
+		RetryMin: 20 * time.Millisecond,
+	}
+	if mutate != nil {
+		mutate(&o)
+	}
+	d, err := New(o)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(15 * time.Second):
+				runErr = errors.New("Run did not return after cancel")
+			}
+		})
+		return runErr
+	}
+	l.t.Cleanup(func() { stop() })
+	return d, stop
+}
+
+func TestReadyOnlyAfterTheListIsApplied(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n198.51.100.0/24\n")
+	var appliedAtReady bool
+	l.start(func(o *Options) {
+		inner := SdNotify
+		o.Notify = func(s string) error {
+			if strings.HasPrefix(s, "READY=1") {
+				appliedAtReady = l.fw.blocks("203.0.113.7")
+			}
+			return inner(s)
+		}
+	})
+	l.note.waitCount(t, "READY=1", 1)
+	if !appliedAtReady {
+		t.Fatal("READY=1 was sent before the list was in the firewall")
+	}
+	msgs := l.note.all()
+	for i, m := range msgs {
+		if m == "READY=1" && (i+1 == len(msgs) || !strings.HasPrefix(msgs[i+1], "STATUS=running: blocking 2 IPv4 and 0 IPv6 ranges")) {
+			t.Errorf("READY=1 not followed by the status: %q", msgs)
+		}
+	}
+	for _, want := range []string{"Safety whitelist: ", "Firewall ready", "Blocking 257 IPs"} {
+		if !strings.Contains(l.logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}
+
+func TestStopNotifiesAndCleansUp(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	_, stop := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	l.note.waitCount(t, "STOPPING=1", 1)
+	msgs := l.note.all()
+	if msgs[len(msgs)-1] != "STOPPING=1" {
+		t.Errorf("last message %q, want STOPPING=1", msgs[len(msgs)-1])
+	}
+	if !l.fw.removed {
+		t.Error("cleanup_on_stop did not remove the firewall objects")
+	}
+
+	l2 := newLab(t, "203.0.113.7\n")
+	l2.cfg.CleanupOnStop = false
+	_, stop2 := l2.start(nil)
+	l2.note.waitCount(t, "READY=1", 1)
+	stop2()
+	if l2.fw.removed || !l2.fw.blocks("203.0.113.7") {
+		t.Error("cleanup_on_stop: false removed the list")
+	}
+}
+
+func TestPullsOnScheduleAndReloads(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	l.cfg.API.PullInterval = 200 * time.Millisecond // below the config's floor, for the test only
+	reload := make(chan struct{})
+	l.start(func(o *Options) {
+		o.Reload = reload
+		o.Load = func() (config.Config, config.Secret, error) { return l.cfg, config.NewSecret(key), nil }
+	})
+	l.note.waitCount(t, "READY=1", 1)
+	waitFor(t, "three scheduled pulls", func() bool { return l.srv.RequestCount("/v1/key/blacklist") >= 3 })
+
+	// A changed list is applied by the next scheduled pull.
+	grown, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.8\n"))
+	l.srv.SetEntries(grown)
+	waitFor(t, "the new entry to be applied", func() bool { return l.fw.blocks("203.0.113.8") })
+
+	before := l.srv.RequestCount("/v1/key/blacklist")
+	reload <- struct{}{}
+	l.note.waitCount(t, "RELOADING=1", 1)
+	l.note.waitCount(t, "READY=1", 2)
+	if l.srv.RequestCount("/v1/key/blacklist") <= before {
+		t.Error("reload did not re-pull")
+	}
+	msgs := l.note.all()
+	iReload, iReady := -1, -1
+	for i, m := range msgs {
+		if m == "RELOADING=1" && iReload < 0 {
+			iReload = i
+		}
+		if m == "READY=1" {
+			iReady = i
+		}
+	}
+	if iReload > iReady {
+		t.Errorf("READY=1 did not follow RELOADING=1: %q", msgs)
+	}
+}
+
+func TestWatchdogPingsStopWhenTheLoopIsStuck(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	l.cfg.API.PullInterval = 100 * time.Millisecond
+	d, _ := l.start(func(o *Options) { o.Watchdog = 10 * time.Millisecond })
+	l.note.waitCount(t, "WATCHDOG=1", 3)
+
+	// Make the next apply hang: the main loop blocks in it.
+	release := make(chan struct{})
+	l.fw.mu.Lock()
+	l.fw.stuck = release
+	l.fw.mu.Unlock()
+	grown, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.9\n"))
+	l.srv.SetEntries(grown)
+	waitFor(t, "the stuck apply", func() bool { return l.srv.RequestCount("/v1/key/blacklist") >= 2 })
+	time.Sleep(50 * time.Millisecond) // let a ping in flight land
+	count := func() int {
+		n := 0
+		for _, m := range l.note.all() {
+			if m == "WATCHDOG=1" {
+				n++
+			}
+		}
+		return n
+	}
+	frozen := count()
+	time.Sleep(200 * time.Millisecond) // twenty ping intervals
+	if got := count(); got != frozen {
+		t.Errorf("watchdog pinged %d times while the main loop was stuck", got-frozen)
+	}
+	close(release)
+	l.note.waitCount(t, "WATCHDOG=1", frozen+1)
+	_ = d
+}
+
+func TestFaultsKeepTheCurrentList(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault mock.Fault
+		list  string // served instead, when no fault
+		want  string // in the log
+	}{
+		{name: "401", fault: mock.Fault{Mode: mock.Fault401}, want: "401"},
+		{name: "429", fault: mock.Fault{Mode: mock.Fault429, RetryAfter: "3600"}, want: "429"},
+		{name: "500", fault: mock.Fault{Mode: mock.Fault500}, want: "500"},
+		{name: "empty", fault: mock.Fault{Mode: mock.FaultEmpty}, want: "empty"},
+		{name: "garbage", fault: mock.Fault{Mode: mock.FaultGarbage}, want: "not a blocklist"},
+		{name: "truncated", fault: mock.Fault{Mode: mock.FaultTruncated}, want: "truncated"},
+		{name: "slow", fault: mock.Fault{Mode: mock.FaultSlow, Delay: 5 * time.Second}, want: "feed failed"},
+		{name: "3x growth", list: "203.0.113.7\n203.0.113.9\n203.0.113.77\n", want: "list rejected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t, "203.0.113.7\n")
+			l.cfg.API.PullInterval = 100 * time.Millisecond
+			d, _ := l.start(func(o *Options) {
+				if tc.fault.Mode == mock.FaultSlow {
+					o.Config.API.URL = l.srv.URL()
+				}
+			})
+			l.note.waitCount(t, "READY=1", 1)
+			if d.State() != StateRunning {
+				t.Fatalf("state %s before the fault", d.State())
+			}
+			if tc.list != "" {
+				es, _ := mock.ParseList(strings.NewReader(tc.list))
+				l.srv.SetEntries(es)
+			} else if err := l.srv.SetFault(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			if tc.fault.Mode == mock.FaultSlow {
+				// The client's 60 s timeout is too long for a test; what
+				// matters is that the main loop keeps serving meanwhile.
+				waitFor(t, "the slow request", func() bool { return l.srv.RequestCount("/v1/key/blacklist") >= 2 })
+				if !l.fw.blocks("203.0.113.7") || d.State() != StateRunning {
+					t.Errorf("during a slow pull: blocked=%v state=%s", l.fw.blocks("203.0.113.7"), d.State())
+				}
+				return
+			}
+			waitFor(t, "degraded state", func() bool { return d.State() == StateDegraded })
+			if !l.fw.blocks("203.0.113.7") {
+				t.Error("the current list was lost")
+			}
+			if tc.list != "" && l.fw.blocks("203.0.113.9") {
+				t.Error("the rejected list was applied")
+			}
+			if !strings.Contains(l.logs.String(), tc.want) {
+				t.Errorf("log lacks %q:\n%s", tc.want, l.logs.String())
+			}
+			if tc.fault.Mode == mock.Fault429 {
+				n := l.srv.RequestCount("/v1/key/blacklist")
+				time.Sleep(300 * time.Millisecond) // three pull intervals
+				if got := l.srv.RequestCount("/v1/key/blacklist"); got != n {
+					t.Errorf("pulled %d more times before Retry-After", got-n)
+				}
+			}
+			// Recovery: the next good pull clears the degraded state.
+			if tc.fault.Mode != mock.Fault429 {
+				l.srv.ClearFault()
+				es, _ := mock.ParseList(strings.NewReader("203.0.113.7\n"))
+				l.srv.SetEntries(es)
+				waitFor(t, "running state again", func() bool { return d.State() == StateRunning })
+			}
+		})
+	}
+}
+
+func TestProtectsFromTheLastGoodListBeforeTheFirstPull(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	_, stop := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	stop()
+
+	// The API is down at the next start: the cached list is enforced at once.
+	l.srv.SetFault(mock.Fault{Mode: mock.Fault500})
+	l.fw = &fakeFirewall{}
+	l.note = listenNotify(t)
+	d, _ := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	if !l.fw.blocks("203.0.113.7") {
+		t.Error("the last good list was not applied at start")
+	}
+	waitFor(t, "degraded state", func() bool { return d.State() == StateDegraded })
+}
+
+// A dialer whose targets are unreachable while the fake firewall blocks
+// them: it stands in for a rule that cuts the host off.
+type firewallDialer struct{ fw *fakeFirewall }
+
+func (f firewallDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, _ := net.SplitHostPort(address)
+	if f.fw.blocks(host) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	c1, c2 := net.Pipe()
+	go func() {
+		// Answer DNS queries with a minimal response so the UDP probe succeeds.
+		buf := make([]byte, 512)
+		n, err := c2.Read(buf)
+		if err == nil && n >= 12 {
+			buf[2] |= 0x80
+			c2.Write(buf[:n])
+		}
+	}()
+	return c1, nil
+}
+
+func TestRollbackWhenTheAPIBecomesUnreachable(t *testing.T) {
+	// The feed lists the API's own address and discovery's whitelisting is
+	// off, so the new rules would cut the host off the API.
+	l := newLab(t, "203.0.113.7\n")
+	l.cfg.Safety.VerifyConnectivity = true
+	l.cfg.Safety.AutoWhitelist = false
+	l.cfg.API.PullInterval = 100 * time.Millisecond
+	l.never = safety.NeverBlock{API: []netip.Addr{netip.MustParseAddr("203.0.113.50")}, APIPort: 443}
+	d, _ := l.start(func(o *Options) {
+		o.Prober = &safety.Prober{Dialer: firewallDialer{l.fw}, Timeout: 50 * time.Millisecond}
+	})
+	l.note.waitCount(t, "READY=1", 1)
+	es, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.50\n"))
+	l.srv.SetEntries(es)
+	waitFor(t, "the rollback", func() bool { return strings.Contains(l.logs.String(), "RolledBack") })
+	if l.fw.blocks("203.0.113.50") {
+		t.Error("the API address is still blocked after the rollback")
+	}
+	if !l.fw.blocks("203.0.113.7") {
+		t.Error("the rollback lost the previous list")
+	}
+	if d.State() != StateDegraded {
+		t.Errorf("state %s after a rollback, want degraded", d.State())
+	}
+	// The same lists are not retried on every pull.
+	n := l.fw.count()
+	time.Sleep(300 * time.Millisecond)
+	if got := l.fw.count(); got != n {
+		t.Errorf("the rolled-back list was applied %d more times", got-n)
+	}
+}
+
+func TestApplyFailureKeepsRunningDegraded(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	l.cfg.API.PullInterval = 100 * time.Millisecond
+	d, _ := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	l.fw.mu.Lock()
+	l.fw.fail = errors.New("kernel said no")
+	l.fw.mu.Unlock()
+	es, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.8\n"))
+	l.srv.SetEntries(es)
+	waitFor(t, "degraded state", func() bool { return d.State() == StateDegraded })
+	if !strings.Contains(l.logs.String(), "ApplyFailed") {
+		t.Error("no ApplyFailed log line")
+	}
+}
+
+func TestRuntimeWhitelistFileIsToleratedWhenCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::1/128")}
+	if err := saveRuntimeWhitelist(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadRuntimeWhitelist(dir, log); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("round trip: %v", got)
+	}
+	os.WriteFile(filepath.Join(dir, runtimeWhitelistFile), []byte(`{"prefixes":["nope"]}`), 0o600)
+	if got := loadRuntimeWhitelist(dir, log); got != nil {
+		t.Errorf("corrupt file gave %v, want nothing", got)
+	}
+}
