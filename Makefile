@@ -14,6 +14,7 @@ BIN := bin
 
 PREFIX ?= /usr
 SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 # Debian packages the daemon and its tests drive; installed by `check`/`demo`
@@ -86,10 +87,52 @@ bench: deps ## Benchmarks: address math, and the firewall backends against nft -
 	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr
 
 .PHONY: install
-install: build ## Install binaries, unit, D-Bus policy, config and docs under DESTDIR/PREFIX
+install: build ## Install binaries, unit, D-Bus policy, config, man pages and docs under DESTDIR/PREFIX
 	install -Dm0755 $(BIN)/sikkerguard $(DESTDIR)$(PREFIX)/sbin/sikkerguard
 	install -Dm0755 $(BIN)/sikkerctl $(DESTDIR)$(PREFIX)/bin/sikkerctl
-	install -Dm0644 configs/sikkerguard.yaml $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml
+	install -Dm0644 systemd/sikkerguard.service $(DESTDIR)$(SYSTEMDUNITDIR)/sikkerguard.service
+	install -Dm0644 dbus/com.sikkerapi.SikkerGuard1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/com.sikkerapi.SikkerGuard1.conf
+	install -Dm0644 dbus/com.sikkerapi.SikkerGuard1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/com.sikkerapi.SikkerGuard1.xml
+	install -Dm0644 docs/man/sikkerguard.8 $(DESTDIR)$(PREFIX)/share/man/man8/sikkerguard.8
+	install -Dm0644 docs/man/sikkerctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/sikkerctl.8
+	install -Dm0644 docs/man/sikkerguard.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/sikkerguard.yaml.5
+	install -Dm0644 cmd/sikkerctl/sikkerctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sikkerctl
+	install -Dm0644 -t $(DESTDIR)$(PREFIX)/share/doc/sikkerguard README.md docs/dbus.md configs/sikkerguard.yaml
+	install -d -m0755 $(DESTDIR)$(SYSCONFDIR)/sikkerguard
+	@# An existing configuration is the administrator's: never overwrite it.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml ]; then \
+		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml"; \
+	else \
+		install -m0644 configs/sikkerguard.yaml $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml; \
+	fi
+
+# Debian package: version from git describe made Debian-safe, architecture
+# from dpkg, maintainer from the last commit unless given.
+ifndef DEB_VERSION
+DEB_VERSION := $(shell sh systemd/debian/version.sh)
+endif
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+DEB_ROOT := dist/deb-root
+# Debian's hardening flags for the packaged binaries: PIE, full RELRO.
+DEB_GOFLAGS ?= $(GOFLAGS) -buildmode=pie
+DEB_LDFLAGS ?= $(LDFLAGS) -linkmode=external -extldflags=-Wl,-z,relro,-z,now
+DEB_FILE = dist/sikkerguard_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+.PHONY: deb
+deb: ## Build dist/sikkerguard_VERSION_ARCH.deb with dpkg-deb
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \
+		SYSTEMDUNITDIR=/lib/systemd/system GOFLAGS='$(DEB_GOFLAGS)' LDFLAGS='$(DEB_LDFLAGS)'
+	bash systemd/debian/build-deb.sh $(DEB_ROOT) '$(DEB_VERSION)' '$(DEB_ARCH)' '$(DEB_MAINTAINER)' dist
+	rm -rf $(DEB_ROOT)
+
+.PHONY: lint-deb
+lint-deb: deb ## Build the .deb and check it with lintian (installed when missing; root)
+	@command -v lintian >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then echo "lintian missing — run as root (sudo make lint-deb) to install it" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends lintian; }
+	lintian --fail-on warning,error --info $(DEB_FILE)
 
 .PHONY: clean
 clean: ## Remove build output
