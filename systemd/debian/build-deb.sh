@@ -31,6 +31,8 @@ date=$(git log -1 --format=%cD 2>/dev/null || date -R)
 } | gzip -9n >"$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 
+install -Dm0644 "$here/lintian-overrides" "$root/usr/share/lintian/overrides/sikkerguard"
+
 mkdir -p "$root/DEBIAN"
 for s in postinst prerm postrm; do
 	install -m0755 "$here/$s" "$root/DEBIAN/$s"

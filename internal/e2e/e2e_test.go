@@ -1,0 +1,485 @@
+// Package e2e tests the installed product under a real systemd: it builds
+// the Debian package, installs it into a throwaway Debian root file system,
+// boots that with systemd-nspawn in its own network namespace, and drives
+// sikkerguard.service there against the mock SikkerAPI — readiness,
+// D-Bus name, journal, reload, watchdog restart, stop and removal.
+//
+// It runs as root under `sudo make check` (SIKKER_NETNS_TESTS=1) or with
+// SIKKER_E2E=1, and skips otherwise. The root file system is built once
+// with debootstrap and cached under /var/cache/sikkerguard-e2e/.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	envRequire = "SIKKER_NETNS_TESTS" // set by make check: skipping becomes failing
+	envRun     = "SIKKER_E2E"         // run without make check
+
+	mockAddr = "127.0.0.1:8580"
+	mockKey  = "sk_test_e2e_0123456789abcdef"
+	busName  = "com.sikkerapi.SikkerGuard1"
+)
+
+// requireE2E skips unless the end-to-end run was asked for, and installs
+// systemd-nspawn and debootstrap when they are missing. Under make check a
+// missing prerequisite fails instead of skipping.
+func requireE2E(t *testing.T) {
+	t.Helper()
+	required := os.Getenv(envRequire) == "1"
+	if !required && os.Getenv(envRun) != "1" {
+		t.Skipf("end-to-end test under systemd-nspawn: set %s=1 (sudo make check does)", envRun)
+	}
+	fail := t.Skipf
+	if required {
+		fail = t.Fatalf
+	}
+	if os.Geteuid() != 0 {
+		fail("end-to-end test needs root")
+	}
+	want := map[string]string{"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap"}
+	var missing []string
+	for bin, pkg := range want {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) > 0 {
+		// --no-install-recommends: the recommended libnss-mymachines would
+		// edit the machine's nsswitch.conf.
+		cmd := exec.Command("sh", "-c", "apt-get update -qq && apt-get install -y -qq --no-install-recommends "+strings.Join(missing, " "))
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fail("installing %v failed: %v\n%s", missing, err, tail(out, 2000))
+		}
+	}
+	for _, bin := range []string{"systemd-nspawn", "debootstrap", "nsenter", "dpkg-deb", "make", "tar"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			fail("end-to-end test needs %s", bin)
+		}
+	}
+}
+
+// timings records how long each step took, printed at the end.
+type timings struct {
+	t     *testing.T
+	names []string
+	took  []time.Duration
+}
+
+func (tm *timings) step(name string, f func()) {
+	tm.t.Helper()
+	start := time.Now()
+	defer func() {
+		tm.names = append(tm.names, name)
+		tm.took = append(tm.took, time.Since(start))
+	}()
+	f()
+}
+
+func (tm *timings) report() {
+	var b strings.Builder
+	for i, n := range tm.names {
+		fmt.Fprintf(&b, "  %-40s %8s\n", n, tm.took[i].Round(time.Millisecond))
+	}
+	tm.t.Logf("timings:\n%s", b.String())
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "systemd", "sikkerguard.service")); err != nil {
+		t.Fatalf("repository root not found at %s: %v", root, err)
+	}
+	return root
+}
+
+// buildDeb runs make deb and returns the package's path.
+func buildDeb(t *testing.T, repo string) string {
+	t.Helper()
+	cmd := exec.Command("make", "--no-print-directory", "deb")
+	cmd.Dir = repo
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make deb: %v\n%s", err, tail(out, 3000))
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.HasSuffix(l, ".deb") && !strings.Contains(l, " ") {
+			return filepath.Join(repo, l)
+		}
+	}
+	t.Fatalf("make deb printed no package path:\n%s", tail(out, 2000))
+	return ""
+}
+
+// goBuild builds one command of the repository into dir.
+func goBuild(t *testing.T, repo, pkg, out string) {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	cmd := exec.Command(gobin, "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = repo
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// hasDBusServer reports whether the daemon binary links the D-Bus server,
+// so the bus checks run as soon as the daemon offers the API.
+func hasDBusServer(t *testing.T, repo string) bool {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	cmd := exec.Command(gobin, "list", "-deps", "./cmd/sikkerguard")
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	return strings.Contains(string(out), "/internal/dbusapi\n")
+}
+
+const mockUnit = `[Unit]
+Description=mock SikkerAPI for the end-to-end test
+Before=sikkerguard.service
+
+[Service]
+ExecStart=/usr/local/bin/sikkerapi-mock -listen ` + mockAddr + ` -key-file /etc/sikkerapi-mock.key -generate 3000 -seed 7
+`
+
+// The mock serves generated global addresses, so the private-range strip
+// stays on as in production. Reports every minute exercise the spool.
+const guardConfig = `api:
+  url: http://` + mockAddr + `
+  pull_interval: 1h
+report:
+  interval: 1m
+`
+
+// mockRequests counts the blacklist requests the mock has answered.
+func mockRequests(c *container) (int, error) {
+	client := &http.Client{Transport: &http.Transport{DialContext: c.dial}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + mockAddr + "/_mock/requests")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("mock: %s: %s", resp.Status, body)
+	}
+	var reqs []struct {
+		Path   string `json:"path"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(body, &reqs); err != nil {
+		return 0, fmt.Errorf("mock requests: %w", err)
+	}
+	n := 0
+	for _, r := range reqs {
+		if r.Path == "/v1/key/blacklist" && r.Status == http.StatusOK {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// setElements counts the elements of the table's block sets in `nft list
+// table` output.
+func setElements(nftOut string) int {
+	n := 0
+	for _, block := range regexp.MustCompile(`(?s)set (block\w+) \{.*?\n\t\}`).FindAllString(nftOut, -1) {
+		if i := strings.Index(block, "elements = {"); i >= 0 {
+			body := block[i+len("elements = {"):]
+			if j := strings.Index(body, "}"); j >= 0 {
+				body = body[:j]
+			}
+			for _, e := range strings.Split(body, ",") {
+				if strings.TrimSpace(e) != "" {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestSystemd(t *testing.T) {
+	requireE2E(t)
+	tm := &timings{t: t}
+	defer tm.report()
+	repo := repoRoot(t)
+	unlock := lockFile(t, filepath.Join(cacheDir, "run.lock"), 15*time.Minute)
+	t.Cleanup(unlock)
+
+	var tarball, deb string
+	work := t.TempDir()
+	tm.step("root file system (cached or debootstrap)", func() {
+		suite, err := hostSuite("/etc/os-release")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob("/etc/apt/sources.list.d/*")
+		mirror, err := aptMirror(append([]string{"/etc/apt/sources.list"}, files...), suite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tarball = ensureRootfs(t, rootfsSpec{Suite: suite, Variant: "minbase", Packages: rootfsPackages}, mirror)
+	})
+	tm.step("make deb", func() { deb = buildDeb(t, repo) })
+	tm.step("build sikkerapi-mock", func() { goBuild(t, repo, "./cmd/sikkerapi-mock", filepath.Join(work, "sikkerapi-mock")) })
+	dbusServer := hasDBusServer(t, repo)
+
+	// The root file system lives on disk, not in the test's /tmp: nspawn
+	// needs a real directory tree, and /var/tmp survives a full /tmp.
+	root, err := os.MkdirTemp("/var/tmp", "sikkerguard-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) }) // registered first, so it runs after the shutdown
+	tm.step("extract root file system", func() {
+		if err := extract(tarball, root); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Everything the bus or systemd reads at boot goes in before boot.
+	mockBin, err := os.ReadFile(filepath.Join(work, "sikkerapi-mock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	debBytes, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := &container{t: t, root: root}
+	pre.writeFile("/usr/local/bin/sikkerapi-mock", string(mockBin), 0o755)
+	pre.writeFile("/etc/systemd/system/sikkerapi-mock.service", mockUnit, 0o644)
+	pre.writeFile("/etc/sikkerapi-mock.key", mockKey+"\n", 0o600)
+	pre.writeFile("/root/sikkerguard.deb", string(debBytes), 0o644)
+
+	var c *container
+	tm.step("boot container", func() { c = boot(t, root, filepath.Join(work, "console.log")) })
+
+	tm.step("dpkg -i (postinst with systemd and dbus running)", func() {
+		out := c.must("dpkg", "-i", "/root/sikkerguard.deb")
+		if !strings.Contains(out, "not enabled") {
+			t.Errorf("postinst printed no hint about the key:\n%s", out)
+		}
+		if st, _ := c.run("systemctl", "is-enabled", "sikkerguard"); st != "disabled" {
+			t.Errorf("after install sikkerguard is %q, want disabled", st)
+		}
+		if st, _ := c.run("systemctl", "is-active", "sikkerguard"); st != "inactive" {
+			t.Errorf("after install sikkerguard is %q, want inactive", st)
+		}
+	})
+
+	tm.step("start without a key is refused", func() {
+		if out, err := c.run("systemctl", "start", "sikkerguard"); err == nil {
+			t.Errorf("start without /etc/sikkerguard/api.key succeeded:\n%s", out)
+		}
+		st := c.must("systemctl", "show", "-p", "ConditionResult", "-p", "AssertResult", "sikkerguard")
+		if !strings.Contains(st, "AssertResult=no") {
+			t.Errorf("missing key did not fail the assertion: %s", st)
+		}
+		c.run("systemctl", "reset-failed", "sikkerguard") // an assertion leaves nothing failed; harmless
+	})
+
+	c.writeFile("/etc/sikkerguard/api.key", mockKey+"\n", 0o600)
+	c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+	tm.step("start mock", func() {
+		c.must("systemctl", "daemon-reload")
+		c.must("systemctl", "start", "sikkerapi-mock")
+		if !waitFor(10*time.Second, func() bool { _, err := mockRequests(c); return err == nil }) {
+			_, err := mockRequests(c)
+			t.Fatalf("mock not answering: %v\n%s", err, c.must("journalctl", "-u", "sikkerapi-mock", "--no-pager"))
+		}
+	})
+
+	var loaded int
+	tm.step("systemctl enable --now sikkerguard", func() {
+		if out, err := c.run("systemctl", "enable", "--now", "sikkerguard"); err != nil {
+			j, _ := c.run("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "50")
+			t.Fatalf("%v\n%s\n%s", err, out, j)
+		}
+		// enable --now returns after READY=1, so the list must be in already.
+		out, err := c.run("nft", "list", "table", "inet", "sikkerguard")
+		if err != nil {
+			t.Fatalf("no table right after start: %v\n%s", err, out)
+		}
+		if loaded = setElements(out); loaded == 0 {
+			t.Fatalf("table has no blocked elements right after start:\n%s", tail([]byte(out), 2000))
+		}
+		t.Logf("%d elements in the kernel when systemctl returned", loaded)
+	})
+
+	t.Run("active", func(t *testing.T) {
+		if st, _ := c.run("systemctl", "is-active", "sikkerguard"); st != "active" {
+			t.Errorf("is-active = %q", st)
+		}
+		show := c.must("systemctl", "show", "-p", "StatusText", "-p", "Type", "-p", "WatchdogUSec", "sikkerguard")
+		if !strings.Contains(show, "Type=notify") || !strings.Contains(show, "StatusText=") {
+			t.Errorf("unexpected unit state:\n%s", show)
+		}
+		t.Logf("%s", show)
+	})
+
+	t.Run("dbus", func(t *testing.T) {
+		if !dbusServer {
+			t.Skip("the daemon does not link internal/dbusapi yet: bus name and sikkerctl checks not run")
+		}
+		out, err := c.run("busctl", "status", busName)
+		if err != nil || !strings.Contains(out, "Unit=sikkerguard.service") {
+			t.Errorf("busctl status %s: %v\n%s", busName, err, out)
+		}
+		out, err = c.run("sikkerctl", "status")
+		if err != nil || !strings.Contains(out, "running") {
+			t.Errorf("sikkerctl status: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("journal", func(t *testing.T) {
+		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat")
+		for _, want := range []string{"Score threshold:", "Safety whitelist:", "Firewall ready", "Blocking "} {
+			if !strings.Contains(j, want) {
+				t.Errorf("journal lacks %q:\n%s", want, tail([]byte(j), 2000))
+			}
+		}
+	})
+
+	tm.step("systemctl reload re-pulls", func() {
+		before, err := mockRequests(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.must("systemctl", "reload", "sikkerguard")
+		if !waitFor(30*time.Second, func() bool { n, _ := mockRequests(c); return n > before }) {
+			t.Errorf("no new blacklist request after reload (still %d)", before)
+		}
+		// RELOADING=1 … READY=1: back to active once the pull is applied.
+		if !waitFor(30*time.Second, func() bool {
+			st, _ := c.run("systemctl", "show", "-p", "ActiveState", "--value", "sikkerguard")
+			return st == "active"
+		}) {
+			t.Errorf("not active again after reload")
+		}
+	})
+
+	tm.step("watchdog restarts a frozen daemon", func() {
+		c.writeFile("/etc/systemd/system/sikkerguard.service.d/e2e-watchdog.conf", "[Service]\nWatchdogSec=3s\n", 0o644)
+		c.must("systemctl", "daemon-reload")
+		c.must("systemctl", "restart", "sikkerguard")
+		pid := c.must("systemctl", "show", "-p", "MainPID", "--value", "sikkerguard")
+		c.must("systemctl", "kill", "--kill-who=main", "-s", "SIGSTOP", "sikkerguard")
+		start := time.Now()
+		ok := waitFor(40*time.Second, func() bool {
+			show, _ := c.run("systemctl", "show", "-p", "MainPID", "-p", "ActiveState", "-p", "NRestarts", "sikkerguard")
+			return strings.Contains(show, "ActiveState=active") && !strings.Contains(show, "MainPID="+pid+"\n") &&
+				!strings.Contains(show, "NRestarts=0")
+		})
+		show, _ := c.run("systemctl", "show", "-p", "MainPID", "-p", "ActiveState", "-p", "NRestarts", "-p", "Result", "sikkerguard")
+		if !ok {
+			t.Fatalf("frozen daemon (pid %s) was not restarted:\n%s", pid, show)
+		}
+		t.Logf("restarted %s after the freeze:\n%s", time.Since(start).Round(time.Millisecond), show)
+		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat")
+		if !strings.Contains(j, "Watchdog timeout") {
+			t.Errorf("journal does not show the watchdog timeout")
+		}
+		out, err := c.run("nft", "list", "table", "inet", "sikkerguard")
+		if err != nil || setElements(out) == 0 {
+			t.Errorf("no blocklist after the watchdog restart: %v", err)
+		}
+		os.Remove(c.path("/etc/systemd/system/sikkerguard.service.d/e2e-watchdog.conf"))
+		c.must("systemctl", "daemon-reload")
+	})
+
+	tm.step("systemctl stop removes the table", func() {
+		c.must("systemctl", "stop", "sikkerguard")
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
+			t.Errorf("table still there after stop:\n%s", tail([]byte(out), 500))
+		}
+		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "20")
+		if strings.Contains(j, "Failed with result") && !strings.Contains(j, "Stopped") {
+			t.Errorf("unclean stop:\n%s", j)
+		}
+	})
+
+	tm.step("dpkg -r removes unit, policy and table", func() {
+		c.must("systemctl", "start", "sikkerguard")
+		if _, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil {
+			t.Fatalf("no table before removal: %v", err)
+		}
+		c.must("dpkg", "-r", "sikkerguard")
+		for _, p := range []string{
+			"/lib/systemd/system/sikkerguard.service",
+			"/usr/lib/systemd/system/sikkerguard.service",
+			"/etc/systemd/system/multi-user.target.wants/sikkerguard.service",
+			"/usr/share/dbus-1/system.d/com.sikkerapi.SikkerGuard1.conf",
+			"/usr/sbin/sikkerguard",
+		} {
+			if _, err := os.Lstat(c.path(p)); err == nil {
+				t.Errorf("%s left behind", p)
+			}
+		}
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
+			t.Errorf("table left behind:\n%s", tail([]byte(out), 500))
+		}
+		if out, _ := c.run("systemctl", "list-unit-files", "--no-legend", "sikkerguard.service"); out != "" {
+			t.Errorf("systemd still knows the unit: %s", out)
+		}
+		if out, err := c.run("busctl", "status", busName); err == nil {
+			t.Errorf("bus name still owned:\n%s", out)
+		}
+		// The state and the key survive a remove, and go with purge.
+		if _, err := os.Stat(c.path("/var/lib/sikkerguard")); err != nil {
+			t.Errorf("state dir gone before purge: %v", err)
+		}
+		c.must("dpkg", "-P", "sikkerguard")
+		for _, p := range []string{"/var/lib/sikkerguard", "/etc/sikkerguard/api.key", "/etc/sikkerguard/sikkerguard.yaml"} {
+			if _, err := os.Lstat(c.path(p)); err == nil {
+				t.Errorf("%s left behind by purge", p)
+			}
+		}
+	})
+
+	tm.step("power off", func() {
+		c.shutdown() // the clean-up call then finds it stopped
+	})
+}
