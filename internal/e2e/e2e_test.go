@@ -227,6 +227,18 @@ func setElements(nftOut string) int {
 	return n
 }
 
+// hasMount reports whether mountinfo has a mount point at path whose
+// per-mount options start with opt.
+func hasMount(mountinfo, path, opt string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 5 && f[4] == path && strings.HasPrefix(f[5]+",", opt) {
+			return true
+		}
+	}
+	return false
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
@@ -360,6 +372,26 @@ func TestSystemd(t *testing.T) {
 		t.Logf("%s", show)
 	})
 
+	t.Run("sandbox", func(t *testing.T) {
+		pid := c.must("systemctl", "show", "-p", "MainPID", "--value", "sikkerguard")
+		status := c.must("cat", "/proc/"+pid+"/status")
+		// CAP_NET_ADMIN (12) and CAP_NET_RAW (13), nothing else.
+		if !strings.Contains(status, "CapBnd:\t0000000000003000") {
+			t.Errorf("bounding set is not CAP_NET_ADMIN+CAP_NET_RAW:\n%s", status)
+		}
+		if !strings.Contains(status, "NoNewPrivs:\t1") || !strings.Contains(status, "Seccomp:\t2") {
+			t.Errorf("no_new_privs or seccomp filter missing:\n%s", status)
+		}
+		mounts := c.must("cat", "/proc/"+pid+"/mountinfo")
+		for _, m := range []struct{ path, opt string }{
+			{"/", "ro,"}, {"/etc/sikkerguard", "ro,"}, {"/var/lib/sikkerguard", "rw,"},
+		} {
+			if !hasMount(mounts, m.path, m.opt) {
+				t.Errorf("%s is not mounted %s for the daemon", m.path, strings.TrimSuffix(m.opt, ","))
+			}
+		}
+	})
+
 	t.Run("dbus", func(t *testing.T) {
 		if !dbusServer {
 			t.Skip("the daemon does not link internal/dbusapi yet: bus name and sikkerctl checks not run")
@@ -428,6 +460,29 @@ func TestSystemd(t *testing.T) {
 		}
 		os.Remove(c.path("/etc/systemd/system/sikkerguard.service.d/e2e-watchdog.conf"))
 		c.must("systemctl", "daemon-reload")
+	})
+
+	tm.step("iptables backend under the same sandbox", func() {
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig+"firewall:\n  backend: iptables\n", 0o644)
+		if out, err := c.run("systemctl", "restart", "sikkerguard"); err != nil {
+			j, _ := c.run("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "20", "-o", "cat")
+			t.Fatalf("%v\n%s\n%s", err, out, j)
+		}
+		if out := c.must("iptables", "-S", "INPUT"); !strings.Contains(out, "-j SIKKERGUARD") {
+			t.Errorf("no SIKKERGUARD jump in INPUT:\n%s", out)
+		}
+		if out := c.must("ipset", "list", "-n"); !strings.Contains(out, "sikkerguard4") {
+			t.Errorf("no sikkerguard4 set:\n%s", out)
+		}
+		c.must("systemctl", "stop", "sikkerguard")
+		if out := c.must("iptables", "-S"); strings.Contains(out, "SIKKERGUARD") {
+			t.Errorf("iptables rules left after stop:\n%s", out)
+		}
+		if out := c.must("ipset", "list", "-n"); out != "" {
+			t.Errorf("ipset sets left after stop:\n%s", out)
+		}
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+		c.must("systemctl", "start", "sikkerguard")
 	})
 
 	tm.step("systemctl stop removes the table", func() {

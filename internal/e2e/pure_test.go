@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -126,4 +129,47 @@ func TestRemoveEmptyDirs(t *testing.T) {
 	if _, err := os.Stat(top); err != nil {
 		t.Errorf("top removed despite keepTop: %v", err)
 	}
+}
+
+func TestHasMount(t *testing.T) {
+	info := "336 315 254:0 /x/etc/sikkerguard /etc/sikkerguard ro,nosuid,relatime shared:124 - ext4 /dev/vda rw\n" +
+		"355 315 254:0 /x/var/lib/sikkerguard /var/lib/sikkerguard rw,nosuid,relatime shared:128 - ext4 /dev/vda rw\n"
+	tests := []struct {
+		path, opt string
+		want      bool
+	}{
+		{"/etc/sikkerguard", "ro,", true},
+		{"/etc/sikkerguard", "rw,", false},
+		{"/var/lib/sikkerguard", "rw,", true},
+		{"/usr", "ro,", false},
+	}
+	for _, tt := range tests {
+		if got := hasMount(info, tt.path, tt.opt); got != tt.want {
+			t.Errorf("hasMount(%s, %s) = %v", tt.path, tt.opt, got)
+		}
+	}
+}
+
+// TestUnitExposure keeps the unit's systemd-analyze rating at 2.0 or
+// better, so a new directive cannot quietly widen the sandbox.
+func TestUnitExposure(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	out, err := exec.Command("systemd-analyze", "security", "--offline=yes", "--no-pager", "../../systemd/sikkerguard.service").CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for sikkerguard.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no overall exposure in:\n%s", out)
+	}
+	score, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if score > 2.0 {
+		t.Errorf("exposure %.1f > 2.0:\n%s", score, out)
+	}
+	t.Logf("exposure %.1f", score)
 }
