@@ -15,6 +15,9 @@ BIN := bin
 PREFIX ?= /usr
 SYSCONFDIR ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+# dbus-daemon reads /usr/share/dbus-1/system.d and /etc/dbus-1/system.d
+# only: with PREFIX=/usr/local, pass DBUSPOLICYDIR=/etc/dbus-1/system.d.
+DBUSPOLICYDIR ?= $(PREFIX)/share/dbus-1/system.d
 DESTDIR ?=
 
 # Debian packages the daemon and its tests drive; installed by `check`/`demo`
@@ -90,8 +93,11 @@ bench: deps ## Benchmarks: address math, and the firewall backends against nft -
 install: build ## Install binaries, unit, D-Bus policy, config, man pages and docs under DESTDIR/PREFIX
 	install -Dm0755 $(BIN)/sikkerguard $(DESTDIR)$(PREFIX)/sbin/sikkerguard
 	install -Dm0755 $(BIN)/sikkerctl $(DESTDIR)$(PREFIX)/bin/sikkerctl
-	install -Dm0644 systemd/sikkerguard.service $(DESTDIR)$(SYSTEMDUNITDIR)/sikkerguard.service
-	install -Dm0644 dbus/com.sikkerapi.SikkerGuard1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/com.sikkerapi.SikkerGuard1.conf
+	@# The unit names the daemon by its installed path.
+	install -d -m0755 $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/sbin/sikkerguard|$(PREFIX)/sbin/sikkerguard|g' systemd/sikkerguard.service >$(DESTDIR)$(SYSTEMDUNITDIR)/sikkerguard.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/sikkerguard.service
+	install -Dm0644 dbus/com.sikkerapi.SikkerGuard1.conf $(DESTDIR)$(DBUSPOLICYDIR)/com.sikkerapi.SikkerGuard1.conf
 	install -Dm0644 dbus/com.sikkerapi.SikkerGuard1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/com.sikkerapi.SikkerGuard1.xml
 	install -Dm0644 docs/man/sikkerguard.8 $(DESTDIR)$(PREFIX)/share/man/man8/sikkerguard.8
 	install -Dm0644 docs/man/sikkerctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/sikkerctl.8
