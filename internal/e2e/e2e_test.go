@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -430,6 +431,39 @@ func TestSystemd(t *testing.T) {
 			return st == "active"
 		}) {
 			t.Errorf("not active again after reload")
+		}
+	})
+
+	tm.step("reboot: last good list before network-pre.target, API down", func() {
+		// The mock is not enabled, so after the reboot the API is gone and
+		// the daemon must start from its state directory alone.
+		c.shutdown()
+		c = boot(t, root, filepath.Join(work, "console-2.log"))
+		if !waitFor(30*time.Second, func() bool {
+			st, _ := c.run("systemctl", "is-active", "sikkerguard")
+			return st == "active"
+		}) {
+			j, _ := c.run("journalctl", "-b", "-u", "sikkerguard", "--no-pager", "-o", "cat")
+			t.Fatalf("sikkerguard not active after reboot:\n%s", j)
+		}
+		out, err := c.run("nft", "list", "table", "inet", "sikkerguard")
+		if n := setElements(out); err != nil || n == 0 {
+			t.Errorf("no blocklist after reboot (%d elements): %v", n, err)
+		}
+		guard := c.must("systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "sikkerguard")
+		pre := c.must("systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "network-pre.target")
+		g, _ := strconv.ParseUint(guard, 10, 64)
+		p, _ := strconv.ParseUint(pre, 10, 64)
+		if g == 0 || p == 0 || g > p {
+			t.Errorf("sikkerguard ready at %s µs, network-pre.target reached at %s µs: want the firewall first", guard, pre)
+		}
+		t.Logf("after boot: sikkerguard ready at %.3f s, network-pre.target at %.3f s", float64(g)/1e6, float64(p)/1e6)
+		if j := c.must("journalctl", "-b", "--no-pager", "-o", "cat"); strings.Contains(j, "ordering cycle") {
+			t.Errorf("ordering cycle at boot:\n%s", tail([]byte(j), 3000))
+		}
+		c.must("systemctl", "start", "sikkerapi-mock")
+		if !waitFor(10*time.Second, func() bool { _, err := mockRequests(c); return err == nil }) {
+			t.Fatalf("mock not answering after reboot")
 		}
 	})
 
