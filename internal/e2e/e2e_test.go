@@ -360,6 +360,12 @@ func TestSystemd(t *testing.T) {
 			t.Fatalf("table has no blocked elements right after start:\n%s", tail([]byte(out), 2000))
 		}
 		t.Logf("%d elements in the kernel when systemctl returned", loaded)
+		if dbusServer {
+			// READY=1 also promises the bus name.
+			if out, err := c.run("busctl", "status", busName); err != nil {
+				t.Errorf("bus name not owned when systemctl returned: %v\n%s", err, out)
+			}
+		}
 	})
 
 	t.Run("active", func(t *testing.T) {
@@ -402,7 +408,7 @@ func TestSystemd(t *testing.T) {
 			t.Errorf("busctl status %s: %v\n%s", busName, err, out)
 		}
 		out, err = c.run("sikkerctl", "status")
-		if err != nil || !strings.Contains(out, "running") {
+		if err != nil || !regexp.MustCompile(`State:\s+running`).MatchString(out) {
 			t.Errorf("sikkerctl status: %v\n%s", err, out)
 		}
 	})
