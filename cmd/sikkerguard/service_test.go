@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/mock"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
+)
+
+// The service end to end: the real binary as the long-running daemon in a
+// namespace, sd_notify over a unixgram socket, and real packets from a peer
+// namespace that holds the attacker, a friend, the gateway, the resolver
+// and the API.
+
+var (
+	svcHost     = netip.MustParseAddr("192.0.2.1")
+	svcAttacker = netip.MustParseAddr("192.0.2.66")
+	svcFriend   = netip.MustParseAddr("192.0.2.77")
+	svcGateway  = netip.MustParseAddr("192.0.2.254")
+	svcDNS      = netip.MustParseAddr("192.0.2.53")
+	svcAPI      = netip.MustParseAddr("192.0.2.80")
+)
+
+type svcLab struct {
+	t       *testing.T
+	bin     string
+	host    *testnet.NS
+	peer    *testnet.NS
+	srv     *mock.Server
+	dir     string
+	cfgPath string
+	sink    *testnet.UDPSink
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newSvcLab(t *testing.T, list, extraConfig string) *svcLab {
+	testnet.RequireRoot(t)
+	l := &svcLab{t: t, bin: buildBinary(t), dir: t.TempDir()}
+	l.host = testnet.New(t, "sh")
+	l.peer = testnet.New(t, "sp")
+	testnet.Veth(t, l.host, "eth0", []netip.Prefix{netip.PrefixFrom(svcHost, 24)},
+		l.peer, "eth0", []netip.Prefix{netip.PrefixFrom(svcGateway, 24)})
+	for _, a := range []netip.Addr{svcAttacker, svcFriend, svcDNS, svcAPI} {
+		l.peer.AddAddr("eth0", netip.PrefixFrom(a, 24))
+	}
+	l.host.MustRun("ip", "route", "add", "default", "via", svcGateway.String())
+
+	// `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over
+	// /etc/resolv.conf, which gives the daemon its own resolver.
+	etc := filepath.Join("/etc/netns", l.host.Name)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	if err := os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver "+svcDNS.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	entries, err := mock.ParseList(strings.NewReader(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.srv, err = mock.New(mock.Options{Key: testKey, Entries: entries, BlacklistQuota: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.peer.Do(func() error { return l.srv.Start(netip.AddrPortFrom(svcAPI, 8580).String()) }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.srv.Close() })
+
+	l.cfgPath = filepath.Join(l.dir, "sikkerguard.yaml")
+	cfg := "api:\n  url: http://" + svcAPI.String() + ":8580\n  key_file: " + filepath.Join(l.dir, "absent.key") + "\n" +
+		"firewall:\n  log_group: 0\n" +
+		"state_dir: " + filepath.Join(l.dir, "state") + "\n" + extraConfig
+	if !strings.Contains(extraConfig, "safety:") {
+		cfg += "safety:\n  strip_private: false\n"
+	}
+	if err := os.WriteFile(l.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.sink = l.host.ListenUDP(netip.AddrPortFrom(svcHost, 5353))
+	return l
+}
+
+// service is one running daemon process.
+type service struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	notes  chan string
+	seen   []string
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, once exited is closed
+}
+
+func (l *svcLab) start(args ...string) *service {
+	l.t.Helper()
+	sock := filepath.Join(l.t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	s := &service{stderr: &lockedBuffer{}, notes: make(chan string, 1024), exited: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			for _, m := range strings.Split(string(buf[:n]), "\n") {
+				s.notes <- m
+			}
+		}
+	}()
+	full := append([]string{"netns", "exec", l.host.Name, "env", "SIKKER_API_KEY=" + testKey,
+		"NOTIFY_SOCKET=" + sock, l.bin, "-c", l.cfgPath}, args...)
+	s.cmd = exec.Command("ip", full...)
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	l.t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.exited
+		conn.Close()
+		l.host.Run("nft", "delete", "table", "inet", "sikkerguard")
+	})
+	return s
+}
+
+// await reads notify messages until want arrives; it returns those seen.
+func (s *service) await(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-s.notes:
+			s.seen = append(s.seen, m)
+			if m == want {
+				return
+			}
+		case <-s.exited:
+			t.Fatalf("daemon exited (%v) before %s; stderr:\n%s", s.err, want, s.stderr.String())
+		case <-timeout:
+			t.Fatalf("no %s from the daemon; seen %q; stderr:\n%s", want, s.seen, s.stderr.String())
+		}
+	}
+}
+
+// awaitLog waits until stderr holds want: stderr is copied from a pipe
+// and may trail a notify message sent after the line was written.
+func (s *service) awaitLog(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.stderr.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q:\n%s", want, s.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *service) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *service) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-s.exited:
+		return s.err
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not exit")
+		return nil
+	}
+}
+
+func (l *svcLab) delivered(src netip.Addr) bool {
+	l.t.Helper()
+	before := l.sink.CountFrom(src)
+	s := l.peer.DialUDP(src, l.sink.Addr())
+	for range 5 {
+		if err := s.Send([]byte("probe")); err != nil {
+			l.t.Fatalf("send from %s: %v", src, err)
+		}
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if l.sink.CountFrom(src) > before {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+func (l *svcLab) ruleset() string {
+	return l.host.MustRun("nft", "list", "ruleset")
+}
+
+func (l *svcLab) inTable(a netip.Addr) bool {
+	out, err := l.host.Run("nft", "list", "table", "inet", "sikkerguard")
+	return err == nil && strings.Contains(out, a.String())
+}
+
+func TestServiceLifecycle(t *testing.T) {
+	list := strings.Join([]string{svcAttacker.String(), svcGateway.String(), svcDNS.String(), "203.0.113.0/24"}, "\n")
+	l := newSvcLab(t, list, "")
+	before := l.ruleset()
+	if !l.delivered(svcAttacker) {
+		t.Fatal("attacker blocked before the daemon ran: the lab is broken")
+	}
+
+	s := l.start()
+	s.await(t, "READY=1")
+	// READY=1 promises the list is in the kernel already.
+	if !l.inTable(svcAttacker) {
+		t.Fatal("READY=1 arrived before the blocklist was in the kernel")
+	}
+	if l.delivered(svcAttacker) {
+		t.Error("listed attacker got through")
+	}
+	if !l.delivered(svcFriend) {
+		t.Error("unlisted friend was blocked")
+	}
+	// The gateway and the resolver are listed by the feed, yet the safety
+	// whitelist keeps them reachable.
+	if !l.delivered(svcGateway) || !l.delivered(svcDNS) {
+		t.Error("the listed gateway or resolver was blocked")
+	}
+	for _, want := range []string{"Score threshold: 50 | Pull every 24h | Reports every 30m",
+		"Safety whitelist: ", "Firewall ready", "Blocking 257 IPs"} {
+		s.awaitLog(t, want)
+	}
+
+	pulls := l.srv.RequestCount("/v1/key/blacklist")
+	s.signal(t, syscall.SIGHUP)
+	s.await(t, "RELOADING=1")
+	s.await(t, "READY=1")
+	if l.srv.RequestCount("/v1/key/blacklist") <= pulls {
+		t.Error("SIGHUP did not re-pull")
+	}
+
+	s.signal(t, syscall.SIGTERM)
+	s.await(t, "STOPPING=1")
+	if err := s.wait(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
+	}
+	if after := l.ruleset(); after != before {
+		t.Errorf("ruleset after SIGTERM differs:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+}
+
+func TestServiceRollsBackWhenTheAPIIsCutOff(t *testing.T) {
+	// Discovery's whitelisting is off, so a feed listing the API's address
+	// really cuts the host off it; verification must notice and roll back.
+	l := newSvcLab(t, svcAttacker.String()+"\n", "safety:\n  strip_private: false\n  auto_whitelist: false\n")
+	s := l.start()
+	s.await(t, "READY=1")
+
+	es, _ := mock.ParseList(strings.NewReader(svcAttacker.String() + "\n" + svcAPI.String() + "\n"))
+	l.srv.SetEntries(es)
+	s.signal(t, syscall.SIGHUP)
+	s.await(t, "READY=1")
+	s.awaitLog(t, "RolledBack")
+	if l.inTable(svcAPI) || !l.delivered(svcAPI) {
+		t.Error("the API address is still blocked after the rollback")
+	}
+	if !l.inTable(svcAttacker) || l.delivered(svcAttacker) {
+		t.Error("the rollback lost the previous list")
+	}
+}
+
+func TestServiceKillAndRestartLeavesNoGap(t *testing.T) {
+	l := newSvcLab(t, svcAttacker.String()+"\n203.0.113.0/24\n", "")
+	before := l.ruleset()
+	s := l.start()
+	s.await(t, "READY=1")
+
+	// A continuous probe from the attacker across the crash and restart.
+	var stop atomic.Bool
+	var sent atomic.Int64
+	sender := l.peer.DialUDP(svcAttacker, l.sink.Addr())
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		for !stop.Load() {
+			sender.Send([]byte("probe"))
+			sent.Add(1)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	startCount := l.sink.CountFrom(svcAttacker)
+
+	s.signal(t, syscall.SIGKILL)
+	s.wait(t)
+	if !l.inTable(svcAttacker) {
+		t.Fatal("the table did not survive SIGKILL")
+	}
+	s2 := l.start()
+	s2.await(t, "READY=1")
+	time.Sleep(100 * time.Millisecond) // probes after READY as well
+	stop.Store(true)
+	<-probeDone
+	if got := l.sink.CountFrom(svcAttacker) - startCount; got != 0 {
+		t.Errorf("%d of %d probes got through across SIGKILL and restart", got, sent.Load())
+	}
+	if sent.Load() < 100 {
+		t.Errorf("only %d probes sent: the probe did not cover the restart", sent.Load())
+	}
+	s2.signal(t, syscall.SIGTERM)
+	s2.wait(t)
+	if after := l.ruleset(); after != before {
+		t.Errorf("ruleset after SIGTERM differs:\n%s", after)
+	}
+}
+
+func TestServiceDryRunNeverTouchesTheRuleset(t *testing.T) {
+	l := newSvcLab(t, svcAttacker.String()+"\n", "")
+	before := l.ruleset()
+	s := l.start("--dry-run")
+	s.await(t, "READY=1")
+	if after := l.ruleset(); after != before {
+		t.Errorf("dry run changed the ruleset:\n%s", after)
+	}
+	if !l.delivered(svcAttacker) {
+		t.Error("dry run blocked the attacker")
+	}
+	s.awaitLog(t, "Dry run: would block 1 IPs")
+	s.signal(t, syscall.SIGTERM)
+	s.wait(t)
+}
