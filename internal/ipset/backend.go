@@ -307,7 +307,12 @@ func (b *Backend) applyFull(block, allow ipnet.Set, fams []family) error {
 	if err != nil {
 		return err
 	}
-	p := fullPlan{families: fams, block: block, allow: allow, exists: names, old: b.block, oldKnown: b.synced}
+	p := fullPlan{families: fams, block: block, allow: allow, exists: names, old: b.block, oldKnown: b.synced, room: caps{}}
+	if b.synced {
+		for _, f := range fams {
+			p.room[f.hosts] = b.caps[f.hosts] - census(b.block, f.v6).hosts
+		}
+	}
 	var c caps
 	_, err = b.run(func(w *bufio.Writer) error {
 		var err error

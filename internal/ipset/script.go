@@ -204,6 +204,11 @@ type fullPlan struct {
 	// (adopting a set left by a crash) every new single address does.
 	old      ipnet.Set
 	oldKnown bool
+	// room is how many elements each live host set can still take. When
+	// the moving addresses fit, they are added to the live (old) host set
+	// instead: it is swapped out after the net set, and destroyed rather
+	// than trimmed, which saves a hash:net add and delete per address.
+	room caps
 }
 
 // caps holds the maxelem of each live set after a plan ran.
@@ -224,7 +229,8 @@ func (p fullPlan) write(w *bufio.Writer) (caps, error) {
 		}
 	}
 	c := caps{}
-	extras := map[family][]netip.Prefix{}
+	extras := map[family][]netip.Prefix{}     // ride in the new net set
+	hostExtras := map[family][]netip.Prefix{} // ride in the old host set
 	for _, f := range p.families {
 		hosts, nets := counts(p.block, f.v6)
 		var oldNets ipnet.Set
@@ -241,6 +247,11 @@ func (p fullPlan) write(w *bufio.Writer) (caps, error) {
 				extras[f] = append(extras[f], q)
 			}
 		})
+		// Only with the old list known: an address in an old range is then
+		// not in the old host set, so adding it cannot collide.
+		if p.oldKnown && len(extras[f]) <= p.room[f.hosts] {
+			hostExtras[f], extras[f] = extras[f], nil
+		}
 		allowH, allowN := counts(p.allow, f.v6)
 		allowN += allowH
 
@@ -265,6 +276,11 @@ func (p fullPlan) write(w *bufio.Writer) (caps, error) {
 		_, c[f.allow] = sizing(allowN)
 		_, c[f.nets] = sizing(nets + 1 + len(extras[f]))
 		_, c[f.hosts] = sizing(hosts)
+	}
+	for _, f := range p.families {
+		for _, q := range hostExtras[f] {
+			s.elem("add", f.hosts, q)
+		}
 	}
 	for _, f := range p.families {
 		for _, n := range []string{f.allow, f.nets, f.hosts} {

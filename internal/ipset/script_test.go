@@ -77,6 +77,10 @@ func TestFullScriptGolden(t *testing.T) {
 	replace, _ := fullText(t, fullPlan{families: []family{fam4}, block: smallBlock, exists: exists,
 		old: set("198.51.100.4/30", "192.0.2.1/32"), oldKnown: true})
 	golden(t, "full-replace.txt", replace)
+	// With room in the live host set it is added there instead.
+	replace, _ = fullText(t, fullPlan{families: []family{fam4}, block: smallBlock, exists: exists,
+		old: set("198.51.100.4/30", "192.0.2.1/32"), oldKnown: true, room: caps{SetHosts4: 1}})
+	golden(t, "full-replace-room.txt", replace)
 	adopt, _ := fullText(t, fullPlan{families: []family{fam4}, block: smallBlock, exists: exists})
 	golden(t, "full-adopt.txt", adopt)
 }
@@ -176,6 +180,10 @@ func (m model) exec(t *testing.T, line string) {
 		if m[w[1]] == nil {
 			t.Fatalf("%q: no such set", line)
 		}
+		// As ipset restore without -exist: no duplicate add, no stray del.
+		if m[w[1]][p] == (w[0] == "add") {
+			t.Fatalf("%q: element already in the set, or not in it", line)
+		}
 		if w[0] == "add" {
 			m[w[1]][p] = true
 		} else {
@@ -239,7 +247,7 @@ func randomSmall(r *rand.Rand) ipnet.Set {
 func TestScriptsNeverUnblockStayingAddresses(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	fams := []family{fam4}
-	for i := range 300 {
+	for i := range 400 {
 		old, next := randomSmall(r), randomSmall(r)
 		m := model{}
 		// Load old from scratch, then go to next by the plan under test.
@@ -256,11 +264,14 @@ func TestScriptsNeverUnblockStayingAddresses(t *testing.T) {
 			exists[n] = true
 		}
 		var err error
-		switch i % 3 {
+		switch i % 4 {
 		case 0:
 			_, err = writeDelta(bufio.NewWriter(&buf), planDelta(old, next, fams), ipnet.Set{}, false, fams)
-		case 1:
+		case 1: // no room in the live host set: moving addresses ride in the new net set
 			_, err = fullPlan{families: fams, block: next, exists: exists, old: old, oldKnown: true}.write(bufio.NewWriter(&buf))
+		case 3: // room: they ride in the old host set
+			_, err = fullPlan{families: fams, block: next, exists: exists, old: old, oldKnown: true,
+				room: caps{SetHosts4: 1000}}.write(bufio.NewWriter(&buf))
 		case 2: // adopting: the old list is not known
 			_, err = fullPlan{families: fams, block: next, exists: exists}.write(bufio.NewWriter(&buf))
 		}
