@@ -13,8 +13,9 @@
 // A full refresh fills temporary sets sized from the list and swaps them in,
 // all in one `ipset restore` fed through a pipe as it is generated. ipset has
 // no transactions, so a swap is atomic per set: the net set is swapped before
-// the host set, and an address moving from a range to a single entry rides in
-// the new net set until the host swap is done (see fullPlan). A small change
+// the host set, and an address moving from a range to a single entry is
+// added to the old host set (or the new net set) so that it stays covered
+// until the host swap is done (see fullPlan). A small change
 // is sent as additions then deletions computed from the backend's own copy
 // of the list; no address listed before and after is ever unblocked, but
 // addresses only in the new list are blocked one by one as the restore runs.
