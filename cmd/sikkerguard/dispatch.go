@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/daemon"
 	"github.com/sikkerapi/sikkerguard/internal/ipset"
@@ -88,8 +90,16 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 			}
 		}
 	}()
+	bus, err := dbus.ConnectSystemBus()
+	if err != nil {
+		// Blocking must not depend on D-Bus; only sikkerctl is lost.
+		log.Warn("D-Bus system bus unavailable; running without the control API", "err", err)
+		bus = nil
+	} else {
+		defer bus.Close()
+	}
 	d, err := daemon.New(daemon.Options{
-		Config: cfg, Key: key, Log: log, Reload: reload,
+		Config: cfg, Key: key, Log: log, Reload: reload, Bus: bus,
 		NewFirewall: func(c config.Config) (daemon.Firewall, error) { return newFirewall(c, log) },
 		Load: func() (config.Config, config.Secret, error) {
 			c, err := config.Load(o.configPath, o.configDefault, env)

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/godbus/dbus/v5"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
@@ -63,6 +65,9 @@ type Options struct {
 	// RetryMin is the first retry delay of a failed feed (default 1 min).
 	RetryMin time.Duration
 	Now      func() time.Time
+	// Bus, when set, carries the D-Bus API; the name is owned before
+	// READY=1. Nil runs without it.
+	Bus *dbus.Conn
 }
 
 // Daemon is the long-running service. Its state is owned by the main loop
@@ -91,11 +96,18 @@ type Daemon struct {
 	planIssue  string // why the current plan is not applied
 	reloading  bool
 
+	bus           *dbusapi.Server
+	top           func(n int) []dbusapi.TopEntry
+	reloadWaiters []chan error
+	cmds          chan func()   // control calls, run on the main loop
+	stopped       chan struct{} // closed when the main loop has ended
+
 	mu       sync.Mutex // guards the fields below for readers off the loop
 	state    State
 	lastPull time.Time
+	started  time.Time
 	counts   [2]int // applied ranges v4, v6
-	cmds     chan func()
+	status   dbusapi.Status
 }
 
 type pullResult struct {
@@ -131,7 +143,7 @@ func New(o Options) (*Daemon, error) {
 		o: o, log: o.Log, cfg: o.Config, key: o.Key,
 		next: map[string]time.Time{}, failures: map[string]int{}, inflight: map[string]bool{},
 		inUse: map[string]*feed.Snapshot{}, problems: map[string]string{},
-		results: make(chan pullResult), cmds: make(chan func()), state: StateStarting,
+		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
 	}, nil
 }
 
@@ -146,6 +158,10 @@ func discover(ctx context.Context, cfg config.Config) (safety.NeverBlock, error)
 // then scheduled pulls, reloads and the watchdog. On return the kernel
 // objects are removed when cleanup_on_stop is set.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer close(d.stopped)
+	d.mu.Lock()
+	d.started = d.o.Now()
+	d.mu.Unlock()
 	if err := d.setup(ctx); err != nil {
 		d.setState(StateFailed)
 		return err
@@ -167,6 +183,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.setState(StateFailed)
 		return fmt.Errorf("firewall: %s", d.planIssue)
 	}
+	if d.o.Bus != nil {
+		srv, err := dbusapi.Export(d.o.Bus, d, dbusapi.Options{Logger: d.log, State: dbusapi.State(d.State()),
+			Backend: d.cfg.Firewall.Backend, DryRun: d.cfg.DryRun})
+		if err != nil {
+			// Most likely a second daemon: two must never drive one firewall.
+			d.setState(StateFailed)
+			return fmt.Errorf("d-bus: %w", err)
+		}
+		d.bus = srv
+		defer srv.Close()
+	}
+	d.publish()
 	d.log.Info("Firewall ready")
 	d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
 
@@ -203,8 +231,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 				if d.reloading {
 					d.reloading = false
 					d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
+					d.finishReload()
 				}
 			}
+			d.publish()
 		case <-timer.C:
 			d.startDuePulls(ctx)
 		}
@@ -472,6 +502,9 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		d.planIssue = "apply failed: " + err.Error()
 		d.log.Error("ApplyFailed", "err", err)
 		d.updateState()
+		if d.bus != nil {
+			d.bus.ApplyFailed(d.planIssue)
+		}
 		return
 	}
 	if base != nil {
@@ -489,6 +522,10 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		d.log.Warn("could not record the applied list", "err", err)
 	}
 	d.updateState()
+	d.publish()
+	if d.bus != nil {
+		d.bus.BlocklistUpdated(d.status.BlockedIPv4, d.status.BlockedIPv6)
+	}
 	d.notify(d.statusLine())
 }
 
@@ -510,6 +547,10 @@ func (d *Daemon) rollback(plan Plan, reason error) {
 	d.planIssue = "rolled back: " + reason.Error()
 	d.log.Error("RolledBack", "reason", reason)
 	d.updateState()
+	d.publish()
+	if d.bus != nil {
+		d.bus.RolledBack(d.planIssue)
+	}
 }
 
 func (d *Daemon) updateState() {
@@ -571,6 +612,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	if len(d.inflight) == 0 {
 		d.reconcile(ctx)
 		d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
+		d.finishReload()
 		return
 	}
 	d.reloading = true

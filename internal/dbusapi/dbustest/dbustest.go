@@ -118,6 +118,13 @@ func StartBus(t testing.TB, p Policy) *Bus {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(daemon, "--config-file="+confFile, "--print-address", "--nofork")
+	// dbus-daemon speaks sd_notify when it finds NOTIFY_SOCKET; a test bus
+	// must not answer for the service under test.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -1,0 +1,316 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+)
+
+// The control API (D-Bus): every method runs on the main loop through
+// do, so it sees and changes the daemon's state without locks and is
+// serialised with pulls and applies.
+
+// Whitelisting wider than these would open the firewall to a large part of
+// the internet with one call; such entries belong in the config file.
+const (
+	minWhitelistBits4 = 8
+	minWhitelistBits6 = 32
+)
+
+var errStopped = fmt.Errorf("sikkerguard is stopping: %w", dbusapi.ErrNotReady)
+
+// do runs f on the main loop and waits for it.
+func (d *Daemon) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case d.cmds <- func() { f(); close(done) }:
+	case <-d.stopped:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-d.stopped:
+		return errStopped
+	}
+}
+
+// Reload re-reads the configuration and re-pulls every feed; it returns
+// once the result is applied (or refused).
+func (d *Daemon) Reload(ctx context.Context) error {
+	wait := make(chan error, 1)
+	if err := d.do(ctx, func() {
+		d.reloadWaiters = append(d.reloadWaiters, wait)
+		d.reload(ctx)
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.stopped:
+		return errStopped
+	}
+}
+
+// finishReload answers the callers waiting for a reload.
+func (d *Daemon) finishReload() {
+	var err error
+	if d.planIssue != "" {
+		err = errors.New(d.planIssue)
+	}
+	for _, w := range d.reloadWaiters {
+		w <- err
+	}
+	d.reloadWaiters = nil
+}
+
+// Status is the daemon's state for D-Bus (safe from any goroutine).
+func (d *Daemon) Status() dbusapi.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.status
+}
+
+// publish refreshes the status snapshot and the bus properties; it runs
+// on the main loop after anything visible changed.
+func (d *Daemon) publish() {
+	st := dbusapi.Status{
+		Backend: d.cfg.Firewall.Backend, DryRun: d.cfg.DryRun,
+		Whitelisted: uint32(len(d.cfg.Whitelist) + len(d.runtime)),
+		LastError:   d.planIssue,
+	}
+	a4, _ := d.applied.Block.Addresses()
+	_, r6 := d.applied.Block.Len()
+	st.BlockedIPv4, st.BlockedIPv6 = clampU32(a4), clampU32(uint64(r6))
+	for _, s := range d.srcs {
+		fs := dbusapi.FeedStatus{Name: s.Name(), Error: d.problems[s.Name()]}
+		if snap := d.inUse[s.Name()]; snap != nil {
+			v4, v6 := snap.Count()
+			fs.Entries, fs.LastPull = clampU32(uint64(v4+v6)), snap.FetchedAt
+		}
+		st.Feeds = append(st.Feeds, fs)
+		if at := d.next[s.Name()]; st.NextPull.IsZero() || at.Before(st.NextPull) {
+			st.NextPull = at
+		}
+	}
+	d.mu.Lock()
+	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started
+	if st.LastError == "" && len(d.problems) > 0 {
+		for _, name := range slices.Sorted(maps.Keys(d.problems)) {
+			st.LastError = name + ": " + d.problems[name]
+			break
+		}
+	}
+	d.status = st
+	d.mu.Unlock()
+	if d.bus != nil {
+		d.bus.SetState(st.State)
+		d.bus.SetLastPull(st.LastPull)
+		d.bus.SetBlocked(st.BlockedIPv4, st.BlockedIPv6)
+	}
+}
+
+func clampU32(v uint64) uint32 {
+	return uint32(min(v, math.MaxUint32))
+}
+
+// WhitelistAdd accepts p from now on, persists it in the state directory
+// and applies it in one transaction.
+func (d *Daemon) WhitelistAdd(p netip.Prefix) error {
+	p = p.Masked()
+	if bits := minWhitelistBits(p); p.Bits() < bits {
+		return fmt.Errorf("%s is wider than /%d; whitelist such ranges in the config file: %w", p, bits, dbusapi.ErrInvalidAddress)
+	}
+	var err error
+	if derr := d.do(context.Background(), func() {
+		if slices.Contains(d.runtime, p) {
+			return
+		}
+		old := d.runtime
+		d.runtime = append(slices.Clone(old), p)
+		if err = saveRuntimeWhitelist(d.cfg.StateDir, d.runtime); err != nil {
+			d.runtime = old
+			err = fmt.Errorf("save whitelist: %w", err)
+			return
+		}
+		d.log.Info("whitelist entry added", "prefix", p.String())
+		err = d.applyNow()
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// WhitelistRemove drops a run-time entry (config entries stay).
+func (d *Daemon) WhitelistRemove(p netip.Prefix) error {
+	p = p.Masked()
+	var err error
+	if derr := d.do(context.Background(), func() {
+		i := slices.Index(d.runtime, p)
+		if i < 0 {
+			if slices.Contains(d.cfg.Whitelist, p) {
+				err = fmt.Errorf("%s is whitelisted in the config file; remove it there: %w", p, dbusapi.ErrNotFound)
+			} else {
+				err = fmt.Errorf("%s is not in the run-time whitelist: %w", p, dbusapi.ErrNotFound)
+			}
+			return
+		}
+		old := d.runtime
+		d.runtime = slices.Delete(slices.Clone(old), i, i+1)
+		if err = saveRuntimeWhitelist(d.cfg.StateDir, d.runtime); err != nil {
+			d.runtime = old
+			err = fmt.Errorf("save whitelist: %w", err)
+			return
+		}
+		d.log.Info("whitelist entry removed", "prefix", p.String())
+		err = d.applyNow()
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// applyNow reapplies after a whitelist change and reports a failure.
+func (d *Daemon) applyNow() error {
+	d.never.Runtime = d.runtime
+	d.reconcile(context.Background())
+	if d.planIssue != "" {
+		return fmt.Errorf("%s: %w", d.planIssue, dbusapi.ErrFailed)
+	}
+	return nil
+}
+
+func minWhitelistBits(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return minWhitelistBits4
+	}
+	return minWhitelistBits6
+}
+
+// WhitelistList returns the config file's and the run-time entries.
+func (d *Daemon) WhitelistList() []netip.Prefix {
+	var out []netip.Prefix
+	d.do(context.Background(), func() {
+		out = append(slices.Clone(d.cfg.Whitelist), d.runtime...)
+	})
+	return out
+}
+
+// Check explains what sikkerguard does with a: accepted by which rule,
+// blocked by which feeds and ranges, or not listed.
+func (d *Daemon) Check(a netip.Addr) (blocked bool, why string) {
+	a = a.Unmap()
+	err := d.do(context.Background(), func() { blocked, why = d.explain(a) })
+	if err != nil {
+		return false, err.Error()
+	}
+	return blocked, why
+}
+
+func (d *Daemon) explain(a netip.Addr) (bool, string) {
+	listedBy := d.listedBy(a)
+	if reason := d.allowReason(a); reason != "" {
+		if len(listedBy) > 0 {
+			return false, fmt.Sprintf("%s is listed by %s but never blocked: %s", a, strings.Join(listedBy, ", "), reason)
+		}
+		return false, fmt.Sprintf("%s is not blocked: %s", a, reason)
+	}
+	if d.applied.Block.Contains(a) {
+		msg := fmt.Sprintf("%s is blocked: listed by %s", a, strings.Join(listedBy, ", "))
+		if d.cfg.DryRun {
+			msg += " (dry run: nothing is dropped)"
+		}
+		return !d.cfg.DryRun, msg
+	}
+	if len(listedBy) > 0 {
+		if !ipnet.IsGlobal(a) && d.cfg.Safety.StripPrivate {
+			return false, fmt.Sprintf("%s is listed by %s but not blocked: it is not a global address and safety.strip_private is on", a, strings.Join(listedBy, ", "))
+		}
+		return false, fmt.Sprintf("%s is listed by %s but not blocked yet: %s", a, strings.Join(listedBy, ", "), orDefault(d.planIssue, "the list is being applied"))
+	}
+	return false, fmt.Sprintf("%s is not listed by any feed", a)
+}
+
+// listedBy names the feeds listing a, with the range that covers it.
+func (d *Daemon) listedBy(a netip.Addr) []string {
+	var out []string
+	for _, s := range d.srcs {
+		snap := d.inUse[s.Name()]
+		if snap == nil {
+			continue
+		}
+		if r, ok := snap.Set.Lookup(a); ok {
+			out = append(out, fmt.Sprintf("%s (%s)", s.Name(), r))
+		}
+	}
+	return out
+}
+
+// allowReason says which never-block rule covers a, or "".
+func (d *Daemon) allowReason(a netip.Addr) string {
+	has := func(as []netip.Addr) bool {
+		return slices.ContainsFunc(as, func(x netip.Addr) bool { return x.WithZone("") == a })
+	}
+	in := func(ps []netip.Prefix) (netip.Prefix, bool) {
+		for _, p := range ps {
+			if p.Contains(a) {
+				return p, true
+			}
+		}
+		return netip.Prefix{}, false
+	}
+	if p, ok := in(d.runtime); ok {
+		return fmt.Sprintf("run-time whitelist entry %s", p)
+	}
+	if p, ok := in(d.cfg.Whitelist); ok {
+		return fmt.Sprintf("whitelist entry %s in the config file", p)
+	}
+	if a.IsLoopback() {
+		return "loopback"
+	}
+	if !d.cfg.Safety.AutoWhitelist {
+		return ""
+	}
+	switch {
+	case has(d.never.Gateways):
+		return "it is a default gateway (safety whitelist)"
+	case has(d.never.DNS):
+		return "it is a DNS server from resolv.conf (safety whitelist)"
+	case has(d.never.API):
+		return "it is an address of the SikkerAPI endpoint (safety whitelist)"
+	case has(d.never.Own):
+		return "it is one of this host's own addresses (safety whitelist)"
+	}
+	if p, ok := in(d.never.Subnets); ok {
+		return fmt.Sprintf("it is in the directly connected private subnet %s (safety whitelist)", p)
+	}
+	return ""
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// TopBlocked returns the most-dropped sources (filled by drop monitoring).
+func (d *Daemon) TopBlocked(n int) []dbusapi.TopEntry {
+	if d.top == nil {
+		return nil
+	}
+	return d.top(n)
+}
