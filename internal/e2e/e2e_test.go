@@ -438,6 +438,16 @@ func TestSystemd(t *testing.T) {
 		}) {
 			t.Errorf("not active again after reload")
 		}
+		if dbusServer {
+			// The D-Bus Reload returns when done: the pull has happened by then.
+			before, _ := mockRequests(c)
+			if out, err := c.run("sikkerctl", "reload"); err != nil {
+				t.Errorf("sikkerctl reload: %v\n%s", err, out)
+			}
+			if after, err := mockRequests(c); err != nil || after <= before {
+				t.Errorf("sikkerctl reload returned before pulling: %d → %d requests (%v)", before, after, err)
+			}
+		}
 	})
 
 	tm.step("reboot: last good list before network-pre.target, API down", func() {
