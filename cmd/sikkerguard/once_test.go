@@ -28,15 +28,24 @@ var (
 	whiteAddr    = netip.MustParseAddr("192.0.2.99") // listed, but whitelisted
 )
 
-// buildBinary compiles sikkerguard once per test binary run.
+// buildBinary compiles sikkerguard for the test.
 func buildBinary(t *testing.T) string {
+	t.Helper()
+	return buildCommand(t, ".")
+}
+
+// buildCommand compiles the command in dir (relative to this package).
+func buildCommand(t *testing.T, dir string) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out := filepath.Join(t.TempDir(), "sikkerguard")
-	cmd := exec.Command(goBin, "build", "-o", out, ".")
+	out := filepath.Join(t.TempDir(), filepath.Base(filepath.Clean(dir)))
+	if dir == "." {
+		out = filepath.Join(filepath.Dir(out), "sikkerguard")
+	}
+	cmd := exec.Command(goBin, "build", "-o", out, dir)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}

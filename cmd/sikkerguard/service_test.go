@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
@@ -34,6 +36,7 @@ var (
 
 type svcLab struct {
 	t       *testing.T
+	env     []string // extra environment for the daemon
 	bin     string
 	host    *testnet.NS
 	peer    *testnet.NS
@@ -141,7 +144,8 @@ func (l *svcLab) start(args ...string) *service {
 		}
 	}()
 	full := append([]string{"netns", "exec", l.host.Name, "env", "SIKKER_API_KEY=" + testKey,
-		"NOTIFY_SOCKET=" + sock, l.bin, "-c", l.cfgPath}, args...)
+		"NOTIFY_SOCKET=" + sock}, l.env...)
+	full = append(append(full, l.bin, "-c", l.cfgPath), args...)
 	s.cmd = exec.Command("ip", full...)
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
@@ -364,4 +368,66 @@ func TestServiceDryRunNeverTouchesTheRuleset(t *testing.T) {
 	s.awaitLog(t, "Dry run: would block 1 IPs")
 	s.signal(t, syscall.SIGTERM)
 	s.wait(t)
+}
+
+func TestServiceControlOverDBus(t *testing.T) {
+	l := newSvcLab(t, svcAttacker.String()+"\n203.0.113.0/24\n", "")
+	bus := dbustest.StartBus(t, dbustest.Shipped)
+	l.env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Address}
+	ctl := buildCommand(t, "../sikkerctl")
+	sikkerctl := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(ctl, append([]string{"--address", bus.Address}, args...)...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+
+	s := l.start()
+	s.await(t, "READY=1")
+	if out, code := sikkerctl("status"); code != 0 || !strings.Contains(out, "running") {
+		t.Errorf("sikkerctl status: exit %d\n%s", code, out)
+	}
+	if out, code := sikkerctl("check", svcAttacker.String()); code != 0 || !strings.Contains(out, "listed by sikkerapi") {
+		t.Errorf("sikkerctl check: exit %d\n%s", code, out)
+	}
+	if l.delivered(svcAttacker) {
+		t.Fatal("attacker got through before the whitelist change")
+	}
+	if out, code := sikkerctl("whitelist", "add", svcAttacker.String()); code != 0 {
+		t.Fatalf("whitelist add: exit %d\n%s", code, out)
+	}
+	// Open at once: the call returns after the transaction.
+	if !l.delivered(svcAttacker) {
+		t.Error("the whitelisted attacker is still blocked")
+	}
+	if out, code := sikkerctl("whitelist", "add", "300.1.1.1"); code != 1 || !strings.Contains(out, "300.1.1.1") {
+		t.Errorf("whitelist add 300.1.1.1: exit %d, want 1 naming the address\n%s", code, out)
+	}
+
+	// The entry survives a restart of the daemon.
+	s.signal(t, syscall.SIGTERM)
+	s.wait(t)
+	s2 := l.start()
+	s2.await(t, "READY=1")
+	if !l.delivered(svcAttacker) {
+		t.Error("the run-time whitelist did not survive a restart")
+	}
+	if out, _ := sikkerctl("whitelist", "list"); !strings.Contains(out, svcAttacker.String()) {
+		t.Errorf("whitelist list lacks the entry:\n%s", out)
+	}
+	if out, code := sikkerctl("whitelist", "remove", svcAttacker.String()); code != 0 {
+		t.Fatalf("whitelist remove: exit %d\n%s", code, out)
+	}
+	if l.delivered(svcAttacker) {
+		t.Error("the attacker got through after the whitelist entry was removed")
+	}
+	s2.signal(t, syscall.SIGTERM)
+	s2.wait(t)
 }
