@@ -31,6 +31,7 @@ package ipset
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -254,10 +255,33 @@ func (b *Backend) applySets(block, allow ipnet.Set) error {
 
 // fewChanges compares ranges before a delta is expanded into prefixes:
 // most lists from a feed share little with the last one, and expanding a
-// delta that is bound to lose costs more than the comparison.
+// delta that is bound to lose costs more than the comparison. It walks both
+// sorted lists without allocating: an ipnet.Diff of two unrelated
+// million-range lists would allocate some 50 MB just to be counted.
 func fewChanges(old, next ipnet.Set) bool {
-	added, removed := ipnet.Diff(old, next)
-	return len(added.V4)+len(added.V6)+len(removed.V4)+len(removed.V6) < len(next.V4)+len(next.V6)
+	n := unshared(old.V4, next.V4, func(a, b ipnet.Range4) int {
+		return cmp.Or(cmp.Compare(a.Lo, b.Lo), cmp.Compare(a.Hi, b.Hi))
+	}) + unshared(old.V6, next.V6, func(a, b ipnet.Range6) int {
+		return cmp.Or(a.Lo.Cmp(b.Lo), a.Hi.Cmp(b.Hi))
+	})
+	return n < len(next.V4)+len(next.V6)
+}
+
+// unshared counts the ranges that are in only one of two sorted lists; a
+// range that grew counts twice (old and new), as a delete and an add would.
+func unshared[R any](a, b []R, compare func(R, R) int) int {
+	i, j, n := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		switch c := compare(a[i], b[j]); {
+		case c == 0:
+			i, j = i+1, j+1
+		case c < 0:
+			i, n = i+1, n+1
+		default:
+			j, n = j+1, n+1
+		}
+	}
+	return n + len(a) - i + len(b) - j
 }
 
 // deltaFits reports whether a delta is cheaper than a swap and leaves every

@@ -3,6 +3,7 @@ package ipset
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -346,4 +347,32 @@ func TestNewFindsTools(t *testing.T) {
 			t.Errorf("New = %v", err)
 		}
 	})
+}
+
+func TestFewChanges(t *testing.T) {
+	base := []string{"192.0.2.1/32", "192.0.2.8/30", "198.51.100.0/24", "2001:db8::1/128", "2001:db8:1::/48"}
+	for _, tc := range []struct {
+		name      string
+		next      []string
+		unshared  int
+		fewChange bool
+	}{
+		{"same list", base, 0, true},
+		{"one single added", append(slices.Clone(base), "203.0.113.7/32"), 1, true},
+		{"a range grew", []string{"192.0.2.1/32", "192.0.2.8/29", "198.51.100.0/24", "2001:db8::1/128", "2001:db8:1::/48"}, 2, true},
+		{"an IPv6 range replaced", []string{"192.0.2.1/32", "192.0.2.8/30", "198.51.100.0/24", "2001:db8::1/128", "2001:db8:2::/48"}, 2, true},
+		{"unrelated lists", []string{"203.0.113.0/25", "2001:db8:9::/64"}, 7, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old, next := set(base...), set(tc.next...)
+			cmp4 := func(a, b ipnet.Range4) int { return cmp.Or(cmp.Compare(a.Lo, b.Lo), cmp.Compare(a.Hi, b.Hi)) }
+			cmp6 := func(a, b ipnet.Range6) int { return cmp.Or(a.Lo.Cmp(b.Lo), a.Hi.Cmp(b.Hi)) }
+			if got := unshared(old.V4, next.V4, cmp4) + unshared(old.V6, next.V6, cmp6); got != tc.unshared {
+				t.Errorf("unshared = %d, want %d", got, tc.unshared)
+			}
+			if got := fewChanges(old, next); got != tc.fewChange {
+				t.Errorf("fewChanges = %v, want %v", got, tc.fewChange)
+			}
+		})
+	}
 }
