@@ -87,7 +87,7 @@ bench: deps ## Benchmarks: address math, and the firewall backends against nft -
 	@if [ "$$(id -u)" != 0 ]; then echo "the firewall benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/sikkerbench ./cmd/sikkerbench
-	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr
+	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr -runs 3
 
 .PHONY: install
 install: build ## Install binaries, unit, D-Bus policy, config, man pages and docs under DESTDIR/PREFIX

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,8 +86,13 @@ func hwmKiB() int64 {
 	return 0
 }
 
-// resetHWM makes VmHWM start again from the current RSS (Linux ≥ 4.0).
-func resetHWM() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+// resetHWM returns the garbage of the set-up (list generation, the first
+// load) to the OS, so that it does not count as the operation's, and makes
+// VmHWM start again from the current RSS (Linux ≥ 4.0).
+func resetHWM() {
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
 
 func runChild(method, ns string, n int, mix string) (result, error) {
 	res := result{Method: method, Entries: n}
@@ -98,15 +104,18 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 	a := gen(n, mix, 1)
 	next := gen(n, mix, 2)
 	switch method {
-	case "ours-delta1":
+	case "ours-delta1", "ipt-delta1":
 		next = churn(a, n, mix, 1)
-	case "ours-delta10":
+	case "ours-delta10", "ipt-delta10":
 		next = churn(a, n, mix, 10)
 	}
 	res.Ranges = len(next.V4)
 	added, removed := ipnet.Diff(a, next)
 
 	var b *nft.Backend
+	if strings.HasPrefix(method, "ipt-") {
+		return runIptables(res, ns, method, a, next, slab0)
+	}
 	if method != "ipset-swap" {
 		b, err = nft.New(nft.Config{IPv6: true}, slog.New(slog.DiscardHandler), nft.WithNetNSFd(fd))
 		if err != nil {
@@ -116,7 +125,7 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 			return res, err
 		}
 	}
-	var tool *os.ProcessState
+	tool := int64(-1) // the tool's peak RSS in KiB, when one ran
 	switch method {
 	case "ours-full", "ours-delta1", "ours-delta10":
 		resetHWM()
@@ -155,24 +164,54 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 		return res, err
 	}
 	res.RSSKiB = hwmKiB()
-	if tool != nil {
-		res.ToolKiB = tool.SysUsage().(*syscall.Rusage).Maxrss
+	if tool >= 0 {
+		res.ToolKiB = tool
+	} else {
+		res.Ours = true
 	}
 	time.Sleep(time.Second) // RCU frees the old list's memory
 	res.SlabKiB = slabKiB() - slab0
 	return res, nil
 }
 
-func runTool(ns string, stdin []byte, name string, args ...string) (*os.ProcessState, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+// runTool runs a tool in the namespace and returns its peak RSS in KiB.
+// The rusage of a process started from Go counts the starting process's
+// pages too (the child shares them until exec), so the peak is measured by
+// GNU time, which forks the tool from its own small process; without
+// /usr/bin/time it falls back to the rusage, an upper bound.
+func runTool(ns string, stdin []byte, name string, args ...string) (int64, error) {
+	argv := append([]string{"netns", "exec", ns, name}, args...)
+	var report string
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		f, err := os.CreateTemp("", "sikkerbench-time-*")
+		if err != nil {
+			return 0, err
+		}
+		f.Close()
+		report = f.Name()
+		defer os.Remove(report)
+		argv = append([]string{"netns", "exec", ns, "/usr/bin/time", "-f", "%M", "-o", report, name}, args...)
+	}
+	cmd := exec.Command("ip", argv...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %.300s", name, err, out)
+		return 0, fmt.Errorf("%s: %v: %.300s", name, err, out)
 	}
-	return cmd.ProcessState, nil
+	if report == "" {
+		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		return 0, err
+	}
+	kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
+	}
+	return kib, nil
 }
 
 // writeNftFile writes the nft equivalent of our full replace: flush both
