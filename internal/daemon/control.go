@@ -230,6 +230,11 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 	}
 	if d.applied.Block.Contains(a) {
 		msg := fmt.Sprintf("%s is blocked: listed by %s", a, strings.Join(listedBy, ", "))
+		if d.monitor != nil {
+			if n := d.monitor.SourceTotal(a); n > 0 {
+				msg += fmt.Sprintf("; %d dropped packets logged", n)
+			}
+		}
 		if d.cfg.DryRun {
 			msg += " (dry run: nothing is dropped)"
 		}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -98,6 +99,9 @@ type Daemon struct {
 
 	bus           *dbusapi.Server
 	top           func(n int) []dbusapi.TopEntry
+	monitor       *Monitor
+	monitorStop   func()                    // cancels the monitor and waits for its flush
+	allowNow      atomic.Pointer[ipnet.Set] // the allow set in force, for the reporter's filter
 	reloadWaiters []chan error
 	cmds          chan func()   // control calls, run on the main loop
 	stopped       chan struct{} // closed when the main loop has ended
@@ -194,6 +198,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.bus = srv
 		defer srv.Close()
 	}
+	d.startMonitor(ctx)
+	defer func() { d.stopMonitor() }()
 	d.publish()
 	d.log.Info("Firewall ready")
 	d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
@@ -514,6 +520,8 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 	}
 	d.applied, d.hasApplied, d.badPlan = plan, true, nil
+	allow := plan.Allow
+	d.allowNow.Store(&allow)
 	d.mu.Lock()
 	d.counts = [2]int{v4, v6}
 	d.mu.Unlock()
@@ -622,14 +630,23 @@ func (d *Daemon) reload(ctx context.Context) {
 // gets a new backend, which adopts the table in place; a changed backend
 // kind removes the old one's objects after the new one holds the list.
 func (d *Daemon) applyConfig(ctx context.Context, cfg config.Config, key config.Secret) {
-	old := d.cfg
+	old, oldKey := d.cfg, d.key
 	d.cfg, d.key = cfg, key
 	if err := d.buildSources(); err != nil {
 		d.log.Error("reload: feeds", "err", err)
 	}
-	if !firewallChanged(old, cfg) {
-		return
+	if firewallChanged(old, cfg) {
+		d.switchFirewall(ctx, old)
 	}
+	if monitorChanged(old, d.cfg) || oldKey.Reveal() != key.Reveal() {
+		d.stopMonitor()
+		d.startMonitor(ctx)
+	}
+}
+
+// switchFirewall moves to a backend built for the new firewall settings;
+// on failure the running one stays.
+func (d *Daemon) switchFirewall(ctx context.Context, old config.Config) {
 	oldFW := d.fw
 	if err := d.buildFirewall(); err != nil {
 		d.log.Error("reload: firewall refused; keeping the running one", "err", err)
@@ -638,7 +655,7 @@ func (d *Daemon) applyConfig(ctx context.Context, cfg config.Config, key config.
 	}
 	d.hasApplied = false // the new backend has no copy yet
 	d.reconcile(ctx)
-	if old.Firewall.Backend != cfg.Firewall.Backend || old.DryRun != cfg.DryRun {
+	if old.Firewall.Backend != d.cfg.Firewall.Backend || old.DryRun != d.cfg.DryRun {
 		if err := oldFW.Remove(); err != nil {
 			d.log.Warn("reload: removing the previous backend's objects", "err", err)
 		}
@@ -649,6 +666,58 @@ func firewallChanged(a, b config.Config) bool {
 	fa, fb := a.Firewall, b.Firewall
 	return fa.Backend != fb.Backend || !slices.Equal(fa.Hooks, fb.Hooks) || fa.Action != fb.Action ||
 		fa.IPv6 != fb.IPv6 || fa.LogGroup != fb.LogGroup || fa.LogRate != fb.LogRate || a.DryRun != b.DryRun
+}
+
+// startMonitor runs drop monitoring and reporting beside the main loop.
+// It never blocks the firewall: a failure there is logged by the monitor.
+func (d *Daemon) startMonitor(ctx context.Context) {
+	if d.cfg.DryRun {
+		return // nothing is dropped, so nothing is logged or reported
+	}
+	m, err := NewMonitor(d.cfg, d.key, d.log, MonitorOptions{Filter: d.reportable})
+	if err != nil {
+		d.log.Error("drop monitoring unavailable", "err", err)
+		return
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := m.Run(mctx); err != nil {
+			d.log.Error("drop monitoring stopped", "err", err)
+		}
+	}()
+	d.monitor = m
+	d.top = func(n int) []dbusapi.TopEntry {
+		var out []dbusapi.TopEntry
+		for _, c := range m.TopBlocked(n) {
+			out = append(out, dbusapi.TopEntry{Source: c.Src, Port: c.Port, Transport: c.Transport,
+				Service: c.Service, Count: clampU32(c.Count)})
+		}
+		return out
+	}
+	d.monitorStop = func() { cancel(); <-done }
+}
+
+func (d *Daemon) stopMonitor() {
+	if d.monitorStop != nil {
+		d.monitorStop()
+		d.monitorStop = nil
+	}
+}
+
+// reportable says whether a dropped source may be reported to SikkerAPI:
+// never one that the firewall would accept (whitelist, safety list, own
+// addresses). Called from the monitor's goroutine.
+func (d *Daemon) reportable(a netip.Addr) bool {
+	allow := d.allowNow.Load()
+	return allow == nil || !allow.Contains(a)
+}
+
+func monitorChanged(a, b config.Config) bool {
+	return a.Firewall.LogGroup != b.Firewall.LogGroup || a.Report.Enabled != b.Report.Enabled ||
+		a.Report.Interval != b.Report.Interval || a.API.URL != b.API.URL || a.StateDir != b.StateDir ||
+		a.DryRun != b.DryRun || a.Safety.StripPrivate != b.Safety.StripPrivate
 }
 
 // stop is the SIGTERM path.
