@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
 # The SikkerGuard demo: a host, an attacker and a friend in throwaway network
-# namespaces, the bundled mock SikkerAPI, and sikkerguard applying its list.
-# Everything it creates is removed on exit, including on Ctrl-C. It never
-# touches the machine's own firewall, routes or addresses.
+# namespaces, the bundled mock SikkerAPI, a private system bus, and the
+# sikkerguard daemon protecting the host. Everything it creates is removed on
+# exit, including on Ctrl-C. It never touches the machine's own firewall,
+# routes, addresses or system bus.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BIN=${BIN:-bin}
 HOST=sgdemo-host ATTACKER=sgdemo-attacker FRIEND=sgdemo-friend
 KEY=sk_free_demo0000000000000000
-MOCK_PID=""
+STATE=/run/sikkerguard-demo
+MOCK_PID="" BUS_PID="" DAEMON_PID="" TMP=""
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+stop_pid() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
 
 cleanup() {
 	set +e
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
+	stop_pid "$DAEMON_PID"
+	stop_pid "$MOCK_PID"
+	stop_pid "$BUS_PID"
 	for ns in $HOST $ATTACKER $FRIEND; do
 		ip netns del "$ns" 2>/dev/null
 	done
-	rm -rf /run/sikkerguard-demo
+	rm -rf "$STATE"
+	[ -n "$TMP" ] && rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "the demo creates network namespaces: run it as root (sudo make demo)" >&2; exit 1; }
 cleanup # leftovers of an interrupted run
+TMP=$(mktemp -d /tmp/sikkerguard-demo.XXXXXX)
+chmod 755 "$TMP"
 
 bold "Creating namespaces: $HOST (192.0.2.1, 198.51.100.1), $ATTACKER (192.0.2.66), $FRIEND (198.51.100.77)"
 for ns in $HOST $ATTACKER $FRIEND; do ip netns add "$ns"; in_ns "$ns" ip link set lo up; done
@@ -38,41 +46,63 @@ in_ns $ATTACKER ip addr add 192.0.2.66/24 dev eth0
 in_ns $FRIEND ip addr add 198.51.100.77/24 dev eth0
 for l in "$HOST dm-att" "$HOST dm-fri" "$ATTACKER eth0" "$FRIEND eth0"; do set -- $l; in_ns "$1" ip link set "$2" up; done
 
-bold "Starting the mock SikkerAPI in $HOST with docs/demo/blocklist.txt"
-# It listens on every address of the host namespace, so it doubles as the
-# service the attacker and the friend try to reach.
-# Started without the in_ns function: $! must be the mock itself, not a
-# subshell, so that the exit trap can stop it.
+bold "Starting the mock SikkerAPI in $HOST, serving docs/demo/blocklist.txt"
+# Started with ip directly, not the in_ns function, so that $! is the mock
+# itself and the exit trap can stop it. It listens on every address of the
+# host namespace, so it doubles as the service the peers try to reach.
 ip netns exec $HOST "$BIN/sikkerapi-mock" -listen 0.0.0.0:8580 -key "$KEY" -list docs/demo/blocklist.txt >/dev/null 2>&1 &
 MOCK_PID=$!
 for _ in $(seq 50); do in_ns $HOST bash -c 'exec 3<>/dev/tcp/127.0.0.1/8580' 2>/dev/null && break; sleep 0.1; done
 
-# connect NS ADDR: a TCP connection to the host's service, 2 s at most.
-connect() {
-	if in_ns "$1" timeout 2 bash -c "exec 3<>/dev/tcp/$2/8580" 2>/dev/null; then
-		echo "  $1 -> $2:8580  connected"
+bold "Starting a private system bus with the shipped policy (dbus/com.sikkerapi.SikkerGuard1.conf)"
+sed -e "s|@DIR@|$TMP|" -e "s|@POLICY@|$PWD/dbus/com.sikkerapi.SikkerGuard1.conf|" docs/demo/bus.conf.in > "$TMP/bus.conf"
+dbus-daemon --config-file="$TMP/bus.conf" --nofork --print-address > "$TMP/bus.addr" 2>/dev/null &
+BUS_PID=$!
+for _ in $(seq 50); do [ -s "$TMP/bus.addr" ] && break; sleep 0.1; done
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/bus"
+
+bold "Starting sikkerguard in $HOST (the daemon, as systemd would run it)"
+ip netns exec $HOST env SIKKER_API_KEY="$KEY" "$BIN/sikkerguard" -c docs/demo/sikkerguard.yaml > "$TMP/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do grep -q "Firewall ready" "$TMP/daemon.log" && break; sleep 0.1; done
+grep -E "Score threshold|Safety whitelist|Blocking|Firewall ready" "$TMP/daemon.log" | sed 's/^/  /'
+
+# knock NS ADDR PORT: one TCP connection attempt, 1 s at most.
+knock() {
+	if in_ns "$1" timeout 1 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; then
+		echo "  $1 -> $2:$3  connected"
 	else
-		echo "  $1 -> $2:8580  no answer (dropped)"
+		echo "  $1 -> $2:$3  no answer (dropped)"
 	fi
 }
 
-bold "Before sikkerguard: both reach the host"
-connect $ATTACKER 192.0.2.1
-connect $FRIEND 198.51.100.1
+bold "The friend reaches the host's service; the listed attacker is dropped"
+knock $FRIEND 198.51.100.1 8580
+knock $ATTACKER 192.0.2.1 8580
+knock $ATTACKER 192.0.2.1 22
+knock $ATTACKER 192.0.2.1 23
+knock $ATTACKER 192.0.2.1 23
 
-bold "sikkerguard --once (pull, check, apply in one nftables transaction)"
-in_ns $HOST env SIKKER_API_KEY="$KEY" "$BIN/sikkerguard" -c docs/demo/sikkerguard.yaml --once
+bold "What the daemon logged (drops are aggregated per source and port over 10 s windows)"
+for _ in $(seq 150); do grep -q BLOCKED "$TMP/daemon.log" && break; sleep 0.1; done
+sleep 0.5
+grep BLOCKED "$TMP/daemon.log" | sed 's/^/  /'
 
-bold "After: the listed attacker is dropped, the friend still gets through"
-connect $ATTACKER 192.0.2.1
-connect $FRIEND 198.51.100.1
+bold "sikkerctl status"
+"$BIN/sikkerctl" status | sed 's/^/  /'
+bold "sikkerctl check 192.0.2.66"
+"$BIN/sikkerctl" check 192.0.2.66 | sed 's/^/  /'
+bold "sikkerctl check 198.51.100.77"
+"$BIN/sikkerctl" check 198.51.100.77 | sed 's/^/  /'
+bold "sikkerctl top"
+"$BIN/sikkerctl" top | sed 's/^/  /'
 
-bold "The table sikkerguard keeps: nft list table inet sikkerguard (see the dropped4 counter)"
-in_ns $HOST nft list table inet sikkerguard
+bold "The kernel's view: counters of the inet sikkerguard table"
+in_ns $HOST nft list counters table inet sikkerguard | grep -E "counter|packets" | sed 's/^/  /'
 
-bold "sikkerguard --cleanup: the table is gone and the attacker reaches the host again"
-in_ns $HOST "$BIN/sikkerguard" -c docs/demo/sikkerguard.yaml --cleanup
-in_ns $HOST nft list ruleset | grep -c sikkerguard >/dev/null && echo "  table still present!" || echo "  nft list ruleset: no sikkerguard objects"
-connect $ATTACKER 192.0.2.1
+bold "Stopping sikkerguard (SIGTERM, as systemctl stop does): the table is removed"
+stop_pid "$DAEMON_PID"; DAEMON_PID=""
+if in_ns $HOST nft list ruleset | grep -q sikkerguard; then echo "  table still present!"; else echo "  nft list ruleset: no sikkerguard objects"; fi
+knock $ATTACKER 192.0.2.1 8580
 
-bold "Removing the namespaces"
+bold "Removing the namespaces, the bus and the mock"
