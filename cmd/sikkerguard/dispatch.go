@@ -43,7 +43,11 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 		return exitOK
 	}
 
-	log := logging.New(stderr, logging.Options{Journal: logging.UnderJournal()})
+	lo := logging.Options{Journal: logging.UnderJournal()}
+	if lo.Journal {
+		lo.Send = logging.JournalSend() // attributes become SIKKER_* journal fields
+	}
+	log := logging.New(stderr, lo)
 	if o.dryRun {
 		cfg.DryRun = true
 	}

@@ -2,6 +2,9 @@
 // handed. Under systemd, stderr goes to the journal, which stamps time and
 // unit itself, so the handler then writes "<priority>message key=value"
 // lines (sd-daemon(3) priority prefixes) instead of repeating a timestamp.
+// With Options.Send (the journal's native protocol) every attribute also
+// becomes a journal field SIKKER_<KEY>, so that for example
+// `journalctl -u sikkerguard SIKKER_SRC=192.0.2.66` finds one source's drops.
 package logging
 
 import (
@@ -13,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // Options choose the output shape.
@@ -22,6 +27,26 @@ type Options struct {
 	Journal bool
 	// Now stamps lines outside the journal; nil means time.Now.
 	Now func() time.Time
+	// Send, with Journal, delivers each record natively to the journal
+	// with its attributes as fields; a failed send falls back to the
+	// writer. JournalSend is the real one.
+	Send func(message string, priority int, fields map[string]string) error
+}
+
+// FieldsOnly names an attribute group whose members become journal fields
+// but are left out of the text, for lines that already say everything,
+// like "BLOCKED 192.0.2.66:23 (telnet) proto=TCP x2".
+const FieldsOnly = "journal"
+
+// JournalSend sends one record over the journal's native socket; nil when
+// there is no journal.
+func JournalSend() func(string, int, map[string]string) error {
+	if !journal.Enabled() {
+		return nil
+	}
+	return func(msg string, prio int, fields map[string]string) error {
+		return journal.Send(msg, journal.Priority(prio), fields)
+	}
 }
 
 // UnderJournal reports whether stderr is connected to the journal: systemd
@@ -58,8 +83,9 @@ type handler struct {
 	w      io.Writer
 	opt    Options
 	mu     *sync.Mutex
-	prefix string // rendered attributes from WithAttrs
-	group  string // dotted group prefix for later attributes
+	prefix string            // rendered attributes from WithAttrs
+	fields map[string]string // journal fields from WithAttrs
+	group  string            // dotted group prefix for later attributes
 }
 
 func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
@@ -81,6 +107,25 @@ func priority(l slog.Level) int {
 }
 
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
+	var text strings.Builder
+	text.WriteString(r.Message)
+	text.WriteString(h.prefix)
+	var fields map[string]string
+	if h.opt.Journal && h.opt.Send != nil {
+		fields = map[string]string{"SYSLOG_IDENTIFIER": "sikkerguard"}
+		for k, v := range h.fields {
+			fields[k] = v
+		}
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		appendAttr(&text, fields, h.group, a)
+		return true
+	})
+	if fields != nil {
+		if err := h.opt.Send(text.String(), priority(r.Level), fields); err == nil {
+			return nil
+		}
+	}
 	var b strings.Builder
 	if h.opt.Journal {
 		b.WriteString("<" + strconv.Itoa(priority(r.Level)) + ">")
@@ -94,12 +139,7 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		b.WriteString(r.Level.String())
 		b.WriteByte(' ')
 	}
-	b.WriteString(r.Message)
-	b.WriteString(h.prefix)
-	r.Attrs(func(a slog.Attr) bool {
-		appendAttr(&b, h.group, a)
-		return true
-	})
+	b.WriteString(text.String())
 	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -110,11 +150,15 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
 	var b strings.Builder
 	b.WriteString(h.prefix)
+	fields := map[string]string{}
+	for k, v := range h.fields {
+		fields[k] = v
+	}
 	for _, a := range as {
-		appendAttr(&b, h.group, a)
+		appendAttr(&b, fields, h.group, a)
 	}
 	n := *h
-	n.prefix = b.String()
+	n.prefix, n.fields = b.String(), fields
 	return &n
 }
 
@@ -127,30 +171,57 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &n
 }
 
-func appendAttr(b *strings.Builder, group string, a slog.Attr) {
+// appendAttr renders a into the text and, when fields is not nil, into
+// journal fields; members of the FieldsOnly group skip the text.
+func appendAttr(b *strings.Builder, fields map[string]string, group string, a slog.Attr) {
 	a.Value = a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
 		return
 	}
 	if a.Value.Kind() == slog.KindGroup {
+		if a.Key == FieldsOnly && group == "" {
+			var discard strings.Builder
+			for _, ga := range a.Value.Group() {
+				appendAttr(&discard, fields, "", ga)
+			}
+			return
+		}
 		g := group
 		if a.Key != "" {
 			g += a.Key + "."
 		}
 		for _, ga := range a.Value.Group() {
-			appendAttr(b, g, ga)
+			appendAttr(b, fields, g, ga)
 		}
 		return
 	}
-	b.WriteByte(' ')
-	b.WriteString(group + a.Key)
-	b.WriteByte('=')
 	s := a.Value.String()
 	if a.Value.Kind() == slog.KindDuration {
 		s = a.Value.Duration().String()
 	}
+	if fields != nil {
+		fields[fieldName(group+a.Key)] = s
+	}
+	b.WriteByte(' ')
+	b.WriteString(group + a.Key)
+	b.WriteByte('=')
 	if s == "" || strings.ContainsAny(s, " \t\n\"=") {
 		s = strconv.Quote(s)
 	}
 	b.WriteString(s)
+}
+
+// fieldName turns an attribute key into a journal field name: SIKKER_ and
+// the key in upper case, anything but letters and digits as underscores.
+func fieldName(key string) string {
+	var b strings.Builder
+	b.WriteString("SIKKER_")
+	for _, r := range strings.ToUpper(key) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
 }

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -47,5 +48,60 @@ func TestUnderJournal(t *testing.T) {
 	t.Setenv("JOURNAL_STREAM", "1:2")
 	if UnderJournal() {
 		t.Error("UnderJournal with a JOURNAL_STREAM naming another stream")
+	}
+}
+
+type sent struct {
+	msg    string
+	prio   int
+	fields map[string]string
+}
+
+func TestJournalFieldsAndFieldsOnlyGroup(t *testing.T) {
+	var got []sent
+	var buf bytes.Buffer
+	fail := false
+	log := New(&buf, Options{Journal: true, Send: func(m string, p int, f map[string]string) error {
+		if fail {
+			return errors.New("journal gone")
+		}
+		got = append(got, sent{m, p, f})
+		return nil
+	}})
+	log.Info("BLOCKED 192.0.2.66:23 (telnet) proto=TCP x2",
+		slog.Group(FieldsOnly, "src", "192.0.2.66", "port", 23, "service", "telnet", "count", 2))
+	log.With("feed", "custom").Warn("feed failed", "err", "no such file")
+
+	if len(got) != 2 || buf.Len() != 0 {
+		t.Fatalf("sent %d records, wrote %q", len(got), buf.String())
+	}
+	b := got[0]
+	if b.msg != "BLOCKED 192.0.2.66:23 (telnet) proto=TCP x2" || b.prio != 6 {
+		t.Errorf("BLOCKED record: %q prio %d; the fields-only group must stay out of the text", b.msg, b.prio)
+	}
+	for k, v := range map[string]string{"SIKKER_SRC": "192.0.2.66", "SIKKER_PORT": "23", "SIKKER_SERVICE": "telnet",
+		"SIKKER_COUNT": "2", "SYSLOG_IDENTIFIER": "sikkerguard"} {
+		if b.fields[k] != v {
+			t.Errorf("field %s = %q, want %q", k, b.fields[k], v)
+		}
+	}
+	w := got[1]
+	if w.msg != `feed failed feed=custom err="no such file"` || w.prio != 4 ||
+		w.fields["SIKKER_FEED"] != "custom" || w.fields["SIKKER_ERR"] != "no such file" {
+		t.Errorf("warning record: %+v", w)
+	}
+
+	fail = true
+	log.Info("Firewall ready")
+	if buf.String() != "<6>Firewall ready\n" {
+		t.Errorf("fallback after a failed send wrote %q", buf.String())
+	}
+}
+
+func TestFieldName(t *testing.T) {
+	for in, want := range map[string]string{"src": "SIKKER_SRC", "api.h.remaining": "SIKKER_API_H_REMAINING", "retry-in": "SIKKER_RETRY_IN"} {
+		if got := fieldName(in); got != want {
+			t.Errorf("fieldName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/statefile"
 )
 
@@ -271,7 +272,10 @@ func (a *Aggregator) Flush() []Count {
 	}
 	sortCounts(out)
 	for _, c := range out {
-		a.log.Info(c.Line(), "src", c.Src, "port", c.Port, "service", c.Service, "proto", c.Transport, "count", c.Count)
+		// The line says it all; the attributes go to the journal as fields
+		// (journalctl -u sikkerguard SIKKER_SRC=…) and not into the text.
+		a.log.Info(c.Line(), slog.Group(logging.FieldsOnly, "src", c.Src, "port", c.Port, "service", c.Service,
+			"proto", c.Transport, "count", c.Count))
 	}
 	return out
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 )
 
 // clock is a settable time source.
@@ -106,7 +108,8 @@ func TestAggregatorWindow(t *testing.T) {
 		t.Fatalf("window = %q, want %q", lines, want)
 	}
 
-	// The journal gets the same lines with structured attributes.
+	// The journal gets the same lines with structured attributes, in the
+	// fields-only group so that the text stays the line itself.
 	var logged []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
@@ -115,8 +118,9 @@ func TestAggregatorWindow(t *testing.T) {
 		}
 		logged = append(logged, m)
 	}
-	if len(logged) != 3 || logged[0]["msg"] != want[0] || logged[0]["src"] != "185.16.39.79" ||
-		logged[0]["port"] != 23.0 || logged[0]["service"] != "telnet" || logged[0]["proto"] != "TCP" || logged[0]["count"] != 47.0 {
+	f, _ := logged[0][logging.FieldsOnly].(map[string]any)
+	if len(logged) != 3 || logged[0]["msg"] != want[0] || f["src"] != "185.16.39.79" ||
+		f["port"] != 23.0 || f["service"] != "telnet" || f["proto"] != "TCP" || f["count"] != 47.0 {
 		t.Fatalf("logged %v", logged)
 	}
 
