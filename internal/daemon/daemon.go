@@ -112,6 +112,9 @@ type Daemon struct {
 	started  time.Time
 	counts   [2]int // applied ranges v4, v6
 	status   dbusapi.Status
+	// The backend and monitor in force, for the health endpoint's goroutines.
+	fwForHealth  Firewall
+	monForHealth *Monitor
 }
 
 type pullResult struct {
@@ -200,6 +203,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
+	d.startHealth(ctx)
 	d.publish()
 	d.log.Info("Firewall ready")
 	d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
@@ -297,6 +301,9 @@ func (d *Daemon) buildFirewall() error {
 		return fmt.Errorf("firewall: %w", err)
 	}
 	d.fw = fw
+	d.mu.Lock()
+	d.fwForHealth = fw
+	d.mu.Unlock()
 	return nil
 }
 
@@ -688,6 +695,9 @@ func (d *Daemon) startMonitor(ctx context.Context) {
 		}
 	}()
 	d.monitor = m
+	d.mu.Lock()
+	d.monForHealth = m
+	d.mu.Unlock()
 	d.top = func(n int) []dbusapi.TopEntry {
 		var out []dbusapi.TopEntry
 		for _, c := range m.TopBlocked(n) {
