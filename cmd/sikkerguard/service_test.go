@@ -431,3 +431,90 @@ func TestServiceControlOverDBus(t *testing.T) {
 	s2.signal(t, syscall.SIGTERM)
 	s2.wait(t)
 }
+
+// statusAfterReload sends SIGHUP and returns the STATUS= line that follows
+// the reload's READY=1.
+func (s *service) statusAfterReload(t *testing.T) string {
+	t.Helper()
+	s.signal(t, syscall.SIGHUP)
+	s.await(t, "RELOADING=1")
+	s.await(t, "READY=1")
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-s.notes:
+			s.seen = append(s.seen, m)
+			if strings.HasPrefix(m, "STATUS=") {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no STATUS after READY; seen %q", s.seen)
+		}
+	}
+}
+
+func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
+	l := newSvcLab(t, svcAttacker.String()+"\n", "")
+	s := l.start()
+	s.await(t, "READY=1")
+	good, _ := mock.ParseList(strings.NewReader(svcAttacker.String() + "\n"))
+
+	for _, tc := range []struct {
+		name  string
+		fault mock.Fault
+		list  string
+	}{
+		{name: "401", fault: mock.Fault{Mode: mock.Fault401}},
+		{name: "500", fault: mock.Fault{Mode: mock.Fault500}},
+		{name: "empty", fault: mock.Fault{Mode: mock.FaultEmpty}},
+		{name: "garbage", fault: mock.Fault{Mode: mock.FaultGarbage}},
+		{name: "truncated", fault: mock.Fault{Mode: mock.FaultTruncated}},
+		{name: "3x growth", list: svcAttacker.String() + "\n203.0.113.1\n203.0.113.9\n"},
+	} {
+		if tc.list != "" {
+			es, _ := mock.ParseList(strings.NewReader(tc.list))
+			l.srv.SetEntries(es)
+		} else if err := l.srv.SetFault(tc.fault); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.statusAfterReload(t); !strings.HasPrefix(st, "STATUS=degraded") {
+			t.Errorf("%s: %q, want degraded", tc.name, st)
+		}
+		if !l.inTable(svcAttacker) || l.delivered(svcAttacker) {
+			t.Errorf("%s: the current list was not kept", tc.name)
+		}
+		if l.inTable(netip.MustParseAddr("203.0.113.9")) {
+			t.Errorf("%s: a refused list reached the kernel", tc.name)
+		}
+		// Recovery: a good pull brings the state back to running.
+		l.srv.ClearFault()
+		l.srv.SetEntries(good)
+		if st := s.statusAfterReload(t); !strings.HasPrefix(st, "STATUS=running") {
+			t.Errorf("%s: after recovery %q, want running", tc.name, st)
+		}
+	}
+
+	// A slow answer holds nothing up: blocking and the main loop go on.
+	l.srv.SetFault(mock.Fault{Mode: mock.FaultSlow, Delay: 2 * time.Second, Count: 1})
+	s.signal(t, syscall.SIGHUP)
+	s.await(t, "RELOADING=1")
+	if l.delivered(svcAttacker) {
+		t.Error("slow pull: the attacker got through meanwhile")
+	}
+	s.await(t, "READY=1")
+
+	// 429: the list stays, and no request is made before Retry-After.
+	l.srv.SetFault(mock.Fault{Mode: mock.Fault429, RetryAfter: "3600"})
+	if st := s.statusAfterReload(t); !strings.HasPrefix(st, "STATUS=degraded") {
+		t.Errorf("429: %q, want degraded", st)
+	}
+	n := l.srv.RequestCount("/v1/key/blacklist")
+	s.statusAfterReload(t)
+	if got := l.srv.RequestCount("/v1/key/blacklist"); got != n {
+		t.Errorf("429: %d requests before Retry-After", got-n)
+	}
+	if !l.inTable(svcAttacker) || l.delivered(svcAttacker) {
+		t.Error("429: the current list was not kept")
+	}
+	s.awaitLog(t, "429")
+}

@@ -83,6 +83,7 @@ type Daemon struct {
 	srcs     []*feed.CachedSource
 	next     map[string]time.Time // next pull per feed
 	failures map[string]int       // consecutive failures, for backoff
+	holdOff  map[string]time.Time // a 429's Retry-After, honoured even by reloads
 	inflight map[string]bool
 	inUse    map[string]*feed.Snapshot // the list each feed contributes
 	problems map[string]string         // feed → why it is degraded
@@ -148,7 +149,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	return &Daemon{
 		o: o, log: o.Log, cfg: o.Config, key: o.Key,
-		next: map[string]time.Time{}, failures: map[string]int{}, inflight: map[string]bool{},
+		next: map[string]time.Time{}, failures: map[string]int{}, holdOff: map[string]time.Time{}, inflight: map[string]bool{},
 		inUse: map[string]*feed.Snapshot{}, problems: map[string]string{},
 		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
 	}, nil
@@ -367,12 +368,23 @@ func (d *Daemon) untilNextPull() time.Duration {
 	return max(best, 0)
 }
 
-// pullNow pulls every feed and waits for all of them (start-up only).
-func (d *Daemon) pullNow(ctx context.Context) {
+// forceDue makes every feed due now, except those a 429 told to wait:
+// asking again before Retry-After only burns quota the API has refused.
+func (d *Daemon) forceDue() {
 	now := d.o.Now()
 	for name := range d.next {
+		if until, ok := d.holdOff[name]; ok && now.Before(until) {
+			d.log.Info("not pulling before the API's Retry-After", "feed", name, "until", until.UTC().Format(time.RFC3339))
+			continue
+		}
+		delete(d.holdOff, name)
 		d.next[name] = now
 	}
+}
+
+// pullNow pulls every feed and waits for all of them (start-up only).
+func (d *Daemon) pullNow(ctx context.Context) {
+	d.forceDue()
 	d.startDuePulls(ctx)
 	for len(d.inflight) > 0 {
 		d.handleResult(<-d.results)
@@ -456,6 +468,7 @@ func (d *Daemon) retryDelay(name string, err error) time.Duration {
 	var qe *feed.QuotaError
 	if errors.As(err, &qe) && !qe.RetryAt.IsZero() {
 		delay = max(delay, qe.RetryAt.Sub(d.o.Now()))
+		d.holdOff[name] = qe.RetryAt
 	}
 	return delay
 }
@@ -619,10 +632,7 @@ func (d *Daemon) reload(ctx context.Context) {
 		}
 	}
 	d.discoverSafety(ctx)
-	now := d.o.Now()
-	for name := range d.next {
-		d.next[name] = now
-	}
+	d.forceDue()
 	d.startDuePulls(ctx)
 	if len(d.inflight) == 0 {
 		d.reconcile(ctx)
