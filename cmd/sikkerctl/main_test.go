@@ -28,7 +28,7 @@ var (
 		LastPull: fixedNow.Add(-3 * time.Hour), NextPull: fixedNow.Add(21 * time.Hour), Started: fixedNow.Add(-48 * time.Hour),
 		LastError: "feed spamhaus-drop: HTTP 503",
 		Feeds: []dbusapi.FeedStatus{
-			{Name: "sikkerapi", Entries: 1234500, LastPull: fixedNow.Add(-3 * time.Hour)},
+			{Name: "sikkerapi", Entries: 1234500, LastPull: fixedNow.Add(-3 * time.Hour), Dropped: 48213},
 			{Name: "spamhaus-drop", Entries: 87, Error: "HTTP 503"},
 		},
 	}
@@ -131,9 +131,9 @@ Last report:  never
 Started:      2023-11-13 01:13:20 UTC (48h0m0s ago)
 Last error:   feed spamhaus-drop: HTTP 503
 
-FEED           ENTRIES    LAST PULL                             ERROR
-sikkerapi      1,234,500  2023-11-14 22:13:20 UTC (3h0m0s ago)  -
-spamhaus-drop  87         never                                 HTTP 503
+FEED           ENTRIES    DROPPED  LAST PULL                             ERROR
+sikkerapi      1,234,500  48,213   2023-11-14 22:13:20 UTC (3h0m0s ago)  -
+spamhaus-drop  87         0        never                                 HTTP 503
 `, ""},
 		{"add", []string{"whitelist", "add", "192.0.2.0/24", "2001:db8::1"}, 0, "added 192.0.2.0/24\nadded 2001:db8::1\n", ""},
 		{"list", []string{"whitelist", "list"}, 0, "192.0.2.0/24\n2001:db8::1/128\n", ""},
@@ -187,8 +187,8 @@ func TestStatusJSON(t *testing.T) {
 		"lastPull": "2023-11-14T22:13:20Z", "nextPull": "2023-11-15T22:13:20Z", "lastReport": nil,
 		"started": "2023-11-13T01:13:20Z", "uptimeSeconds": 172800.0, "lastError": "feed spamhaus-drop: HTTP 503",
 		"feeds": []any{
-			map[string]any{"name": "sikkerapi", "entries": 1234500.0, "lastPull": "2023-11-14T22:13:20Z"},
-			map[string]any{"name": "spamhaus-drop", "entries": 87.0, "lastPull": nil, "error": "HTTP 503"},
+			map[string]any{"name": "sikkerapi", "entries": 1234500.0, "lastPull": "2023-11-14T22:13:20Z", "dropped": 48213.0},
+			map[string]any{"name": "spamhaus-drop", "entries": 87.0, "lastPull": nil, "error": "HTTP 503", "dropped": 0.0},
 		},
 	}
 	if d := cmp.Diff(want, got); d != "" {

@@ -365,6 +365,7 @@ type feedJSON struct {
 	Entries  uint32  `json:"entries"`
 	LastPull *string `json:"lastPull"`
 	Error    string  `json:"error,omitempty"`
+	Dropped  uint64  `json:"dropped"`
 }
 
 type statusJSON struct {
@@ -426,7 +427,7 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 			out.Uptime = &up
 		}
 		for _, f := range st.Feeds {
-			out.Feeds = append(out.Feeds, feedJSON{f.Name, f.Entries, jsonTime(f.LastPull), f.Error})
+			out.Feeds = append(out.Feeds, feedJSON{f.Name, f.Entries, jsonTime(f.LastPull), f.Error, f.Dropped})
 		}
 		return writeJSON(e.stdout, out)
 	}
@@ -463,9 +464,9 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 	}
 	fmt.Fprintln(e.stdout)
 	tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FEED\tENTRIES\tLAST PULL\tERROR")
+	fmt.Fprintln(tw, "FEED\tENTRIES\tDROPPED\tLAST PULL\tERROR")
 	for _, f := range st.Feeds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, thousands(uint64(f.Entries)), when(f.LastPull), dash(f.Error))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, thousands(uint64(f.Entries)), thousands(f.Dropped), when(f.LastPull), dash(f.Error))
 	}
 	return tw.Flush()
 }

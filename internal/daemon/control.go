@@ -77,11 +77,42 @@ func (d *Daemon) finishReload() {
 	d.reloadWaiters = nil
 }
 
-// Status is the daemon's state for D-Bus (safe from any goroutine).
+// Status is the daemon's state for D-Bus (safe from any goroutine). Each
+// feed's Dropped is computed now, so that it follows the drops as they come.
 func (d *Daemon) Status() dbusapi.Status {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.status
+	st, sets, mon := d.status, d.feedSets, d.monForHealth
+	d.mu.Unlock()
+	if mon == nil || len(st.Feeds) == 0 {
+		return st
+	}
+	drops := feedDrops(sets, mon.EachSource)
+	st.Feeds = slices.Clone(st.Feeds)
+	for i := range st.Feeds {
+		st.Feeds[i].Dropped = drops[st.Feeds[i].Name]
+	}
+	return st
+}
+
+// namedSet is one feed's list.
+type namedSet struct {
+	name string
+	set  ipnet.Set
+}
+
+// feedDrops sums each source's logged drops into every feed listing it: a
+// source listed by two feeds counts for both. Totals persist with the
+// per-source counts, so they survive restarts.
+func feedDrops(sets []namedSet, each func(func(netip.Addr, uint64))) map[string]uint64 {
+	out := make(map[string]uint64, len(sets))
+	each(func(src netip.Addr, n uint64) {
+		for _, s := range sets {
+			if s.set.Contains(src) {
+				out[s.name] += n
+			}
+		}
+	})
+	return out
 }
 
 // publish refreshes the status snapshot and the bus properties; it runs
@@ -106,7 +137,14 @@ func (d *Daemon) publish() {
 			st.NextPull = at
 		}
 	}
+	sets := make([]namedSet, 0, len(d.srcs))
+	for _, s := range d.srcs {
+		if snap := d.inUse[s.Name()]; snap != nil {
+			sets = append(sets, namedSet{s.Name(), snap.Set})
+		}
+	}
 	d.mu.Lock()
+	d.feedSets = sets
 	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started
 	if st.LastError == "" && len(d.problems) > 0 {
 		for _, name := range slices.Sorted(maps.Keys(d.problems)) {

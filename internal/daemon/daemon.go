@@ -116,6 +116,7 @@ type Daemon struct {
 	// The backend and monitor in force, for the health endpoint's goroutines.
 	fwForHealth  Firewall
 	monForHealth *Monitor
+	feedSets     []namedSet // each feed's list in use, for per-feed drop totals
 }
 
 type pullResult struct {

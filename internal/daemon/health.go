@@ -48,7 +48,8 @@ func (h healthSource) Snapshot() health.Snapshot {
 		LastPull: st.LastPull,
 	}
 	for _, f := range st.Feeds {
-		s.Feeds = append(s.Feeds, health.Feed{Name: f.Name, Entries: uint64(f.Entries), LastPull: f.LastPull, Error: f.Error})
+		s.Feeds = append(s.Feeds, health.Feed{Name: f.Name, Entries: uint64(f.Entries), LastPull: f.LastPull,
+			Error: f.Error, Dropped: f.Dropped})
 	}
 	d.mu.Lock()
 	fw, mon := d.fwForHealth, d.monForHealth

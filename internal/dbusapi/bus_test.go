@@ -27,7 +27,7 @@ const patience = 20 * time.Second
 var fixtureStatus = dbusapi.Status{
 	State: dbusapi.StateRunning, Backend: "nftables", BlockedIPv4: 1000, BlockedIPv6: 20, Whitelisted: 3,
 	LastPull: time.Unix(1700000000, 0), Started: time.Unix(1699990000, 0),
-	Feeds: []dbusapi.FeedStatus{{Name: "sikkerapi", Entries: 1020, LastPull: time.Unix(1700000000, 0)}},
+	Feeds: []dbusapi.FeedStatus{{Name: "sikkerapi", Entries: 1020, LastPull: time.Unix(1700000000, 0), Dropped: 5}},
 }
 
 var fixtureTop = []dbusapi.TopEntry{
@@ -415,7 +415,7 @@ func TestBusctl(t *testing.T) {
 	}
 	must(t, json.Unmarshal([]byte(out), &reply))
 	if reply.Type != "a{sv}" || len(reply.Data) != 1 || reply.Data[0]["State"].Data != "running" ||
-		reply.Data[0]["BlockedIPv4"].Type != "u" || reply.Data[0]["LastPull"].Type != "x" || reply.Data[0]["Feeds"].Type != "a(suxs)" {
+		reply.Data[0]["BlockedIPv4"].Type != "u" || reply.Data[0]["LastPull"].Type != "x" || reply.Data[0]["Feeds"].Type != "a(suxst)" {
 		t.Errorf("busctl Status = %s", out)
 	}
 

@@ -53,6 +53,7 @@ type FeedStatus struct {
 	Entries  uint32
 	LastPull time.Time
 	Error    string
+	Dropped  uint64 // logged drops from sources this feed lists (a sample: see firewall.log_rate)
 }
 
 // TopEntry is one row of TopBlocked: a source and how often it was dropped.
@@ -81,12 +82,13 @@ const (
 	keyFeeds       = "Feeds"
 )
 
-// feedWire is FeedStatus on the wire: (suxs).
+// feedWire is FeedStatus on the wire: (suxst).
 type feedWire struct {
 	Name     string
 	Entries  uint32
 	LastPull int64
 	Error    string
+	Dropped  uint64
 }
 
 // topWire is TopEntry on the wire: (sqssu).
@@ -116,7 +118,7 @@ func timeOrZero(sec int64) time.Time {
 func (s Status) toWire() map[string]dbus.Variant {
 	feeds := make([]feedWire, 0, len(s.Feeds))
 	for _, f := range s.Feeds {
-		feeds = append(feeds, feedWire{f.Name, f.Entries, unixOrZero(f.LastPull), f.Error})
+		feeds = append(feeds, feedWire{f.Name, f.Entries, unixOrZero(f.LastPull), f.Error, f.Dropped})
 	}
 	return map[string]dbus.Variant{
 		keyVersion:     dbus.MakeVariant(s.Version),
@@ -165,7 +167,7 @@ func statusFromWire(m map[string]dbus.Variant) (Status, error) {
 	s.LastPull, s.NextPull = timeOrZero(lastPull), timeOrZero(nextPull)
 	s.LastReport, s.Started = timeOrZero(lastReport), timeOrZero(started)
 	for _, f := range feeds {
-		s.Feeds = append(s.Feeds, FeedStatus{f.Name, f.Entries, timeOrZero(f.LastPull), f.Error})
+		s.Feeds = append(s.Feeds, FeedStatus{f.Name, f.Entries, timeOrZero(f.LastPull), f.Error, f.Dropped})
 	}
 	return s, nil
 }

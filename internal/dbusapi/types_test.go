@@ -85,7 +85,7 @@ func TestStatusWireRoundTrip(t *testing.T) {
 		LastPull: time.Unix(1700000000, 0), NextPull: time.Unix(1700086400, 0),
 		Started: time.Unix(1699990000, 0), LastError: "feed spamhaus: timeout",
 		Feeds: []FeedStatus{
-			{Name: "sikkerapi", Entries: 123000, LastPull: time.Unix(1700000000, 0)},
+			{Name: "sikkerapi", Entries: 123000, LastPull: time.Unix(1700000000, 0), Dropped: 77},
 			{Name: "spamhaus-drop", Entries: 456, Error: "timeout"},
 		},
 	}

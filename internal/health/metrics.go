@@ -61,6 +61,10 @@ func renderMetrics(snap Snapshot) []byte {
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_entries", f.Entries, "feed", f.Name)
 		}
+		m.family("sikkerguard_feed_dropped_packets_total", "counter", "Logged drops (a rate-limited sample) from sources a feed lists.")
+		for _, f := range snap.Feeds {
+			m.sample("sikkerguard_feed_dropped_packets_total", f.Dropped, "feed", f.Name)
+		}
 		m.family("sikkerguard_feed_last_pull_timestamp_seconds", "gauge", "Unix time a feed's list in use was fetched; 0 = never.")
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_last_pull_timestamp_seconds", unix(f.LastPull), "feed", f.Name)

@@ -72,6 +72,7 @@ type Snapshot struct {
 type Feed struct {
 	Name     string
 	Entries  uint64
+	Dropped  uint64 // logged drops from sources the feed lists (a sample)
 	LastPull time.Time
 	Error    string // empty when the last pull succeeded
 }

@@ -320,6 +320,16 @@ func (a *Aggregator) SourceTotal(src netip.Addr) uint64 {
 	return 0
 }
 
+// EachSource calls f with every tracked source and its total, under the
+// aggregator's lock: f must be quick and must not call back.
+func (a *Aggregator) EachSource(f func(src netip.Addr, total uint64)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for src, st := range a.sources {
+		f(src, st.count)
+	}
+}
+
 // ServiceTotals returns the packets counted per service name.
 func (a *Aggregator) ServiceTotals() map[string]uint64 {
 	a.mu.Lock()
