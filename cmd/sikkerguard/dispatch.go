@@ -134,25 +134,21 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 
 // newFirewall builds the configured backend.
 func newFirewall(cfg config.Config, log *slog.Logger) (daemon.Firewall, error) {
+	// Both backends take the same settings; only the hook names differ,
+	// and config has already checked them for the chosen backend.
+	fc := nft.Config{
+		Hooks:    cfg.Firewall.Hooks,
+		Action:   cfg.Firewall.Action,
+		IPv6:     cfg.Firewall.IPv6,
+		LogGroup: uint16(cfg.Firewall.LogGroup),
+		LogRate:  cfg.Firewall.LogRate.N,
+		LogPer:   cfg.Firewall.LogRate.Unit,
+	}
 	switch cfg.Firewall.Backend {
 	case config.BackendNFTables:
-		return nft.New(nft.Config{
-			Hooks:    cfg.Firewall.Hooks,
-			Action:   cfg.Firewall.Action,
-			IPv6:     cfg.Firewall.IPv6,
-			LogGroup: uint16(cfg.Firewall.LogGroup),
-			LogRate:  cfg.Firewall.LogRate.N,
-			LogPer:   cfg.Firewall.LogRate.Unit,
-		}, log)
+		return nft.New(fc, log)
 	case config.BackendIPTables:
-		return ipset.New(ipset.Config{
-			Hooks:    cfg.Firewall.Hooks,
-			Action:   cfg.Firewall.Action,
-			IPv6:     cfg.Firewall.IPv6,
-			LogGroup: uint16(cfg.Firewall.LogGroup),
-			LogRate:  cfg.Firewall.LogRate.N,
-			LogPer:   cfg.Firewall.LogRate.Unit,
-		}, log)
+		return ipset.New(ipset.Config(fc), log)
 	default:
 		return nil, fmt.Errorf("firewall.backend %q is not supported", cfg.Firewall.Backend)
 	}

@@ -134,16 +134,23 @@ func (l *onceLab) sikkerguard(args ...string) (string, int) {
 // delivered sends a burst from src and reports whether any of it arrived.
 func (l *onceLab) delivered(src netip.Addr) bool {
 	l.t.Helper()
-	before := l.sink.CountFrom(src)
-	s := l.peer.DialUDP(src, l.sink.Addr())
+	return delivered(l.t, l.peer, l.sink, src)
+}
+
+// delivered sends a burst of UDP from src in peer to sink and reports
+// whether any of it arrived within a short wait.
+func delivered(t *testing.T, peer *testnet.NS, sink *testnet.UDPSink, src netip.Addr) bool {
+	t.Helper()
+	before := sink.CountFrom(src)
+	s := peer.DialUDP(src, sink.Addr())
 	for range 5 {
 		if err := s.Send([]byte("probe")); err != nil {
-			l.t.Fatalf("send from %s: %v", src, err)
+			t.Fatalf("send from %s: %v", src, err)
 		}
 	}
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		if l.sink.CountFrom(src) > before {
+		if sink.CountFrom(src) > before {
 			return true
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -216,21 +216,7 @@ func (s *service) wait(t *testing.T) error {
 
 func (l *svcLab) delivered(src netip.Addr) bool {
 	l.t.Helper()
-	before := l.sink.CountFrom(src)
-	s := l.peer.DialUDP(src, l.sink.Addr())
-	for range 5 {
-		if err := s.Send([]byte("probe")); err != nil {
-			l.t.Fatalf("send from %s: %v", src, err)
-		}
-	}
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		if l.sink.CountFrom(src) > before {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
+	return delivered(l.t, l.peer, l.sink, src)
 }
 
 func (l *svcLab) ruleset() string {

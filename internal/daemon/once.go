@@ -33,17 +33,7 @@ type Applied struct {
 // one is reported so the caller can warn and treat it as missing.
 func LoadApplied(dir string) (Applied, error) {
 	var a Applied
-	err := statefile.Read(filepath.Join(dir, appliedFile), func(r io.Reader) error {
-		d := json.NewDecoder(r)
-		d.DisallowUnknownFields()
-		if err := d.Decode(&a); err != nil {
-			return err
-		}
-		if d.More() {
-			return errors.New("trailing data")
-		}
-		return nil
-	})
+	err := readJSONState(filepath.Join(dir, appliedFile), &a)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Applied{}, nil
 	}

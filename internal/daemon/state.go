@@ -33,17 +33,7 @@ type runtimeWhitelist struct {
 // empty list and a corrupt one is ignored with a warning, never a crash.
 func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 	var w runtimeWhitelist
-	err := statefile.Read(filepath.Join(dir, runtimeWhitelistFile), func(r io.Reader) error {
-		dec := json.NewDecoder(r)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&w); err != nil {
-			return err
-		}
-		if dec.More() {
-			return errors.New("trailing data")
-		}
-		return nil
-	})
+	err := readJSONState(filepath.Join(dir, runtimeWhitelistFile), &w)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -58,6 +48,23 @@ func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// readJSONState decodes one JSON value from a state file strictly: unknown
+// fields and trailing data make it corrupt. A missing file satisfies
+// errors.Is(err, fs.ErrNotExist).
+func readJSONState(path string, v any) error {
+	return statefile.Read(path, func(r io.Reader) error {
+		dec := json.NewDecoder(r)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return err
+		}
+		if dec.More() {
+			return errors.New("trailing data")
+		}
+		return nil
+	})
 }
 
 // saveRuntimeWhitelist writes the runtime whitelist atomically.
