@@ -182,3 +182,71 @@ func TestSecondDaemonCannotTakeTheBusName(t *testing.T) {
 		t.Errorf("second daemon: %v, want a d-bus error", err)
 	}
 }
+
+// awaitSignal waits for the named API signal and returns its body.
+func awaitSignal(t *testing.T, sigs chan *dbus.Signal, name string) []any {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case s := <-sigs:
+			if s.Name == dbusapi.Interface+"."+name {
+				return s.Body
+			}
+		case <-timeout:
+			t.Fatalf("no %s signal", name)
+		}
+	}
+}
+
+func TestControlSignalsOnFailureAndRollback(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	l.cfg.Safety.VerifyConnectivity = true
+	l.cfg.Safety.AutoWhitelist = false
+	l.never = safety.NeverBlock{API: []netip.Addr{netip.MustParseAddr("203.0.113.50")}, APIPort: 443}
+	bus := dbustest.StartBus(t, dbustest.Shipped)
+	l.start(func(o *Options) {
+		o.Bus = bus.Connect(t)
+		o.Prober = &safety.Prober{Dialer: firewallDialer{l.fw}, Timeout: 50 * time.Millisecond}
+	})
+	l.note.waitCount(t, "READY=1", 1)
+	c := dbusapi.NewClient(bus.Connect(t))
+	sigs := make(chan *dbus.Signal, 64)
+	c.Conn().Signal(sigs)
+	if err := c.Conn().AddMatchSignal(dbus.WithMatchInterface(dbusapi.Interface)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// A list that cuts the host off the API: RolledBack.
+	es, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.50\n"))
+	l.srv.SetEntries(es)
+	if err := c.Reload(ctx); err == nil {
+		t.Error("Reload of a list that was rolled back reported success")
+	}
+	if body := awaitSignal(t, sigs, dbusapi.SignalRolledBack); len(body) != 1 || !strings.Contains(body[0].(string), "rolled back") {
+		t.Errorf("RolledBack body = %v", body)
+	}
+
+	// The kernel refusing a change: ApplyFailed.
+	l.fw.mu.Lock()
+	l.fw.fail = errors.New("netlink: operation not permitted")
+	l.fw.mu.Unlock()
+	es, _ = mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.8\n"))
+	l.srv.SetEntries(es)
+	c.Reload(ctx)
+	if body := awaitSignal(t, sigs, dbusapi.SignalApplyFailed); len(body) != 1 || !strings.Contains(body[0].(string), "not permitted") {
+		t.Errorf("ApplyFailed body = %v", body)
+	}
+
+	// And a good change: BlocklistUpdated with the new counts.
+	l.fw.mu.Lock()
+	l.fw.fail = nil
+	l.fw.mu.Unlock()
+	if err := c.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if body := awaitSignal(t, sigs, dbusapi.SignalBlocklistUpdated); len(body) != 2 || body[0] != uint32(2) {
+		t.Errorf("BlocklistUpdated body = %v, want [2 0]", body)
+	}
+}
