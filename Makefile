@@ -85,6 +85,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 bench: deps ## Benchmarks: address math, and the firewall backends against nft -f and ipset (root, minutes)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ipnet
 	@if [ "$$(id -u)" != 0 ]; then echo "the firewall benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
+	@# GNU time measures nft's and ipset's peak memory (package "time"; the
+	@# shell keyword of the same name cannot).
+	@[ -x /usr/bin/time ] || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends time; }
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/sikkerbench ./cmd/sikkerbench
 	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr -runs 3
