@@ -63,6 +63,9 @@ type Options struct {
 	Prober *safety.Prober
 	// Watchdog is the ping interval; 0 reads WATCHDOG_USEC (half of it).
 	Watchdog time.Duration
+	// IntegrityCheck is how often the kernel objects are checked for
+	// removal by another tool (default 1 min).
+	IntegrityCheck time.Duration
 	// RetryMin is the first retry delay of a failed feed (default 1 min).
 	RetryMin time.Duration
 	Now      func() time.Time
@@ -141,6 +144,9 @@ func New(o Options) (*Daemon, error) {
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = time.Minute
+	}
+	if o.IntegrityCheck <= 0 {
+		o.IntegrityCheck = time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -222,6 +228,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		wd = t.C
 	}
+	integrity := time.NewTicker(d.o.IntegrityCheck)
+	defer integrity.Stop()
 	timer := time.NewTimer(d.untilNextPull())
 	defer timer.Stop()
 	for {
@@ -234,6 +242,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.notify(sddaemon.SdNotifyWatchdog)
 		case <-d.o.Reload:
 			d.reload(ctx)
+		case <-integrity.C:
+			d.checkIntegrity(ctx)
 		case f := <-d.cmds:
 			f()
 		case r := <-d.results:
@@ -739,6 +749,37 @@ func monitorChanged(a, b config.Config) bool {
 	return a.Firewall.LogGroup != b.Firewall.LogGroup || a.Report.Enabled != b.Report.Enabled ||
 		a.Report.Interval != b.Report.Interval || a.API.URL != b.API.URL || a.StateDir != b.StateDir ||
 		a.DryRun != b.DryRun || a.Safety.StripPrivate != b.Safety.StripPrivate
+}
+
+// intactChecker is implemented by backends that can tell whether their
+// kernel objects still stand.
+type intactChecker interface {
+	Intact() (bool, error)
+}
+
+// checkIntegrity restores the kernel objects when another tool removed
+// them (nftables.service restarting with `flush ruleset`, `iptables -F`).
+// A fresh backend rebuilds or adopts whatever is left, in one transaction.
+func (d *Daemon) checkIntegrity(ctx context.Context) {
+	ic, ok := d.fw.(intactChecker)
+	if !ok || !d.hasApplied {
+		return
+	}
+	intact, err := ic.Intact()
+	if err != nil {
+		d.log.Warn("firewall integrity check failed", "err", err)
+		return
+	}
+	if intact {
+		return
+	}
+	d.log.Warn("firewall rules were removed by another program; restoring them")
+	if err := d.buildFirewall(); err != nil {
+		d.log.Error("restoring the firewall failed", "err", err)
+		return
+	}
+	d.hasApplied = false
+	d.reconcile(ctx)
 }
 
 // stop is the SIGTERM path.

@@ -531,3 +531,50 @@ func TestRuntimeWhitelistFileIsToleratedWhenCorrupt(t *testing.T) {
 		t.Errorf("corrupt file gave %v, want nothing", got)
 	}
 }
+
+// tamperableFirewall is a fakeFirewall that another program can wipe.
+type tamperableFirewall struct {
+	*fakeFirewall
+	wiped *bool
+}
+
+func (f tamperableFirewall) Intact() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !*f.wiped, nil
+}
+
+func TestRestoresRulesRemovedByAnotherProgram(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	wiped := false
+	builds := 0
+	l.start(func(o *Options) {
+		o.IntegrityCheck = 20 * time.Millisecond
+		o.NewFirewall = func(config.Config) (Firewall, error) {
+			l.fw.mu.Lock()
+			builds++
+			wiped = false // a new backend rebuilds what it finds missing
+			l.fw.mu.Unlock()
+			return tamperableFirewall{l.fw, &wiped}, nil
+		}
+	})
+	l.note.waitCount(t, "READY=1", 1)
+	applies := l.fw.count()
+
+	l.fw.mu.Lock()
+	wiped = true
+	l.fw.block = ipnet.Set{}
+	l.fw.mu.Unlock()
+	waitFor(t, "the rules to be restored", func() bool { return l.fw.blocks("203.0.113.7") })
+	if l.fw.count() <= applies {
+		t.Error("restored without an apply")
+	}
+	if !strings.Contains(l.logs.String(), "removed by another program") {
+		t.Error("no log line about the removal")
+	}
+	l.fw.mu.Lock()
+	defer l.fw.mu.Unlock()
+	if builds != 2 {
+		t.Errorf("%d backends built, want 2 (start and restore)", builds)
+	}
+}

@@ -452,6 +452,32 @@ func (b *Backend) chainExists(ipt, chain string) bool {
 	return err == nil
 }
 
+// Intact reports whether the rules this backend installed still stand:
+// both chains and every jump into them, per family. `iptables -F` or a
+// firewall manager rebuilding the built-in chains removes the jumps and
+// with them all protection; the sets cannot vanish while the chains
+// reference them.
+func (b *Backend) Intact() (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range b.families() {
+		ipt, _ := tools(f)
+		if !b.chainExists(ipt, Chain) || !b.chainExists(ipt, ChainBlock) {
+			return false, nil
+		}
+		for _, hook := range b.cfg.Hooks {
+			if hook == HookDockerUser && f.v6 && !b.chainExists(ipt, hook) {
+				continue // never hooked there, see installRules
+			}
+			ok, err := b.jumpPresent(ipt, hook)
+			if err != nil || !ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
 // Exists reports whether any rule chain or set of the backend is in the
 // kernel (left by any process).
 func (b *Backend) Exists() (bool, error) {

@@ -401,3 +401,39 @@ func TestLargeList(t *testing.T) {
 		t.Error("source added by the delta passed")
 	}
 }
+
+func TestIntactNoticesFlushedChains(t *testing.T) {
+	l := newLab(t)
+	cfg := Config{Hooks: []string{HookInput}, IPv6: true}
+	b := l.backend(t, cfg)
+	t.Cleanup(func() { b.Remove() })
+	block := ipnet.FromAddrs(badAddr4, badAddr6)
+	if err := b.Apply(block, ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Intact(); err != nil || !ok {
+		t.Fatalf("Intact after Apply = %v, %v; want true", ok, err)
+	}
+	// A firewall script flushing the built-in chain drops the jump.
+	l.fw.MustRun("ip6tables", "-F", "INPUT")
+	if ok, err := b.Intact(); err != nil || ok {
+		t.Fatalf("Intact after ip6tables -F INPUT = %v, %v; want false", ok, err)
+	}
+	// A fresh backend, as the daemon builds one, puts the jump back once.
+	b2 := l.backend(t, cfg)
+	if err := b2.Apply(block, ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b2.Intact(); err != nil || !ok {
+		t.Fatalf("Intact after restoring = %v, %v; want true", ok, err)
+	}
+	jumps := 0
+	for _, r := range rulesOf(t, l.fw, "ip6tables", "INPUT") {
+		if strings.Contains(r, "-j "+Chain) {
+			jumps++
+		}
+	}
+	if jumps != 1 {
+		t.Errorf("%d jumps into %s after restoring, want 1", jumps, Chain)
+	}
+}

@@ -440,6 +440,17 @@ var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
 // Exists reports whether the table is in the kernel (left by any process).
 func (b *Backend) Exists() (bool, error) {
+	return b.tableExists()
+}
+
+// Intact reports whether the table still stands. Another tool's
+// `flush ruleset` (a restart of nftables.service, for one) removes it whole;
+// the objects inside it are ours alone.
+func (b *Backend) Intact() (bool, error) {
+	return b.tableExists()
+}
+
+func (b *Backend) tableExists() (bool, error) {
 	c, err := b.conn()
 	if err != nil {
 		return false, fmt.Errorf("nftables: %w", err)

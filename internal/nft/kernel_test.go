@@ -327,3 +327,32 @@ func TestFailedTransactionKeepsCopy(t *testing.T) {
 		t.Error("update after a failed replace did not apply")
 	}
 }
+
+func TestIntactNoticesAFlushedRuleset(t *testing.T) {
+	l := newLab(t)
+	cfg := Config{Hooks: []string{HookInput}, IPv6: true}
+	b := l.backend(t, cfg)
+	if ok, err := b.Intact(); err != nil || ok {
+		t.Fatalf("Intact before any Apply = %v, %v; want false", ok, err)
+	}
+	if err := b.Apply(set(badAddr4.String()+"/32"), ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Intact(); err != nil || !ok {
+		t.Fatalf("Intact after Apply = %v, %v; want true", ok, err)
+	}
+	// What a restart of nftables.service does with the stock nftables.conf.
+	l.fw.MustRun("nft", "flush", "ruleset")
+	if ok, err := b.Intact(); err != nil || ok {
+		t.Fatalf("Intact after flush ruleset = %v, %v; want false", ok, err)
+	}
+	// A fresh backend, as the daemon builds one, restores it in full.
+	b2 := l.backend(t, cfg)
+	if err := b2.Apply(set(badAddr4.String()+"/32"), ipnet.Set{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b2.Intact(); !ok || !hasElement(t, l.fw, SetHosts4, badAddr4.String()) {
+		t.Error("the rebuilt table is incomplete")
+	}
+	b2.Remove()
+}
