@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,14 +79,7 @@ func newLab(t *testing.T) lab {
 		peer = append(peer, netip.PrefixFrom(a, 64))
 	}
 	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{netip.PrefixFrom(fw4, 24), netip.PrefixFrom(fw6, 64)}, l.peer, "pe0", peer)
-	// A fresh veth can lose the first packets while it comes up.
-	for _, a := range [][2]netip.Addr{{good4, fw4}, {good6, fw6}} {
-		for i := 0; l.peer.Ping(a[0], a[1], 1, time.Second) != nil; i++ {
-			if i == 3 {
-				t.Fatalf("lab: no ping %v → %v", a[0], a[1])
-			}
-		}
-	}
+	l.peer.WaitLink(t, [2]netip.Addr{good4, fw4}, [2]netip.Addr{good6, fw6})
 	return l
 }
 
@@ -174,30 +165,11 @@ func (l lab) udpPasses(t *testing.T, sink *testnet.UDPSink, src netip.Addr, roun
 // number of datagrams sent.
 func (l lab) flood(t *testing.T, dst map[bool]netip.AddrPort, srcs ...netip.Addr) (stop func() int64) {
 	t.Helper()
-	var sent atomic.Int64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, src := range srcs {
-		s := l.peer.DialUDP(src, dst[src.Is4()])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if s.Send([]byte("flood")) == nil {
-					sent.Add(1)
-				}
-				if i%64 == 63 {
-					time.Sleep(50 * time.Microsecond) // keep the veth queue from overflowing
-				}
-			}
-		}()
+	senders := make([]*testnet.UDPSender, len(srcs))
+	for i, src := range srcs {
+		senders[i] = l.peer.DialUDP(src, dst[src.Is4()])
 	}
-	return func() int64 { close(done); wg.Wait(); return sent.Load() }
+	return testnet.Flood(senders...)
 }
 
 var (

@@ -289,11 +289,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 		t.Fatal(err)
 	}
 	l.backend = b
-	for i := 0; l.peer.Ping(monGood4, monFW4, 1, time.Second) != nil; i++ {
-		if i == 3 {
-			t.Fatal("no ping from the unlisted address: the lab is not up")
-		}
-	}
+	l.peer.WaitLink(t, [2]netip.Addr{monGood4, monFW4})
 	return l
 }
 

@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,14 +47,7 @@ func newLab(t *testing.T) lab {
 	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{pfx(fwAddr4, 24), pfx(fwAddr6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
 		l.peer, "pe0", []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(hostAddr4, 24), pfx(newAddr4, 24),
 			pfx(badAddr6, 64), pfx(wlAddr6, 64), pfx(hostAddr6, 64), pfx(goodAddr6, 64)})
-	// A fresh veth can lose the first packets while it comes up.
-	for _, a := range [][2]netip.Addr{{goodAddr4, fwAddr4}, {goodAddr6, fwAddr6}} {
-		for i := 0; l.peer.Ping(a[0], a[1], 1, time.Second) != nil; i++ {
-			if i == 3 {
-				t.Fatalf("lab: no ping %v → %v", a[0], a[1])
-			}
-		}
-	}
+	l.peer.WaitLink(t, [2]netip.Addr{goodAddr4, fwAddr4}, [2]netip.Addr{goodAddr6, fwAddr6})
 	return l
 }
 
@@ -256,30 +247,11 @@ func randomList(seed uint64, n int, extra ...string) ipnet.Set {
 // flood sends UDP from each src until stop is called, which returns the
 // number of datagrams sent.
 func (l lab) flood(t *testing.T, dst netip.AddrPort, srcs ...netip.Addr) (stop func() int64) {
-	var sent atomic.Int64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, src := range srcs {
-		s := l.peer.DialUDP(src, dst)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if s.Send([]byte("flood")) == nil {
-					sent.Add(1)
-				}
-				if i%64 == 63 {
-					time.Sleep(50 * time.Microsecond) // keep the veth queue from overflowing
-				}
-			}
-		}()
+	senders := make([]*testnet.UDPSender, len(srcs))
+	for i, src := range srcs {
+		senders[i] = l.peer.DialUDP(src, dst)
 	}
-	return func() int64 { close(done); wg.Wait(); return sent.Load() }
+	return testnet.Flood(senders...)
 }
 
 // movingList is list i of the replacement tests: 192.0.2.48/28 always, and

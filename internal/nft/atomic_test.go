@@ -11,8 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,28 +39,7 @@ func randomList(seed uint64, n int, extra ...string) ipnet.Set {
 // flood sends UDP from src as fast as a bounded loop allows until stop is
 // called, which returns the number of datagrams sent.
 func (l lab) flood(t *testing.T, dst netip.AddrPort, src netip.Addr) (stop func() int64) {
-	s := l.peer.DialUDP(src, dst)
-	var sent atomic.Int64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; i < 50_000_000; i++ {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if s.Send([]byte("flood")) == nil {
-				sent.Add(1)
-			}
-			if i%64 == 63 {
-				time.Sleep(50 * time.Microsecond) // keep the veth queue from overflowing
-			}
-		}
-	}()
-	return func() int64 { close(done); wg.Wait(); return sent.Load() }
+	return testnet.Flood(l.peer.DialUDP(src, dst))
 }
 
 // TestAtomicReplacement probes from an address listed in every list while

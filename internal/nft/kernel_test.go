@@ -41,14 +41,7 @@ func newLab(t *testing.T) lab {
 	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{pfx(fwAddr4, 24), pfx(fwAddr6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
 		l.peer, "pe0", []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(newAddr4, 24),
 			pfx(badAddr6, 64), pfx(wlAddr6, 64), pfx(goodAddr6, 64)})
-	// A fresh veth can lose the first packets while it comes up.
-	for _, a := range [][2]netip.Addr{{goodAddr4, fwAddr4}, {goodAddr6, fwAddr6}} {
-		for i := 0; l.peer.Ping(a[0], a[1], 1, time.Second) != nil; i++ {
-			if i == 3 {
-				t.Fatalf("lab: no ping %v → %v", a[0], a[1])
-			}
-		}
-	}
+	l.peer.WaitLink(t, [2]netip.Addr{goodAddr4, fwAddr4}, [2]netip.Addr{goodAddr6, fwAddr6})
 	return l
 }
 

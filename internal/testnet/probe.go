@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -164,4 +165,46 @@ func (ns *NS) Ping(src, dst netip.Addr, count int, wait time.Duration) error {
 	secs := max(1, int(wait.Seconds()))
 	_, err := ns.Run("ping", "-n", "-q", "-c", fmt.Sprint(count), "-W", fmt.Sprint(secs), "-i", "0.2", "-I", src.String(), dst.String())
 	return err
+}
+
+// Flood sends datagrams from every sender as fast as a bounded loop allows
+// until stop is called, which returns how many were sent.
+func Flood(senders ...*UDPSender) (stop func() int64) {
+	var sent atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if s.Send([]byte("flood")) == nil {
+					sent.Add(1)
+				}
+				if i%64 == 63 {
+					time.Sleep(50 * time.Microsecond) // keep the veth queue from overflowing
+				}
+			}
+		}()
+	}
+	return func() int64 { close(done); wg.Wait(); return sent.Load() }
+}
+
+// WaitLink pings from each pair's first address to its second until one
+// answer comes back: a fresh veth can lose the first packets while it comes
+// up. Four lost pings fail the test.
+func (ns *NS) WaitLink(t testing.TB, pairs ...[2]netip.Addr) {
+	t.Helper()
+	for _, p := range pairs {
+		for i := 0; ns.Ping(p[0], p[1], 1, time.Second) != nil; i++ {
+			if i == 3 {
+				t.Fatalf("lab: no ping %v → %v", p[0], p[1])
+			}
+		}
+	}
 }
