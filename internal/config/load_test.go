@@ -64,7 +64,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-log-rate-zero", `:2: firewall.log_rate: "0/second": the count must be a whole number from 1 to 4294967295`},
 		{"invalid-log-rate-unit", `:2: firewall.log_rate: "5/day": the unit must be second, minute or hour`},
 		{"invalid-whitelist", `:3: whitelist[1]: "10.0.0.300" is not an IP address or CIDR`},
-		{"invalid-whitelist-zone", `:1: whitelist[0]: "fe80::1%eth0" has an interface zone; zones cannot be whitelisted`},
+		{"invalid-whitelist-zone", `:1: whitelist[0]: "fe80::1%eth0" has an interface zone; zones cannot be filtered`},
 		{"invalid-max-growth", `:2: safety.max_growth: 1 must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)`},
 		{"invalid-max-entries", `:2: safety.max_entries: 0 is out of range 1..100000000`},
 		{"invalid-report-interval", `:2: report.interval: 30s is out of range 1m..24h`},

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sikkerapi/sikkerguard/internal/config"
 )
 
 func TestParsePrefix(t *testing.T) {
@@ -26,13 +29,13 @@ func TestParsePrefix(t *testing.T) {
 		{"::ffff:192.0.2.0/120", "192.0.2.0/24", ""},
 		{"0.0.0.0/0", "0.0.0.0/0", ""},
 		{"::/0", "::/0", ""},
-		{"300.1.1.1", "", `invalid address "300.1.1.1": not an IP address`},
-		{"", "", `invalid address "": empty`},
-		{"   ", "", `invalid address "   ": empty`},
+		{"300.1.1.1", "", `invalid address "300.1.1.1": is not an IP address`},
+		{"", "", `invalid address "": is empty`},
+		{"   ", "", `invalid address "   ": is empty`},
 		{"garbage", "", `invalid address "garbage"`},
-		{"192.0.2.1/33", "", `invalid address "192.0.2.1/33": not a CIDR`},
-		{"192.0.2.1/24", "", "host bits set; did you mean 192.0.2.0/24?"},
-		{"fe80::1%eth0", "", "zoned"},
+		{"192.0.2.1/33", "", `invalid address "192.0.2.1/33": is not an IP address or CIDR: bad prefix length "33"`},
+		{"192.0.2.1/24", "192.0.2.0/24", ""}, // masked, as in the config file
+		{"fe80::1%eth0", "", "has an interface zone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -60,8 +63,8 @@ func TestParseAddr(t *testing.T) {
 		{"192.0.2.7", "192.0.2.7", ""},
 		{"2001:db8::7", "2001:db8::7", ""},
 		{"::ffff:198.51.100.1", "198.51.100.1", ""},
-		{"", "", `invalid address "": empty`},
-		{"192.0.2.0/24", "", "not a CIDR"},
+		{"", "", `invalid address "": is empty`},
+		{"192.0.2.0/24", "", "is a CIDR; want a single IP address"},
 		{"1.2.3", "", `invalid address "1.2.3"`},
 	}
 	for _, tt := range tests {
@@ -174,5 +177,31 @@ func TestTopRowShape(t *testing.T) {
 	e := TopEntry{Source: netip.MustParseAddr("192.0.2.9")}
 	if !e.Source.IsValid() {
 		t.Fatal("bad fixture")
+	}
+}
+
+// An entry accepted in the config file is accepted over D-Bus as the same
+// range, and one refused in either is refused in both.
+func TestWhitelistParsingAgreesWithConfig(t *testing.T) {
+	inputs := []string{
+		"192.0.2.1", "192.0.2.0/24", "192.0.2.1/24", "2001:db8::1/32", "::ffff:192.0.2.1",
+		"::ffff:192.0.2.0/120", "::ffff:0:0/80", "192.0.2.0/255.255.255.0", "0.0.0.0/0", "::/0",
+		" 198.51.100.7 ", "", "  ", "300.1.1.1", "192.0.2.0/33", "192.0.2.0/08", "010.1.1.1",
+		"fe80::1%eth0", "fe80::/10%eth0", "example.com", "192.0.2.1-192.0.2.9", "2001:db8::/129",
+	}
+	for _, in := range inputs {
+		fromBus, busErr := ParsePrefix(in)
+		fromEnv, envErr := config.ParsePrefix(in)
+		cfg, fileErr := config.Parse([]byte("whitelist: ["+strconv.Quote(in)+"]\n"), "test.yaml", func(string) (string, bool) { return "", false })
+		if (busErr == nil) != (fileErr == nil) || (busErr == nil) != (envErr == nil) {
+			t.Errorf("%q: D-Bus err %v, config file err %v, config.ParsePrefix err %v", in, busErr, fileErr, envErr)
+			continue
+		}
+		if busErr != nil {
+			continue
+		}
+		if len(cfg.Whitelist) != 1 || cfg.Whitelist[0] != fromBus || fromEnv != fromBus {
+			t.Errorf("%q: D-Bus %v, config file %v, config.ParsePrefix %v", in, fromBus, cfg.Whitelist, fromEnv)
+		}
 	}
 }
