@@ -33,4 +33,3 @@ func TestGarbagePolicy(t *testing.T) {
 		}
 	}
 }
-

@@ -193,4 +193,3 @@ func TestNewURLValidates(t *testing.T) {
 		}
 	}
 }
-

@@ -87,7 +87,7 @@ type Config struct {
 	// Client is copied, with redirects limited to the API's own scheme,
 	// host and port; default: a client with a 60 s timeout.
 	Client *http.Client
-	Now        func() time.Time
+	Now    func() time.Time
 }
 
 // Stats counts what the reporter did since New.
