@@ -1,8 +1,10 @@
 package config
 
 import (
+	"math"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -139,6 +141,10 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"safety.max_growth", d.Safety.MaxGrowth, 2.0},
 		{"safety.max_entries", d.Safety.MaxEntries, 5000000},
 		{"safety.verify_connectivity", d.Safety.VerifyConnectivity, true},
+		{"safety.min_prefix4", d.Safety.MinPrefix4, 8},
+		{"safety.min_prefix6", d.Safety.MinPrefix6, 19},
+		{"safety.max_block_share", d.Safety.MaxBlockShare, 0.10},
+		{"safety.max_shrink", d.Safety.MaxShrink, 0.5},
 		{"report.enabled", d.Report.Enabled, true},
 		{"report.interval", d.Report.Interval, 30 * time.Minute},
 		{"report.port_map", len(d.Report.PortMap), 0},
@@ -157,5 +163,30 @@ func TestDefaultsMatchContract(t *testing.T) {
 	d.Firewall.Hooks[0] = "input"
 	if e := Default(); len(e.Report.PortMap) != 0 || e.Firewall.Hooks[0] != "prerouting" {
 		t.Error("Default() shares state between calls")
+	}
+}
+
+func TestSafetyShareLimits(t *testing.T) {
+	for _, tt := range []struct {
+		share, shrink float64
+		bad           []string
+	}{
+		{0.10, 0.5, nil},
+		{1, 0, nil},
+		{math.NaN(), math.NaN(), []string{"safety.max_block_share", "safety.max_shrink"}},
+		{1.01, -0.1, []string{"safety.max_block_share", "safety.max_shrink"}},
+		{math.Inf(1), 0.99, []string{"safety.max_block_share"}},
+	} {
+		c := Default()
+		c.Safety.MaxBlockShare, c.Safety.MaxShrink = tt.share, tt.shrink
+		err := c.Validate()
+		for _, f := range tt.bad {
+			if err == nil || !strings.Contains(err.Error(), f+":") {
+				t.Errorf("share %v shrink %v: err %v, want %s", tt.share, tt.shrink, err, f)
+			}
+		}
+		if tt.bad == nil && err != nil {
+			t.Errorf("share %v shrink %v: %v", tt.share, tt.shrink, err)
+		}
 	}
 }

@@ -34,6 +34,7 @@ const SikkerFeedName = "sikkerapi"
 // cfg.StateDir: the SikkerAPI blacklist when a key is present, then every
 // extra feed. An empty key leaves SikkerAPI out (the caller has warned).
 func Sources(cfg config.Config, key config.Secret, log *slog.Logger) ([]*feed.CachedSource, error) {
+	lim := feed.Limits{MinPrefix4: cfg.Safety.MinPrefix4, MinPrefix6: cfg.Safety.MinPrefix6, MaxEntries: cfg.Safety.MaxEntries}
 	var srcs []feed.Source
 	if !key.IsZero() {
 		s, err := feed.NewSikker(feed.SikkerOptions{
@@ -49,6 +50,7 @@ func Sources(cfg config.Config, key config.Secret, log *slog.Logger) ([]*feed.Ca
 			OnlyASN:         cfg.API.OnlyASN,
 			ExceptASN:       cfg.API.ExceptASN,
 			MinSeverity:     cfg.API.MinSeverity,
+			Limits:          lim,
 			UserAgent:       version.UserAgent(),
 			Logger:          log.With("feed", SikkerFeedName),
 		})
@@ -63,9 +65,9 @@ func Sources(cfg config.Config, key config.Secret, log *slog.Logger) ([]*feed.Ca
 			err error
 		)
 		if f.URL != "" {
-			s, err = feed.NewURL(feed.URLOptions{Name: f.Name, URL: f.URL, UserAgent: version.UserAgent(), Logger: log.With("feed", f.Name)})
+			s, err = feed.NewURL(feed.URLOptions{Name: f.Name, URL: f.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", f.Name)})
 		} else {
-			s, err = feed.NewFile(feed.FileOptions{Name: f.Name, Path: f.File})
+			s, err = feed.NewFile(feed.FileOptions{Name: f.Name, Path: f.File, Limits: lim})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("feed %s: %w", f.Name, err)
