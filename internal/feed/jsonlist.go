@@ -99,7 +99,9 @@ func parseJSONList(r io.Reader, keep bool, lim Limits) (*jsonResult, error) {
 				var meta struct {
 					Count *int `json:"count"`
 				}
-				if err := dec.Decode(&meta); err != nil {
+				// meta is only a hint: one of another shape is skipped.
+				var te *json.UnmarshalTypeError
+				if err := dec.Decode(&meta); err != nil && !errors.As(err, &te) {
 					return nil, jsonError(err)
 				}
 				if meta.Count != nil {
@@ -186,6 +188,8 @@ func jsonError(err error) error {
 		return retryable(fmt.Errorf("%w: json document not closed", ErrTruncated))
 	case errors.As(err, &syn):
 		return fmt.Errorf("%w: invalid json at byte %d: %w", ErrGarbage, syn.Offset, err)
+	case errors.As(err, new(*json.UnmarshalTypeError)):
+		return fmt.Errorf("%w: %w", ErrGarbage, err)
 	}
 	return err
 }

@@ -65,7 +65,9 @@ func ParsePrefix(s string, m Mode) (netip.Prefix, error) {
 	bad := func(why string) (netip.Prefix, error) {
 		return netip.Prefix{}, &EntryError{Text: s, Why: why}
 	}
-	t := strings.TrimSpace(s)
+	// ASCII blanks only, as on a feed line: U+00A0 and friends are not
+	// part of an address.
+	t := strings.Trim(s, " \t\r\n\v\f")
 	switch {
 	case t == "":
 		return bad("is empty; want an IP address or CIDR such as 192.0.2.0/24")

@@ -36,7 +36,7 @@ func ParseQuota(h http.Header, now time.Time) *Quota {
 			continue
 		}
 		if q.Used < 0 && q.Limit >= 0 && q.Remaining >= 0 {
-			q.Used = q.Limit - q.Remaining
+			q.Used = max(q.Limit-q.Remaining, 0)
 		}
 		if q.Remaining < 0 && q.Limit >= 0 && q.Used >= 0 {
 			q.Remaining = max(q.Limit-q.Used, 0)
