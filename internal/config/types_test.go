@@ -190,3 +190,16 @@ func TestSafetyShareLimits(t *testing.T) {
 		}
 	}
 }
+
+// A URL that is refused is quoted in the error without its query, which may
+// hold a token, nor its user info.
+func TestRefusedURLHidesSecrets(t *testing.T) {
+	for _, raw := range []string{"ftp://lists.example/drop.txt?token=s3cretTok", "ftp://u:s3cretTok@lists.example/", "http://x/\x7f?token=s3cretTok"} {
+		c := Default()
+		c.Feeds = []Feed{{Name: "drop", URL: raw, Interval: 12 * time.Hour}}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "feeds[0].url") || strings.Contains(err.Error(), "s3cretTok") {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -254,8 +255,17 @@ func (c *Config) validateHealth(p *problems) {
 func checkURL(p *problems, field, raw string) {
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		p.add(field, "%q is not an http:// or https:// URL", raw)
+	case err != nil:
+		p.add(field, "not an http:// or https:// URL: %v", errors.Unwrap(err))
+	case u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		// The message goes to the journal: a token in the query stays out.
+		shown := *u
+		shown.User = nil
+		if shown.RawQuery != "" {
+			shown.RawQuery = "REDACTED"
+		}
+		shown.Fragment, shown.RawFragment = "", ""
+		p.add(field, "%q is not an http:// or https:// URL", shown.String())
 	case u.User != nil:
 		// A URL ends up in logs and status output, credentials must not.
 		p.add(field, "the URL must not contain credentials")
