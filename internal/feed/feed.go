@@ -10,9 +10,17 @@
 //     or garbage (no valid entry at all, or more malformed lines than the
 //     GarbagePolicy allows) is an error. A Source never returns a partial list
 //     as if it were good, so a bad pull can never replace a good list.
-//   - The SikkerAPI key travels only in the Authorization header. It is never
-//     put in a URL, a log record or an error message; text echoed by the
-//     server is scrubbed of it as well.
+//   - Limits apply while parsing: an entry wider than MinPrefix4/MinPrefix6
+//     is a malformed line with a sample, and parsing stops at MaxEntries
+//     with ErrTooManyEntries, so a hostile list is refused before it fills
+//     memory. A JSON value over 64 KiB is garbage.
+//   - The SikkerAPI key travels only in the Authorization header, through
+//     internal/sikkerapi. It is never put in a URL, a log record or an
+//     error message; text echoed by the server is scrubbed of it as well,
+//     and a redirect to another scheme, host or port is refused.
+//   - A URL feed's credentials (user info, ?token= and similar) are
+//     redacted inside its errors, and an https feed is never followed to
+//     http.
 //   - A 429 from SikkerAPI yields a *QuotaError carrying the Retry-After time.
 //     Until then the client refuses to call the blacklist endpoint again and
 //     returns the same error without a request, because every further pull
