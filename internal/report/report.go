@@ -470,8 +470,8 @@ func rowBase(batch []Row, errs []rowError) int {
 	fits := func(base int) bool {
 		for _, e := range errs {
 			i := e.Row - base
-			a, err := netip.ParseAddr(e.IP)
-			if err != nil || i < 0 || i >= len(batch) || batch[i].IP != a.Unmap() {
+			a, err := ipnet.ParseAddr(e.IP)
+			if err != nil || i < 0 || i >= len(batch) || batch[i].IP != a {
 				return false
 			}
 		}
@@ -486,11 +486,10 @@ func rowBase(batch []Row, errs []rowError) int {
 // matchRow finds the batch row an error names: the row at index i when its
 // address agrees, else the first row with that address not yet matched.
 func matchRow(batch []Row, i int, ip string, taken map[int]string) int {
-	addr, err := netip.ParseAddr(ip)
+	addr, err := ipnet.ParseAddr(ip) // unmapped
 	if err != nil {
 		return -1
 	}
-	addr = addr.Unmap()
 	if _, dup := taken[i]; i >= 0 && i < len(batch) && !dup && batch[i].IP == addr {
 		return i
 	}
