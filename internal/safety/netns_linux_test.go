@@ -61,7 +61,8 @@ func discoverIn(t *testing.T, ns *testnet.NS) NeverBlock {
 	}
 	var n NeverBlock
 	err := ns.Do(func() (err error) {
-		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv, APIURL: "https://192.0.2.1:8443/"})
+		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv,
+			UpstreamResolvConf: filepath.Join(t.TempDir(), "none"), Upstream: NoUpstream{}, APIURL: "https://192.0.2.1:8443/"})
 		return err
 	})
 	if err != nil {
