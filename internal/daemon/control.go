@@ -351,9 +351,12 @@ func orDefault(s, def string) string {
 }
 
 // TopBlocked returns the most-dropped sources (filled by drop monitoring).
+// It runs on the bus's goroutine while a reload may replace the monitor,
+// hence the atomic load.
 func (d *Daemon) TopBlocked(n int) []dbusapi.TopEntry {
-	if d.top == nil {
+	top := d.top.Load()
+	if top == nil {
 		return nil
 	}
-	return d.top(n)
+	return (*top)(n)
 }

@@ -102,7 +102,7 @@ type Daemon struct {
 	reloading  bool
 
 	bus           *dbusapi.Server
-	top           func(n int) []dbusapi.TopEntry
+	top           atomic.Pointer[func(n int) []dbusapi.TopEntry] // set on the loop, called from bus calls
 	monitor       *Monitor
 	monitorStop   func()                    // cancels the monitor and waits for its flush
 	allowNow      atomic.Pointer[ipnet.Set] // the allow set in force, for the reporter's filter
@@ -719,7 +719,7 @@ func (d *Daemon) startMonitor(ctx context.Context) {
 	d.mu.Lock()
 	d.monForHealth = m
 	d.mu.Unlock()
-	d.top = func(n int) []dbusapi.TopEntry {
+	top := func(n int) []dbusapi.TopEntry {
 		var out []dbusapi.TopEntry
 		for _, c := range m.TopBlocked(n) {
 			out = append(out, dbusapi.TopEntry{Source: c.Src, Port: c.Port, Transport: c.Transport,
@@ -727,6 +727,7 @@ func (d *Daemon) startMonitor(ctx context.Context) {
 		}
 		return out
 	}
+	d.top.Store(&top)
 	d.monitorStop = func() { cancel(); <-done }
 }
 
