@@ -214,3 +214,94 @@ func TestLinkLocalGatewayNetns(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// systemd-resolved in miniature: a stub on 127.0.0.53 in the host namespace
+// forwards to 192.0.2.53, which only resolv.conf's upstream file names, and
+// answers SERVFAIL when it gets nothing back. When the rules cut that server
+// off, the server and the stub must both count as lost. Before, the server
+// was not on the list at all and the stub's SERVFAIL counted as an answer.
+func TestStubAndUpstreamNetns(t *testing.T) {
+	host, gw := hostNet(t)
+	var up *net.UDPConn
+	if err := gw.Do(func() (err error) {
+		up, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	serveDNS(t, up, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 0)} })
+
+	var stub, fwd *net.UDPConn
+	if err := host.Do(func() (err error) {
+		if stub, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.53:53"))); err != nil {
+			return err
+		}
+		fwd, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Close() })
+	serveDNS(t, stub, func(_ int, q []byte) [][]byte {
+		if _, err := fwd.Write(q); err != nil {
+			return [][]byte{withRcode(q, 2)}
+		}
+		buf := make([]byte, 512)
+		fwd.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		for {
+			n, err := fwd.Read(buf)
+			if err != nil {
+				return [][]byte{withRcode(q, 2)}
+			}
+			if n >= 2 && buf[0] == q[0] && buf[1] == q[1] {
+				return [][]byte{slices.Clone(buf[:n])}
+			}
+		}
+	})
+
+	dir := t.TempDir()
+	resolv, upstream := filepath.Join(dir, "resolv.conf"), filepath.Join(dir, "upstream.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.53\noptions edns0 trust-ad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(upstream, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var n NeverBlock
+	if err := host.Do(func() (err error) {
+		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv,
+			UpstreamResolvConf: upstream, Upstream: NoUpstream{}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := addrs("127.0.0.53", "192.0.2.53"); !slices.Equal(n.DNS, want) {
+		t.Fatalf("DNS = %v, want %v", n.DNS, want)
+	}
+	if !n.Set().Contains(netip.MustParseAddr("192.0.2.53")) {
+		t.Error("the upstream server is not exempt")
+	}
+
+	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
+	b, err := p.Before(context.Background(), n.Targets(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range []Target{target(KindDNS, "127.0.0.53:53"), target(KindDNS, "192.0.2.53:53")} {
+		if !slices.Contains(b.Reachable(), tg) {
+			t.Fatalf("%v not reachable before the change (unreachable: %v)", tg, b.Unreachable())
+		}
+	}
+
+	host.MustRun("nft", "add table inet sgtest")
+	host.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
+	host.MustRun("nft", "add rule inet sgtest in ip saddr 192.0.2.53 drop")
+
+	lost, err := b.After(context.Background())
+	if want := []Target{target(KindDNS, "127.0.0.53:53"), target(KindDNS, "192.0.2.53:53")}; !slices.Equal(lost, want) {
+		t.Errorf("lost = %v, want %v (%v)", lost, want, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "local stub resolver") {
+		t.Errorf("err = %v, want the stub's failure named", err)
+	}
+}
