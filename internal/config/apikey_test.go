@@ -27,13 +27,21 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-func TestLoadAPIKeyPrecedence(t *testing.T) {
-	dir := t.TempDir()
+// credentials makes dir/creds a credentials directory holding the key
+// sk_cred, as systemd would, and returns it.
+func credentials(t *testing.T, dir string) string {
+	t.Helper()
 	credDir := filepath.Join(dir, "creds")
 	if err := os.Mkdir(credDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(credDir, CredentialName), "sk_cred\n", 0o400)
+	return credDir
+}
+
+func TestLoadAPIKeyPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	credDir := credentials(t, dir)
 	keyFile := filepath.Join(dir, "api.key")
 	writeFile(t, keyFile, "sk_file\n", 0o600)
 	cfg := Default()
@@ -208,11 +216,7 @@ func trustOwner(t *testing.T, trusted func(uid uint32) bool) {
 // credential (systemd copied it from there) or from the environment.
 func TestKeyFileCheckedWhateverTheSource(t *testing.T) {
 	dir := t.TempDir()
-	credDir := filepath.Join(dir, "creds")
-	if err := os.Mkdir(credDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(credDir, CredentialName), "sk_cred\n", 0o400)
+	credDir := credentials(t, dir)
 	keyFile := filepath.Join(dir, "api.key")
 	cfg := Default()
 	cfg.API.KeyFile = keyFile
@@ -303,11 +307,7 @@ func TestKeyFileSymlink(t *testing.T) {
 		t.Errorf("error\n got: %v\nwant: %s", err, want)
 	}
 
-	credDir := filepath.Join(dir, "creds")
-	if err := os.Mkdir(credDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(credDir, CredentialName), "sk_cred\n", 0o400)
+	credDir := credentials(t, dir)
 	if _, _, err := LoadAPIKey(cfg, nil, credDir); err == nil || err.Error() != want {
 		t.Errorf("under the credential: error\n got: %v\nwant: %s", err, want)
 	}

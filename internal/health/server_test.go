@@ -293,15 +293,8 @@ func TestMetricsStates(t *testing.T) {
 }
 
 func TestServeShutsDownOnCancel(t *testing.T) {
-	s, src := newTest(t, running)
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-
-	url := "http://" + s.Addr().String()
+	_, src, addr, stop := serveTest(t)
+	url := "http://" + addr
 	resp, err := http.Get(url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -322,14 +315,8 @@ func TestServeShutsDownOnCancel(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(ShutdownTimeout + 3*time.Second):
-		t.Fatal("Serve did not return after cancel")
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 	if _, err := http.Get(url + "/healthz"); err == nil {
 		t.Error("still answering after shutdown")
@@ -549,17 +536,33 @@ func TestHostMustBeLoopback(t *testing.T) {
 	}
 }
 
-// The bound port, not the configured 0, is the one a Host must name.
-func TestHostPortIsTheBoundOne(t *testing.T) {
-	s, _ := newTest(t, running)
+// serveTest serves a test server on a free loopback port until stop is
+// called or the test ends; stop returns Serve's error.
+func serveTest(t *testing.T) (s *Server, src *fakeSource, addr string, stop func() error) {
+	t.Helper()
+	s, src = newTest(t, running)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := s.Addr().String()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(ShutdownTimeout + 3*time.Second):
+			return errors.New("Serve did not return after cancel")
+		}
+	})
+	t.Cleanup(func() { stop() })
+	return s, src, s.Addr().String(), stop
+}
+
+// The bound port, not the configured 0, is the one a Host must name.
+func TestHostPortIsTheBoundOne(t *testing.T) {
+	s, _, addr, _ := serveTest(t)
 	for host, want := range map[string]int{addr: 200, "evil.example:" + strconv.Itoa(s.Addr().(*net.TCPAddr).Port): 421} {
 		req, err := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
 		if err != nil {
@@ -580,15 +583,7 @@ func TestHostPortIsTheBoundOne(t *testing.T) {
 // A local program holding MaxConns idle connections must not get more: the
 // next client waits until one of them closes.
 func TestConnectionLimit(t *testing.T) {
-	s, _ := newTest(t, running)
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := s.Addr().String()
+	_, _, addr, _ := serveTest(t)
 
 	var idle []net.Conn
 	t.Cleanup(func() {

@@ -130,14 +130,7 @@ func TestVerifyNetns(t *testing.T) {
 	n := discoverIn(t, host)
 
 	gw.ServeTCP(netip.MustParseAddrPort("192.0.2.1:8443")) // the API; nothing on :53, so the gateway answers RST
-	var dns *net.UDPConn
-	if err := gw.Do(func() (err error) {
-		dns, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	serveDNS(t, dns, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 5)} })
+	serveDNS(t, listenUDPIn(t, gw, "192.0.2.53:53"), func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 5)} })
 
 	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
 	b, err := p.Before(context.Background(), n.Targets(0))
@@ -160,9 +153,7 @@ func TestVerifyNetns(t *testing.T) {
 		t.Fatalf("After with no change = %v, %v", lost, err)
 	}
 
-	host.MustRun("nft", "add table inet sgtest")
-	host.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
-	host.MustRun("nft", "add rule inet sgtest in ip saddr 192.0.2.1 drop")
+	dropFrom(host, "192.0.2.1")
 
 	lost, err := b.After(context.Background())
 	if want := []Target{target(KindGateway, "192.0.2.1:53"), target(KindAPI, "192.0.2.1:8443")}; !slices.Equal(lost, want) {
@@ -171,6 +162,26 @@ func TestVerifyNetns(t *testing.T) {
 	if _, ok := err.(*LostError); !ok {
 		t.Errorf("err = %v, want a *LostError", err)
 	}
+}
+
+// listenUDPIn opens a UDP socket on addr inside ns.
+func listenUDPIn(t *testing.T, ns *testnet.NS, addr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dropFrom makes ns drop every packet from src, as a blocklist would.
+func dropFrom(ns *testnet.NS, src string) {
+	ns.MustRun("nft", "add table inet sgtest")
+	ns.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
+	ns.MustRun("nft", "add rule inet sgtest in ip saddr "+src+" drop")
 }
 
 // An IPv6 default route via the gateway's link-local address: discovery must
@@ -222,14 +233,7 @@ func TestLinkLocalGatewayNetns(t *testing.T) {
 // was not on the list at all and the stub's SERVFAIL counted as an answer.
 func TestStubAndUpstreamNetns(t *testing.T) {
 	host, gw := hostNet(t)
-	var up *net.UDPConn
-	if err := gw.Do(func() (err error) {
-		up, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	serveDNS(t, up, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 0)} })
+	serveDNS(t, listenUDPIn(t, gw, "192.0.2.53:53"), func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 0)} })
 
 	var stub, fwd *net.UDPConn
 	if err := host.Do(func() (err error) {
@@ -293,9 +297,7 @@ func TestStubAndUpstreamNetns(t *testing.T) {
 		}
 	}
 
-	host.MustRun("nft", "add table inet sgtest")
-	host.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
-	host.MustRun("nft", "add rule inet sgtest in ip saddr 192.0.2.53 drop")
+	dropFrom(host, "192.0.2.53")
 
 	lost, err := b.After(context.Background())
 	if want := []Target{target(KindDNS, "127.0.0.53:53"), target(KindDNS, "192.0.2.53:53")}; !slices.Equal(lost, want) {
