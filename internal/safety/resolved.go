@@ -37,7 +37,8 @@ func (NoUpstream) UpstreamDNS(context.Context) ([]netip.Addr, error) { return ni
 
 // Resolved asks systemd-resolved (org.freedesktop.resolve1) for its DNS
 // property: every configured server, global and per link, including those
-// that resolv.conf cannot express. It is best effort: no bus, or no
+// that resolv.conf cannot express; when none is configured, for its
+// FallbackDNS servers, which it then uses. It is best effort: no bus, or no
 // resolved on it, gives no servers and no error, since the daemon may run
 // on hosts without either. resolved is never started by the question.
 type Resolved struct {
@@ -83,22 +84,51 @@ func (r Resolved) UpstreamDNS(ctx context.Context) ([]netip.Addr, error) {
 		return nil, nil // no bus: nothing to ask
 	}
 	defer conn.Close()
-	var v dbus.Variant
-	err = conn.Object(resolvedName, resolvedPath).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get",
-		dbus.FlagNoAutoStart, resolvedIface, "DNS").Store(&v)
-	var de dbus.Error
-	if errors.As(err, &de) && (de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-		de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
-		return nil, nil // resolved is not running
+	servers, err := resolvedProperty(ctx, conn, "DNS")
+	if errors.Is(err, errNoResolved) {
+		return nil, nil
+	}
+	if err == nil && len(servers) == 0 {
+		// With no server configured resolved uses its compiled-in fallback
+		// servers, which are then the ones that answer.
+		servers, err = resolvedProperty(ctx, conn, "FallbackDNS")
+		if errors.Is(err, errUnknownProperty) {
+			servers, err = nil, nil // systemd before 246
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("systemd-resolved upstream servers: %w", err)
 	}
+	return resolvedAddrs(servers, ifName)
+}
+
+var (
+	errNoResolved      = errors.New("systemd-resolved is not on the bus")
+	errUnknownProperty = errors.New("no such property")
+)
+
+// resolvedProperty reads one a(iiay) property of resolve1's Manager.
+func resolvedProperty(ctx context.Context, conn *dbus.Conn, name string) ([]resolvedServer, error) {
+	var v dbus.Variant
+	err := conn.Object(resolvedName, resolvedPath).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get",
+		dbus.FlagNoAutoStart, resolvedIface, name).Store(&v)
+	var de dbus.Error
+	if errors.As(err, &de) {
+		switch de.Name {
+		case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
+			return nil, errNoResolved
+		case "org.freedesktop.DBus.Error.UnknownProperty", "org.freedesktop.DBus.Error.InvalidArgs":
+			return nil, fmt.Errorf("%s: %w", name, errUnknownProperty)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	var servers []resolvedServer
 	if err := v.Store(&servers); err != nil {
-		return nil, fmt.Errorf("systemd-resolved upstream servers: DNS property of type %s: %w", v.Signature(), err)
+		return nil, fmt.Errorf("%s property of type %s: %w", name, v.Signature(), err)
 	}
-	return resolvedAddrs(servers, ifName)
+	return servers, nil
 }
 
 // resolvedAddrs turns the DNS property into addresses, in order and without

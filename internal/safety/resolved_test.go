@@ -100,18 +100,22 @@ func TestResolvedAddrs(t *testing.T) {
 
 // fakeResolved serves org.freedesktop.DBus.Properties.Get for resolve1.
 type fakeResolved struct {
-	value dbus.Variant
-	hang  chan struct{}
+	value    dbus.Variant // DNS
+	fallback *dbus.Variant
+	hang     chan struct{}
 }
 
 func (f *fakeResolved) Get(iface, name string) (dbus.Variant, *dbus.Error) {
 	if f.hang != nil {
 		<-f.hang
 	}
-	if iface != resolvedIface || name != "DNS" {
-		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{iface + "." + name})
+	switch {
+	case iface == resolvedIface && name == "DNS":
+		return f.value, nil
+	case iface == resolvedIface && name == "FallbackDNS" && f.fallback != nil:
+		return *f.fallback, nil
 	}
-	return f.value, nil
+	return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{iface + "." + name})
 }
 
 func exportResolved(t *testing.T, bus *dbustest.Bus, f *fakeResolved) {
@@ -146,6 +150,29 @@ func TestResolvedOverBus(t *testing.T) {
 	got, err := (Resolved{Address: bus.Address}).UpstreamDNS(ctx)
 	if want := addrs("198.51.100.53", "2001:db8::53"); err != nil || !slices.Equal(got, want) {
 		t.Errorf("UpstreamDNS = %v, %v; want %v", got, err, want)
+	}
+}
+
+// With no server configured, resolved uses its fallback servers; an older
+// resolved without the property gives none.
+func TestResolvedFallback(t *testing.T) {
+	dbustest.SkipWithoutDaemon(t)
+	fallback := dbus.MakeVariant([]resolvedServer{{0, 2, []byte{192, 0, 2, 53}}})
+	none := dbus.MakeVariant([]resolvedServer{})
+	for name, tc := range map[string]struct {
+		f    *fakeResolved
+		want []netip.Addr
+	}{
+		"fallback in use":       {&fakeResolved{value: none, fallback: &fallback}, addrs("192.0.2.53")},
+		"configured wins":       {&fakeResolved{value: dbus.MakeVariant([]resolvedServer{{0, 2, []byte{198, 51, 100, 53}}}), fallback: &fallback}, addrs("198.51.100.53")},
+		"no FallbackDNS (<246)": {&fakeResolved{value: none}, nil},
+	} {
+		bus := dbustest.StartBus(t, dbustest.Open)
+		exportResolved(t, bus, tc.f)
+		got, err := (Resolved{Address: bus.Address}).UpstreamDNS(context.Background())
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, %v; want %v", name, got, err, tc.want)
+		}
 	}
 }
 
