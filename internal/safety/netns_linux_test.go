@@ -251,7 +251,7 @@ func TestStubAndUpstreamNetns(t *testing.T) {
 			return [][]byte{withRcode(q, 2)}
 		}
 		buf := make([]byte, 512)
-		fwd.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		fwd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		for {
 			n, err := fwd.Read(buf)
 			if err != nil {
@@ -303,7 +303,10 @@ func TestStubAndUpstreamNetns(t *testing.T) {
 	if want := []Target{target(KindDNS, "127.0.0.53:53"), target(KindDNS, "192.0.2.53:53")}; !slices.Equal(lost, want) {
 		t.Errorf("lost = %v, want %v (%v)", lost, want, err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "local stub resolver") {
-		t.Errorf("err = %v, want the stub's failure named", err)
+	// Whether the stub's SERVFAIL arrives in time or not depends on the
+	// machine's load; either way the stub is lost (TestProbeStub checks the
+	// message).
+	if _, ok := err.(*LostError); !ok {
+		t.Errorf("err = %v, want a *LostError", err)
 	}
 }
