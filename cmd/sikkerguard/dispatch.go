@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -17,9 +16,8 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/daemon"
-	"github.com/sikkerapi/sikkerguard/internal/ipset"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/logging"
-	"github.com/sikkerapi/sikkerguard/internal/nft"
 )
 
 // dispatch loads the configuration and runs the selected mode.
@@ -52,7 +50,7 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 		cfg.DryRun = true
 	}
 	if o.cleanup {
-		return cleanup(cfg, log)
+		return cleanup(log)
 	}
 	log.Info(fmt.Sprintf("Score threshold: %d | Pull every %s | Reports every %s",
 		cfg.API.ScoreMin, shortDuration(cfg.API.PullInterval), shortDuration(cfg.Report.Interval)))
@@ -104,7 +102,7 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 	}
 	d, err := daemon.New(daemon.Options{
 		Config: cfg, Key: key, Log: log, Reload: reload, Bus: bus,
-		NewFirewall: func(c config.Config) (daemon.Firewall, error) { return newFirewall(c, log) },
+		NewFirewall: func(c config.Config) (firewall.Firewall, error) { return newFirewall(c, log) },
 		Load: func() (config.Config, config.Secret, error) {
 			c, err := config.Load(o.configPath, o.configDefault, env)
 			if err != nil {
@@ -132,67 +130,20 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 	return exitOK
 }
 
-// newFirewall builds the configured backend.
-func newFirewall(cfg config.Config, log *slog.Logger) (daemon.Firewall, error) {
-	// Both backends take the same settings; only the hook names differ,
-	// and config has already checked them for the chosen backend.
-	fc := nft.Config{
-		Hooks:    cfg.Firewall.Hooks,
-		Action:   cfg.Firewall.Action,
-		IPv6:     cfg.Firewall.IPv6,
-		LogGroup: uint16(cfg.Firewall.LogGroup),
-		LogRate:  cfg.Firewall.LogRate.N,
-		LogPer:   cfg.Firewall.LogRate.Unit,
-	}
-	switch cfg.Firewall.Backend {
-	case config.BackendNFTables:
-		return nft.New(fc, log)
-	case config.BackendIPTables:
-		return ipset.New(ipset.Config(fc), log)
-	default:
-		return nil, fmt.Errorf("firewall.backend %q is not supported", cfg.Firewall.Backend)
-	}
+// newFirewall opens the configured backend from the registry.
+func newFirewall(cfg config.Config, log *slog.Logger) (firewall.Firewall, error) {
+	return firewall.Open(cfg.Firewall.Backend, cfg.Firewall.Settings(), log)
 }
 
-// cleanup removes sikkerguard's kernel objects of both backends, whichever
-// is configured now (a machine may have switched); running it twice is fine.
-// A backend whose tools are not installed has nothing in the kernel.
-func cleanup(cfg config.Config, log *slog.Logger) int {
-	failed := false
-	for _, backend := range []string{config.BackendNFTables, config.BackendIPTables} {
-		if backend == config.BackendIPTables && !haveTools("ipset", "iptables", "iptables-restore") {
-			continue
-		}
-		c := cfg
-		c.Firewall.Backend = backend
-		c.Firewall.Hooks = nil // the configured hooks belong to one backend only
-		c.Firewall.Action = config.ActionDrop
-		fw, err := newFirewall(c, log)
-		if err != nil {
-			log.Error("cleanup failed", "backend", backend, "err", err)
-			failed = true
-			continue
-		}
-		if err := fw.Remove(); err != nil {
-			log.Error("cleanup failed", "backend", backend, "err", err)
-			failed = true
-		}
-	}
-	if failed {
+// cleanup removes the kernel objects of every backend, whichever is
+// configured now; running it twice is fine.
+func cleanup(log *slog.Logger) int {
+	if err := firewall.CleanupAll(log); err != nil {
+		log.Error("cleanup failed", "err", err)
 		return exitFailure
 	}
 	log.Info("Firewall rules removed")
 	return exitOK
-}
-
-// haveTools reports whether every named program is on PATH.
-func haveTools(names ...string) bool {
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // shortDuration prints 24h rather than 24h0m0s.

@@ -19,6 +19,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
@@ -49,7 +50,7 @@ type Options struct {
 	Log    *slog.Logger
 	// NewFirewall builds the backend for a configuration; with dry_run the
 	// daemon uses its own logging backend instead.
-	NewFirewall func(config.Config) (Firewall, error)
+	NewFirewall func(config.Config) (firewall.Firewall, error)
 	// Load re-reads configuration and key on reload (SIGHUP).
 	Load func() (config.Config, config.Secret, error)
 	// Reload delivers reload requests (SIGHUP).
@@ -81,7 +82,7 @@ type Daemon struct {
 	log *slog.Logger
 	cfg config.Config
 	key config.Secret
-	fw  Firewall
+	fw  firewall.Firewall
 
 	srcs     []*feed.CachedSource
 	next     map[string]time.Time // next pull per feed
@@ -117,7 +118,7 @@ type Daemon struct {
 	counts   [2]int // applied ranges v4, v6
 	status   dbusapi.Status
 	// The backend and monitor in force, for the health endpoint's goroutines.
-	fwForHealth  Firewall
+	fwForHealth  firewall.Firewall
 	monForHealth *Monitor
 	feedSets     []namedSet // each feed's list in use, for per-feed drop totals
 }
@@ -751,21 +752,14 @@ func monitorChanged(a, b config.Config) bool {
 		a.DryRun != b.DryRun || a.Safety.StripPrivate != b.Safety.StripPrivate
 }
 
-// intactChecker is implemented by backends that can tell whether their
-// kernel objects still stand.
-type intactChecker interface {
-	Intact() (bool, error)
-}
-
 // checkIntegrity restores the kernel objects when another tool removed
 // them (nftables.service restarting with `flush ruleset`, `iptables -F`).
 // A fresh backend rebuilds or adopts whatever is left, in one transaction.
 func (d *Daemon) checkIntegrity(ctx context.Context) {
-	ic, ok := d.fw.(intactChecker)
-	if !ok || !d.hasApplied {
+	if !d.hasApplied {
 		return
 	}
-	intact, err := ic.Intact()
+	intact, err := d.fw.Intact()
 	if err != nil {
 		d.log.Warn("firewall integrity check failed", "err", err)
 		return
@@ -805,3 +799,9 @@ func (f dryRunFirewall) Apply(block, allow ipnet.Set) error {
 }
 
 func (dryRunFirewall) Remove() error { return nil }
+
+// Intact is true: the dry run has nothing in the kernel to lose.
+func (dryRunFirewall) Intact() (bool, error) { return true, nil }
+
+// Counters are zero: the dry run drops nothing.
+func (dryRunFirewall) Counters() (firewall.Counters, error) { return firewall.Counters{}, nil }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
@@ -60,6 +61,12 @@ func (f *fakeFirewall) Remove() error {
 	f.block, f.allow, f.removed = ipnet.Set{}, ipnet.Set{}, true
 	return nil
 }
+
+// Intact is true: nothing removes the fake's rules (see tamperableFirewall).
+func (f *fakeFirewall) Intact() (bool, error) { return true, nil }
+
+// Counters are zero: the fake drops no packets.
+func (f *fakeFirewall) Counters() (firewall.Counters, error) { return firewall.Counters{}, nil }
 
 func (f *fakeFirewall) blocks(a string) bool {
 	f.mu.Lock()
@@ -196,7 +203,7 @@ func (l *lab) start(mutate func(*Options)) (*Daemon, func() error) {
 	o := Options{
 		Config: l.cfg, Key: config.NewSecret(key),
 		Log:         slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		NewFirewall: func(config.Config) (Firewall, error) { return l.fw, nil },
+		NewFirewall: func(config.Config) (firewall.Firewall, error) { return l.fw, nil },
 		Discover: func(context.Context, config.Config) (safety.NeverBlock, error) {
 			return l.never, nil
 		},
@@ -550,7 +557,7 @@ func TestRestoresRulesRemovedByAnotherProgram(t *testing.T) {
 	builds := 0
 	l.start(func(o *Options) {
 		o.IntegrityCheck = 20 * time.Millisecond
-		o.NewFirewall = func(config.Config) (Firewall, error) {
+		o.NewFirewall = func(config.Config) (firewall.Firewall, error) {
 			l.fw.mu.Lock()
 			builds++
 			wiped = false // a new backend rebuilds what it finds missing

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 	"github.com/sikkerapi/sikkerguard/internal/statefile"
@@ -54,7 +55,7 @@ func SaveApplied(dir string, a Applied) error {
 type OnceOptions struct {
 	Config   config.Config
 	Key      config.Secret
-	Firewall Firewall // nil with DryRun
+	Firewall firewall.Firewall // nil with DryRun
 	DryRun   bool
 	Log      *slog.Logger
 }

@@ -18,15 +18,6 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
-// Firewall is what the pipeline needs from a backend (nftables, iptables or
-// the dry run).
-type Firewall interface {
-	// Apply makes the kernel hold block and allow (both merged), atomically.
-	Apply(block, allow ipnet.Set) error
-	// Remove deletes everything the backend put in the kernel; idempotent.
-	Remove() error
-}
-
 // SikkerFeedName names the SikkerAPI blacklist among the feeds.
 const SikkerFeedName = "sikkerapi"
 

@@ -72,6 +72,25 @@ type SettingError struct {
 
 func (e *SettingError) Error() string { return e.Field + ": " + e.Msg }
 
+// SettingErrors returns every *SettingError that err holds, in order, at
+// any depth of wrapping and errors.Join: Validate reports all problems at
+// once.
+func SettingErrors(err error) []*SettingError {
+	switch e := err.(type) {
+	case *SettingError:
+		return []*SettingError{e}
+	case interface{ Unwrap() []error }:
+		var out []*SettingError
+		for _, x := range e.Unwrap() {
+			out = append(out, SettingErrors(x)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		return SettingErrors(e.Unwrap())
+	}
+	return nil
+}
+
 // settingErr is a shorthand for the backends' validators.
 func settingErr(field, format string, args ...any) error {
 	return &SettingError{Field: field, Msg: fmt.Sprintf(format, args...)}

@@ -88,12 +88,11 @@ func TestValidateReportsEveryProblemWithItsField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Validate("fake", tt.s)
 			var got []string
-			for _, e := range flatten(err) {
-				var se *SettingError
-				if !errors.As(e, &se) {
-					t.Fatalf("%v is not a *SettingError", e)
-				}
+			for _, se := range SettingErrors(err) {
 				got = append(got, se.Error())
+			}
+			if err != nil && errors.Join(errs(SettingErrors(err))...).Error() != err.Error() {
+				t.Errorf("Validate = %v, holds more than its SettingErrors", err)
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Validate = %q, want %q", got, tt.want)
@@ -102,19 +101,12 @@ func TestValidateReportsEveryProblemWithItsField(t *testing.T) {
 	}
 }
 
-// flatten undoes errors.Join, at any depth.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
+func errs(ses []*SettingError) []error {
+	out := make([]error, len(ses))
+	for i, se := range ses {
+		out[i] = se
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
+	return out
 }
 
 func TestValidateReturnsCanonicalSpelling(t *testing.T) {
