@@ -18,14 +18,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/firewall/firewalltest"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
 )
 
-// benchSettings are the default settings of the config file on one hook,
-// without NFLOG: the benchmark measures loading, not logging.
+// benchSettings are the config file's defaults on one hook, without NFLOG:
+// the benchmark measures loading, not logging.
 func benchSettings(hook firewall.Hook) firewall.Settings {
-	return firewall.Settings{Hooks: []firewall.Hook{hook}, Action: firewall.ActionDrop, IPv6: true, LogRate: 50, LogPer: time.Second}
+	return firewalltest.Settings(firewall.Settings{IPv6: true}, hook)
 }
 
 // gen returns n entries: "single" draws addresses from 1.0.0.0–223.255.255.255;

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sgfw "github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/firewall/firewalltest"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/ipset"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
@@ -35,7 +36,7 @@ var discard = slog.New(slog.DiscardHandler)
 
 // settings are the config file's defaults on one hook.
 func settings(hook sgfw.Hook) sgfw.Settings {
-	return sgfw.Settings{Hooks: []sgfw.Hook{hook}, Action: sgfw.ActionDrop, IPv6: true, LogGroup: 7, LogRate: 50, LogPer: time.Second}
+	return firewalltest.Settings(sgfw.Settings{IPv6: true, LogGroup: 7}, hook)
 }
 
 // backends is every backend and hook the suite runs against.

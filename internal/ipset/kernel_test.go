@@ -118,8 +118,10 @@ func TestBlocksTraffic(t *testing.T) {
 	if got := l.fw.MustRun("ipset", "list", "-t", SetNets6); !strings.Contains(got, "family inet6") {
 		t.Errorf("%s is not an inet6 set:\n%s", SetNets6, got)
 	}
-	if ld := b.Loaded(); !ld.Built || ld.Block4 != 2 || ld.Block6 != 2 || ld.Allow4 != 1 {
-		t.Errorf("Loaded() = %+v", ld)
+	// The backend's own copy, from which it plans the next change.
+	if !b.synced || !b.rules || len(b.block.V4) != 2 || len(b.block.V6) != 2 || len(b.allow.V4) != 1 {
+		t.Errorf("copy: synced %v, rules %v, block %d+%d ranges, allow %d; want true, true, 2+2, 1",
+			b.synced, b.rules, len(b.block.V4), len(b.block.V6), len(b.allow.V4))
 	}
 	// The drops above, and only those, were counted: the good and the
 	// whitelisted sources reached the sink.

@@ -15,24 +15,26 @@ var errNotBuilt = errors.New("nftables: table not built yet (call Apply first)")
 
 // ReplaceAll flushes the blocklist sets and loads block, in one transaction.
 func (b *Backend) ReplaceAll(block ipnet.Set) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.built {
-		return errNotBuilt
-	}
-	block = b.family(block)
-	return b.commit("replace", block, b.allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
+	return b.force("replace", block, b.writeFull)
 }
 
 // Update removes the ranges that left the list and adds the new ones, in one
 // transaction computed from the backend's copy.
 func (b *Backend) Update(block ipnet.Set) error {
+	return b.force("update", block, func(bt *batch, block ipnet.Set) ipnet.Set {
+		added, removed := ipnet.Diff(b.block, block)
+		return b.writeDelta(bt, block, added, removed)
+	})
+}
+
+// force commits the blocklist change that fill writes, keeping the allow
+// sets; the table must have been built by Apply.
+func (b *Backend) force(op string, block ipnet.Set, fill func(*batch, ipnet.Set) ipnet.Set) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.built {
 		return errNotBuilt
 	}
 	block = b.family(block)
-	added, removed := ipnet.Diff(b.block, block)
-	return b.commit("update", block, b.allow, func(bt *batch) ipnet.Set { return b.writeDelta(bt, block, added, removed) })
+	return b.commit(op, block, b.allow, func(bt *batch) ipnet.Set { return fill(bt, block) })
 }

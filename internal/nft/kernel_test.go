@@ -308,7 +308,7 @@ func TestFailedTransactionKeepsCopy(t *testing.T) {
 	if !errors.Is(err, unix.EEXIST) {
 		t.Fatalf("overlapping replace: %v, want EEXIST", err)
 	}
-	if got := b.Loaded().Block4; got != 2 {
+	if got := len(b.block.V4); got != 2 {
 		t.Errorf("copy has %d ranges after a failed replace, want 2", got)
 	}
 	if !hasElement(t, l.fw, SetBlock4, "10.0.2.1") {

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -300,12 +301,9 @@ func addRule(b *batch, chain, text string, exprs ...expr.Any) error {
 	return nil
 }
 
-var logUnits = map[int64]struct {
-	unit expr.LimitTime
-	name string
-}{
-	1: {expr.LimitTimeSecond, "second"}, 60: {expr.LimitTimeMinute, "minute"},
-	3600: {expr.LimitTimeHour, "hour"}, 86400: {expr.LimitTimeDay, "day"},
+var logUnits = map[time.Duration]expr.LimitTime{
+	time.Second: expr.LimitTimeSecond, time.Minute: expr.LimitTimeMinute,
+	time.Hour: expr.LimitTimeHour, 24 * time.Hour: expr.LimitTimeDay,
 }
 
 // addVerdictRules fills the regular chain a listed packet jumps to: a rate
@@ -313,9 +311,9 @@ var logUnits = map[int64]struct {
 // means the base chain does one lookup per set and nothing else per packet.
 func addVerdictRules(b *batch, cfg firewall.Settings, chain, counter string) error {
 	if cfg.LogGroup != 0 {
-		u := logUnits[int64(cfg.LogPer.Seconds())]
-		err := addRule(b, chain, fmt.Sprintf("sikkerguard: copy at most %d packets per %s to NFLOG group %d", cfg.LogRate, u.name, cfg.LogGroup),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(cfg.LogRate), Unit: u.unit, Burst: 5},
+		per := firewall.UnitName(cfg.LogPer)
+		err := addRule(b, chain, fmt.Sprintf("sikkerguard: copy at most %d packets per %s to NFLOG group %d", cfg.LogRate, per, cfg.LogGroup),
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(cfg.LogRate), Unit: logUnits[cfg.LogPer], Burst: 5},
 			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: cfg.LogGroup, Data: []byte(logPrefix)},
 		)
 		if err != nil {
