@@ -91,7 +91,7 @@ func SettingErrors(err error) []*SettingError {
 	return nil
 }
 
-// settingErr is a shorthand for the backends' validators.
+// settingErr builds the *SettingError of one problem.
 func settingErr(field, format string, args ...any) error {
 	return &SettingError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
