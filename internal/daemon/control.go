@@ -160,11 +160,10 @@ func clampU32(v uint64) uint32 {
 // WhitelistAdd accepts p from now on, persists it in the state directory
 // and applies it in one transaction.
 func (d *Daemon) WhitelistAdd(p netip.Prefix) error {
-	p = p.Masked()
-	if bits := minWhitelistBits(p); p.Bits() < bits {
-		return fmt.Errorf("%s is wider than /%d; whitelist such ranges in the config file: %w", p, bits, dbusapi.ErrInvalidAddress)
+	p, err := checkRuntimeEntry(p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, dbusapi.ErrInvalidAddress)
 	}
-	var err error
 	if derr := d.do(context.Background(), func() {
 		if slices.Contains(d.protect.runtime, p) {
 			return

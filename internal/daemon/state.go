@@ -75,24 +75,33 @@ func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 	}
 	out := make([]netip.Prefix, 0, len(w.Prefixes))
 	for _, p := range w.Prefixes {
-		if err := checkRuntimeEntry(p); err != nil {
+		q, err := checkRuntimeEntry(p)
+		if err != nil {
 			log.Warn("runtime whitelist entry ignored", "file", runtimeWhitelistFile, "err", err)
 			continue
 		}
-		out = append(out, p.Masked())
+		out = append(out, q)
 	}
 	return out
 }
 
-// checkRuntimeEntry applies WhitelistAdd's rules to an entry.
-func checkRuntimeEntry(p netip.Prefix) error {
+// checkRuntimeEntry applies WhitelistAdd's rules to an entry and returns
+// it masked, an IPv4-mapped IPv6 prefix as the IPv4 prefix it covers.
+func checkRuntimeEntry(p netip.Prefix) (netip.Prefix, error) {
 	if !p.IsValid() {
-		return errors.New("invalid prefix")
+		return p, errors.New("invalid prefix")
 	}
-	if bits := minWhitelistBits(p); p.Bits() < bits {
-		return fmt.Errorf("%s is wider than /%d; whitelist such ranges in the config file", p.Masked(), bits)
+	q := p.Masked()
+	if a := q.Addr(); a.Is4In6() {
+		if q.Bits() < 96 {
+			return p, fmt.Errorf("%s mixes IPv4-mapped and IPv6 space", p)
+		}
+		q = netip.PrefixFrom(a.Unmap(), q.Bits()-96)
 	}
-	return nil
+	if bits := minWhitelistBits(q); q.Bits() < bits {
+		return p, fmt.Errorf("%s is wider than /%d; whitelist such ranges in the config file", p.Masked(), bits)
+	}
+	return q, nil
 }
 
 // readJSONState decodes one JSON value from a state file strictly: unknown
