@@ -59,7 +59,7 @@ func TestRefusedListIsNotEnforcedAfterARestart(t *testing.T) {
 // running pulls the new source at once and drops the old answer.
 func TestReloadDuringAPullUsesTheNewSourceAtOnce(t *testing.T) {
 	next := newLab(t, "185.16.39.77\n") // another API, another list
-	old := newLab(t, "185.16.39.1\n")    // last: its notify socket is the one in use
+	old := newLab(t, "185.16.39.1\n")   // last: its notify socket is the one in use
 	reload := make(chan struct{}, 1)
 	cfg := old.cfg
 	old.start(func(o *Options) {
