@@ -88,9 +88,11 @@ func Once(ctx context.Context, o OnceOptions) error {
 	}
 
 	dec, err := Decide(in)
+	var refused []error
 	for _, v := range dec.Feeds {
 		if v.Refused != nil {
 			log.Warn("list rejected", "feed", v.Name, "err", v.Refused)
+			refused = append(refused, v.Refused)
 		}
 	}
 	if err != nil {
@@ -109,13 +111,14 @@ func Once(ctx context.Context, o OnceOptions) error {
 		}
 		return err
 	}
-	if o.DryRun {
-		return nil // a dry run enforces nothing, so it accepts nothing
+	if !o.DryRun { // a dry run enforces nothing, so it accepts nothing
+		commitAccepted(dec, srcs, log)
+		v4, v6 := dec.Plan.Block.Len()
+		log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(dec.Plan.Block, cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
 	}
-	commitAccepted(dec, srcs, log)
-	v4, v6 := dec.Plan.Block.Len()
-	log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(dec.Plan.Block, cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
-	return nil
+	// A refused list leaves its feed's last good list in force, but a cron
+	// run must still say that something needs the administrator.
+	return errors.Join(refused...)
 }
 
 // logPull logs one feed's fetch, in the daemon and in `--once`; extra
