@@ -17,6 +17,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/daemon"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/instance"
 	"github.com/sikkerapi/sikkerguard/internal/logging"
 )
 
@@ -48,6 +49,15 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 	log := logging.New(stderr, lo)
 	if o.dryRun {
 		cfg.DryRun = true
+	}
+	// One sikkerguard per network namespace touches the kernel; a dry run
+	// touches nothing and needs no lock.
+	var lock *instance.Lock
+	if !cfg.DryRun {
+		if lock, err = takeLock(ctx, o, log); err != nil {
+			return exitFailure
+		}
+		defer lock.Release()
 	}
 	if o.cleanup {
 		return cleanup(log)
@@ -129,6 +139,54 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 	}
 	return exitOK
 }
+
+// takeLock takes the instance lock. `--once` and `--cleanup` refuse while
+// the daemon runs, naming it and what to use instead; the daemon waits a
+// while for a `--once` or `--cleanup` run to finish, then refuses as well.
+func takeLock(ctx context.Context, o options, log *slog.Logger) (*instance.Lock, error) {
+	wait := time.Duration(0)
+	if !o.once && !o.cleanup {
+		wait = lockWait
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		lock, err := instance.Acquire(instance.DefaultName)
+		if err == nil || !errors.Is(err, instance.ErrHeld) {
+			if err != nil {
+				log.Error("cannot take the instance lock", "err", err)
+			}
+			return lock, err
+		}
+		switch {
+		case o.once:
+			log.Error("refusing --once: "+err.Error(), "instead", "sikkerctl reload (the daemon pulls and applies now)")
+			return nil, err
+		case o.cleanup:
+			log.Error("refusing --cleanup: "+err.Error(), "instead", "systemctl stop sikkerguard (it removes the rules as it stops)")
+			return nil, err
+		case !oneShot(err) || time.Now().After(deadline):
+			log.Error("refusing to start: "+err.Error(), "instead", "stop it first")
+			return nil, err
+		}
+		log.Info("waiting for the other sikkerguard to finish", "holder", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// oneShot reports whether the lock's holder is a `--once` or `--cleanup`
+// run, which ends by itself.
+func oneShot(err error) bool {
+	var he *instance.HeldError
+	return errors.As(err, &he) && (strings.Contains(he.Comm, "--once") || strings.Contains(he.Comm, "--cleanup"))
+}
+
+// lockWait is how long the daemon waits for a `--once` or `--cleanup` run
+// holding the lock: long enough for one pass over a large list.
+const lockWait = 60 * time.Second
 
 // newFirewall opens the configured backend from the registry.
 func newFirewall(cfg config.Config, log *slog.Logger) (firewall.Firewall, error) {

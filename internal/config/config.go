@@ -124,6 +124,8 @@ type Safety struct {
 	MaxGrowth          float64 `yaml:"max_growth"`
 	MaxEntries         int     `yaml:"max_entries"`
 	VerifyConnectivity bool    `yaml:"verify_connectivity"`
+	MaxShrink          float64 `yaml:"max_shrink"`
+	MaxBlockShare      float64 `yaml:"max_block_share"`
 }
 
 // Report configures reporting of dropped traffic to SikkerAPI.
@@ -164,6 +166,8 @@ func Default() Config {
 			AutoWhitelist:      true,
 			StripPrivate:       true,
 			MaxGrowth:          2.0,
+			MaxShrink:          0.5,
+			MaxBlockShare:      0.10,
 			MaxEntries:         5_000_000,
 			VerifyConnectivity: true,
 		},
