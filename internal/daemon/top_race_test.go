@@ -11,7 +11,7 @@ import (
 
 // TopBlocked is a bus call, served off the main loop, while a reload that
 // changes the monitor's settings replaces the monitor; under -race this
-// caught the unguarded read of d.top.
+// catches an unguarded read of the monitor in force.
 func TestTopBlockedDuringReload(t *testing.T) {
 	l := newLab(t, "203.0.113.7\n")
 	l.cfg.Firewall.LogGroup = 0 // the monitor is built but reads no NFLOG group
