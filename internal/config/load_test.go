@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
 var cmpOpts = []cmp.Option{
@@ -141,7 +143,7 @@ func TestLoadValid(t *testing.T) {
 		{Name: "spamhaus-drop", URL: "https://lists.example/drop.txt", Interval: 12 * time.Hour},
 		{Name: "custom", File: "/etc/sikkerguard/blacklist.txt", Interval: DefaultFeedInterval},
 	}
-	full.Firewall = Firewall{Backend: BackendNFTables, Hooks: []string{"input", "forward"}, Action: ActionReject,
+	full.Firewall = Firewall{Backend: BackendNFTables, Hooks: []firewall.Hook{"input", "forward"}, Action: ActionReject,
 		IPv6: false, LogGroup: 0, LogRate: LogRate{N: 10, Unit: time.Minute}}
 	full.Whitelist = Whitelist{
 		netip.MustParsePrefix("192.0.2.7/32"),
@@ -159,11 +161,11 @@ func TestLoadValid(t *testing.T) {
 
 	iptables := Default()
 	iptables.Firewall.Backend = BackendIPTables
-	iptables.Firewall.Hooks = []string{"INPUT", "FORWARD"}
+	iptables.Firewall.Hooks = []firewall.Hook{"INPUT", "FORWARD"}
 
 	iptablesHooks := Default()
 	iptablesHooks.Firewall.Backend = BackendIPTables
-	iptablesHooks.Firewall.Hooks = []string{"DOCKER-USER", "INPUT"}
+	iptablesHooks.Firewall.Hooks = []firewall.Hook{"DOCKER-USER", "INPUT"}
 	iptablesHooks.Firewall.Action = ActionReject
 
 	v6 := Default()
@@ -354,7 +356,7 @@ func TestValidateNormalises(t *testing.T) {
 	c.API.IPVersion = "Mixed"
 	c.API.MinSeverity = "VERY_HIGH"
 	c.Firewall.Backend = "IPTABLES"
-	c.Firewall.Hooks = []string{"docker-user", "Input"}
+	c.Firewall.Hooks = []firewall.Hook{"docker-user", "Input"}
 	c.Firewall.Action = "DROP"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
@@ -369,7 +371,7 @@ func TestValidateNormalises(t *testing.T) {
 		{"ip_version", c.API.IPVersion, IPVersionMixed},
 		{"min_severity", c.API.MinSeverity, "very_high"},
 		{"backend", c.Firewall.Backend, BackendIPTables},
-		{"hooks", c.Firewall.Hooks, []string{"DOCKER-USER", "INPUT"}},
+		{"hooks", c.Firewall.Hooks, []firewall.Hook{"DOCKER-USER", "INPUT"}},
 		{"action", c.Firewall.Action, ActionDrop},
 	}
 	for _, ck := range checks {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
 func TestParseLogRate(t *testing.T) {
@@ -130,8 +132,8 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"api.ip_version", d.API.IPVersion, "mixed"},
 		{"api.min_severity", d.API.MinSeverity, ""},
 		{"firewall.backend", d.Firewall.Backend, "nftables"},
-		{"firewall.hooks", d.Firewall.Hooks, []string{"prerouting"}},
-		{"firewall.action", d.Firewall.Action, "drop"},
+		{"firewall.hooks", d.Firewall.Hooks, []firewall.Hook{"prerouting"}},
+		{"firewall.action", d.Firewall.Action, firewall.ActionDrop},
 		{"firewall.ipv6", d.Firewall.IPv6, true},
 		{"firewall.log_group", d.Firewall.LogGroup, 7},
 		{"firewall.log_rate", d.Firewall.LogRate.String(), "50/second"},

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
@@ -275,7 +276,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 	// listed address is dropped and logged beside the packets under test.
 	mac := strings.TrimSpace(l.fw.MustRun("cat", "/sys/class/net/fw0/address"))
 	l.peer.MustRun("ip", "neigh", "replace", monFW4.String(), "lladdr", mac, "dev", "pe0", "nud", "permanent")
-	b, err := nft.New(nft.Config{Hooks: []string{nft.HookInput}, LogGroup: monGroup, LogRate: rate, LogPer: time.Second, IPv6: true},
+	b, err := nft.New(firewall.Settings{Hooks: []firewall.Hook{nft.HookInput}, Action: firewall.ActionDrop, LogGroup: monGroup, LogRate: rate, LogPer: time.Second, IPv6: true},
 		slog.New(slog.DiscardHandler), nft.WithNetNSFd(l.fw.FD()))
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,8 @@
 //   - A file feed re-reads its file on every fetch. A missing file is an
 //     error naming the path; an empty file is a valid, empty list, because a
 //     custom blacklist is often empty on purpose.
-//   - Cached wraps any Source: after each good fetch the list is saved
+//   - Cached wraps any Source: a fetched list is a candidate; once the
+//     caller's checks accepted it and it is in force, Commit saves it
 //     atomically under <dir>/feeds/<name>.list; when the source fails, the
 //     last good list is returned with FromCache set together with the error,
 //     so the caller can log, degrade its state and keep blocking. A corrupt

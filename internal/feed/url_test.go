@@ -66,6 +66,9 @@ func TestURLFeedConditionalRequests(t *testing.T) {
 	if first.FromCache || first.ETag != `"v1"` || first.Stats.Entries != 2 {
 		t.Fatalf("first fetch = %+v", first)
 	}
+	if err := feed.Commit(first); err != nil { // the caller accepted it
+		t.Fatal(err)
+	}
 	if strings.Contains(first.Origin, "s3cr3t") {
 		t.Errorf("origin %q holds the credential", first.Origin)
 	}
@@ -101,6 +104,9 @@ func TestURLFeedConditionalRequests(t *testing.T) {
 	fourth, err := restarted.Fetch(context.Background())
 	if err != nil || fourth.FromCache || !fourth.Set.Contains(netip.MustParseAddr("192.0.2.1")) {
 		t.Fatalf("changed list = %+v, %v", fourth, err)
+	}
+	if err := restarted.Commit(fourth); err != nil {
+		t.Fatal(err)
 	}
 	saved, err := LoadCached(dir, "drop")
 	if err != nil || saved.ETag != `"v2"` || !saved.Set.Equal(fourth.Set) {

@@ -37,7 +37,7 @@ func TestMoveBetweenSets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
 			sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
-			b := l.backend(t, Config{IPv6: true})
+			b := l.backend(t, testConfig{IPv6: true})
 			if err := b.Apply(randomList(1, 20_000, single...), ipnet.Set{}); err != nil {
 				t.Fatal(err)
 			}
