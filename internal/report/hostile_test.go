@@ -84,3 +84,29 @@ func TestSpoolRetryAtClampedOnLoad(t *testing.T) {
 		t.Errorf("%d reports a day later, want the spooled one", len(srv.Reports()))
 	}
 }
+
+// The bulk report goes through the same client as the pull: a redirect to
+// plain http on another port never carries the key.
+func TestReportRefusesRedirectToOtherOrigin(t *testing.T) {
+	var leaked []string
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = append(leaked, r.Header.Get("Authorization"))
+		fmt.Fprint(w, `{"total":1,"accepted":1}`)
+	}))
+	defer plain.Close()
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer api.Close()
+	r, _ := newReporterAt(t, api.URL, newClock(), "", func(c *Config) { c.Client = api.Client() })
+	r.Add(drop("185.16.39.79", 22, nflog.TransportTCP, "ssh", 5))
+	err := r.Flush(context.Background())
+	if !errors.Is(err, sikkerapi.ErrRedirectRefused) || r.Stats().Pending != 1 {
+		t.Errorf("err = %v, pending %d; want the redirect refused and the row kept", err, r.Stats().Pending)
+	}
+	for _, a := range leaked {
+		if strings.Contains(a, testKey) {
+			t.Fatalf("the key followed the redirect: %q", a)
+		}
+	}
+}
