@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/ipset"
@@ -28,6 +27,9 @@ type firewall interface {
 type backend struct {
 	name string
 	open func(ns *testnet.NS) (firewall, error)
+	// keepsCounters: a new instance adopts the drop counters as they are;
+	// iptables declares its chains again, which zeroes their counters.
+	keepsCounters bool
 }
 
 var discard = slog.New(slog.DiscardHandler)
@@ -36,13 +38,13 @@ var discard = slog.New(slog.DiscardHandler)
 var backends = []backend{
 	{"nft-input", func(ns *testnet.NS) (firewall, error) {
 		return nft.New(nft.Config{Hooks: []string{nft.HookInput}, IPv6: true, LogGroup: 7}, discard, nft.WithNetNSFd(ns.FD()))
-	}},
+	}, true},
 	{"nft-prerouting", func(ns *testnet.NS) (firewall, error) {
 		return nft.New(nft.Config{Hooks: []string{nft.HookPrerouting}, IPv6: true, LogGroup: 7}, discard, nft.WithNetNSFd(ns.FD()))
-	}},
+	}, true},
 	{"iptables-INPUT", func(ns *testnet.NS) (firewall, error) {
 		return ipset.New(ipset.Config{Hooks: []string{ipset.HookInput}, IPv6: true, LogGroup: 7}, discard, ipset.WithNetNS(ns.Name))
-	}},
+	}, false},
 }
 
 // Addresses of the lab. The peer owns every source address; fw runs the
@@ -62,15 +64,13 @@ var (
 	new6   = netip.MustParseAddr("2001:db8:1::77")
 )
 
-// lab is a firewall namespace and a peer namespace joined by a veth pair.
-type lab struct {
-	fw, peer *testnet.NS
-}
+// lab is the shared two-namespace lab: the backend runs in Host, every
+// source address is in Peer.
+type lab struct{ *testnet.Lab }
 
 func newLab(t *testing.T) lab {
 	t.Helper()
 	testnet.RequireRoot(t)
-	l := lab{fw: testnet.New(t, "bfw"), peer: testnet.New(t, "bpe")}
 	var peer []netip.Prefix
 	for _, a := range []netip.Addr{good4, range4, wl4, host4, new4} {
 		peer = append(peer, netip.PrefixFrom(a, 24))
@@ -78,15 +78,13 @@ func newLab(t *testing.T) lab {
 	for _, a := range []netip.Addr{good6, range6, wl6, host6, new6} {
 		peer = append(peer, netip.PrefixFrom(a, 64))
 	}
-	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{netip.PrefixFrom(fw4, 24), netip.PrefixFrom(fw6, 64)}, l.peer, "pe0", peer)
-	l.peer.WaitLink(t, [2]netip.Addr{good4, fw4}, [2]netip.Addr{good6, fw6})
-	return l
+	return lab{testnet.NewLab(t, "b", testnet.Link{Host: []netip.Prefix{netip.PrefixFrom(fw4, 24), netip.PrefixFrom(fw6, 64)}, Peer: peer})}
 }
 
 // open returns a new instance of bk working in the lab's firewall namespace.
 func (l lab) open(t *testing.T, bk backend) firewall {
 	t.Helper()
-	fw, err := bk.open(l.fw)
+	fw, err := bk.open(l.Host)
 	if err != nil {
 		t.Fatalf("new %s backend: %v", bk.name, err)
 	}
@@ -134,42 +132,6 @@ func randomList(seed uint64, n int, extra ...string) ipnet.Set {
 	}
 	s.Merge()
 	return s
-}
-
-// udpPasses sends a few datagrams from src, up to rounds times, and reports
-// whether any arrived. Checks that expect a pass use several rounds, so a
-// busy machine (make check runs packages in parallel) does not fail them;
-// checks that expect a drop need one 300 ms window.
-func (l lab) udpPasses(t *testing.T, sink *testnet.UDPSink, src netip.Addr, rounds int) bool {
-	t.Helper()
-	s := l.peer.DialUDP(src, sink.Addr())
-	before := sink.CountFrom(src)
-	for range rounds {
-		for range 3 {
-			if err := s.Send([]byte("probe")); err != nil {
-				t.Fatalf("send from %v: %v", src, err)
-			}
-		}
-		deadline := time.Now().Add(300 * time.Millisecond)
-		for time.Now().Before(deadline) {
-			if sink.CountFrom(src) > before {
-				return true
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	return false
-}
-
-// flood sends UDP from every src until stop is called, which returns the
-// number of datagrams sent.
-func (l lab) flood(t *testing.T, dst map[bool]netip.AddrPort, srcs ...netip.Addr) (stop func() int64) {
-	t.Helper()
-	senders := make([]*testnet.UDPSender, len(srcs))
-	for i, src := range srcs {
-		senders[i] = l.peer.DialUDP(src, dst[src.Is4()])
-	}
-	return testnet.Flood(senders...)
 }
 
 var (
