@@ -222,3 +222,17 @@ func backlogDrops() uint64 {
 	}
 	return n
 }
+
+// PinNeighbours makes the host's link-layer address a permanent neighbour
+// entry on every peer, for every host address: then no neighbour probe is
+// ever sent from a peer address, and a test that counts what the firewall
+// drops or logs from a listed source sees only its own packets.
+func (l *Lab) PinNeighbours() {
+	l.t.Helper()
+	for i, ln := range l.links {
+		mac := strings.TrimSpace(l.Host.MustRun("cat", "/sys/class/net/"+ln.HostIf+"/address"))
+		for _, p := range ln.Host {
+			l.Peers[i].MustRun("ip", "neigh", "replace", p.Addr().String(), "lladdr", mac, "dev", ln.PeerIf, "nud", "permanent")
+		}
+	}
+}
