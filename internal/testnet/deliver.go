@@ -93,21 +93,34 @@ func (l *Lab) Delivers(t testing.TB, p Probe) bool {
 // does not pass for a blocked one.
 func (l *Lab) AssertBlocked(t testing.TB, p Probe) {
 	t.Helper()
+	if ok, why := l.Blocked(t, p); !ok {
+		t.Error(why)
+	}
+}
+
+// Blocked is AssertBlocked that reports instead of failing: whether the
+// probe was blocked, and if not, why not.
+func (l *Lab) Blocked(t testing.TB, p Probe) (ok bool, why string) {
+	t.Helper()
 	before := l.Drops(t)
 	arrived := p.try(t)
 	var rose uint64
 	counted := waitFor(counterTimeout, func() bool {
-		rose = l.Drops(t).Total() - before.Total()
+		rose = 0
+		if after := l.Drops(t).Total(); after > before.Total() { // a counter made anew never counts
+			rose = after - before.Total()
+		}
 		return rose >= uint64(p.Packets)
 	})
 	// Let the window pass too: a late packet that arrives is a pass.
 	if waitFor(p.window, arrived) {
-		t.Errorf("%s passed, want it blocked (drop counters rose by %d)", p.Name, rose)
-		return
+		return false, fmt.Sprintf("%s passed, want it blocked (drop counters rose by %d)", p.Name, rose)
 	}
 	if !counted {
-		t.Errorf("%s did not arrive, but the drop counters rose by %d, not by the %d packets sent: not dropped by sikkerguard", p.Name, rose, p.Packets)
+		return false, fmt.Sprintf("%s did not arrive, but the drop counters rose by %d, not by the %d packets sent: not dropped by sikkerguard",
+			p.Name, rose, p.Packets)
 	}
+	return true, ""
 }
 
 // counterTimeout bounds the wait for a drop to be counted; it only bounds a
