@@ -2,7 +2,6 @@ package backendtest
 
 import (
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -98,40 +97,12 @@ func forEach(t *testing.T, f func(t *testing.T, l lab, bk backend)) {
 	}
 }
 
-func set(prefixes ...string) ipnet.Set {
-	var s ipnet.Set
-	for _, p := range prefixes {
-		s.AddPrefix(netip.MustParsePrefix(p))
-	}
-	s.Merge()
-	return s
-}
+var set = testnet.Set
 
-// randomList returns about n entries plus extra: IPv4 single addresses and
-// /24s from 10.0.0.0/8, and a quarter as many IPv6 addresses and /64s from
-// 2001:db8:ff00::/40. No lab address is in the random part.
+// randomList returns about n IPv4 and n/4 IPv6 entries plus extra (see
+// testnet.RandomList).
 func randomList(seed uint64, n int, extra ...string) ipnet.Set {
-	r := rand.New(rand.NewPCG(seed, 1))
-	s := set(extra...)
-	for range n {
-		a := 0x0a000000 | r.Uint32N(1<<24)
-		if r.IntN(10) == 0 {
-			s.V4 = append(s.V4, ipnet.Range4{Lo: a &^ 0xff, Hi: a | 0xff})
-		} else {
-			s.V4 = append(s.V4, ipnet.Range4{Lo: a, Hi: a})
-		}
-	}
-	for range n / 4 {
-		hi := 0x20010db8ff000000 | r.Uint64N(1<<24)
-		if r.IntN(10) == 0 {
-			s.V6 = append(s.V6, ipnet.Range6{Lo: ipnet.U128{Hi: hi}, Hi: ipnet.U128{Hi: hi, Lo: ^uint64(0)}})
-		} else {
-			a := ipnet.U128{Hi: hi, Lo: r.Uint64()}
-			s.V6 = append(s.V6, ipnet.Range6{Lo: a, Hi: a})
-		}
-	}
-	s.Merge()
-	return s
+	return testnet.RandomList(seed, n, n/4, extra...)
 }
 
 var (

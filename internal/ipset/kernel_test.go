@@ -2,7 +2,6 @@ package ipset
 
 import (
 	"errors"
-	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -199,20 +198,10 @@ func TestRemoveRestoresState(t *testing.T) {
 	}
 }
 
-// randomList returns n single addresses and /24s from 10.0.0.0/8 plus extra.
+// randomList returns about n IPv4 entries plus extra (see
+// testnet.RandomList).
 func randomList(seed uint64, n int, extra ...string) ipnet.Set {
-	r := rand.New(rand.NewPCG(seed, 1))
-	s := set(extra...)
-	for range n {
-		a := 0x0a000000 | r.Uint32N(1<<24)
-		if r.IntN(10) == 0 {
-			s.V4 = append(s.V4, ipnet.Range4{Lo: a &^ 0xff, Hi: a | 0xff})
-		} else {
-			s.V4 = append(s.V4, ipnet.Range4{Lo: a, Hi: a})
-		}
-	}
-	s.Merge()
-	return s
+	return testnet.RandomList(seed, n, 0, extra...)
 }
 
 // movingList is list i of the replacement tests: 192.0.2.48/28 always, and

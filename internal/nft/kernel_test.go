@@ -43,14 +43,7 @@ func newLab(t *testing.T) lab {
 	})}
 }
 
-func set(prefixes ...string) ipnet.Set {
-	var s ipnet.Set
-	for _, p := range prefixes {
-		s.AddPrefix(netip.MustParsePrefix(p))
-	}
-	s.Merge()
-	return s
-}
+var set = testnet.Set
 
 func (l lab) backend(t *testing.T, cfg Config) *Backend {
 	t.Helper()

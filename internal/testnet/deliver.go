@@ -105,7 +105,7 @@ func (l *Lab) Blocked(t testing.TB, p Probe) (ok bool, why string) {
 	before := l.Drops(t)
 	arrived := p.try(t)
 	var rose uint64
-	counted := waitFor(counterTimeout, func() bool {
+	counted := waitFor(l.countWait, func() bool {
 		rose = 0
 		if after := l.Drops(t).Total(); after > before.Total() { // a counter made anew never counts
 			rose = after - before.Total()
@@ -123,9 +123,9 @@ func (l *Lab) Blocked(t testing.TB, p Probe) (ok bool, why string) {
 	return true, ""
 }
 
-// counterTimeout bounds the wait for a drop to be counted; it only bounds a
-// failing test, it asserts nothing about speed.
-const counterTimeout = 5 * time.Second
+// countWait bounds the wait for a drop to be counted (Lab.countWait); it
+// only bounds a failing test, it asserts nothing about speed.
+const countWait = 5 * time.Second
 
 // waitFor polls cond until it holds or d has passed.
 func waitFor(d time.Duration, cond func() bool) bool {

@@ -30,6 +30,8 @@ type Lab struct {
 	t     testing.TB
 	links []Link
 	sinks map[bool]*UDPSink // by family (true = IPv4), made on first use
+	// countWait is how long Blocked waits for the drop counters.
+	countWait time.Duration
 }
 
 // linkTimeout bounds the warm-up of one link: a fresh veth drops packets
@@ -46,7 +48,7 @@ func NewLab(t testing.TB, name string, links ...Link) *Lab {
 	if len(links) == 0 {
 		t.Fatal("lab: no link")
 	}
-	l := &Lab{Host: New(t, name), t: t, links: links, sinks: map[bool]*UDPSink{}}
+	l := &Lab{Host: New(t, name), t: t, links: links, sinks: map[bool]*UDPSink{}, countWait: countWait}
 	for i, ln := range links {
 		if ln.HostIf == "" {
 			ln.HostIf = "fw0"
