@@ -21,7 +21,6 @@ import (
 const testKey = "sk_test_once_0123456789"
 
 var (
-	hostAddr     = netip.MustParseAddr("192.0.2.1")
 	attackerAddr = netip.MustParseAddr("192.0.2.66")
 	friendAddr   = netip.MustParseAddr("192.0.2.77")
 	whiteAddr    = netip.MustParseAddr("192.0.2.99") // listed, but whitelisted
@@ -71,7 +70,7 @@ func newOnceLabWith(t *testing.T, list, firewall string) *onceLab {
 	testnet.RequireRoot(t)
 	l := &onceLab{probes: probes{t: t}, bin: buildBinary(t), firewall: firewall}
 	l.lab = testnet.NewLab(t, "o", testnet.Link{HostIf: "eth0", PeerIf: "eth0",
-		Host: []netip.Prefix{netip.PrefixFrom(hostAddr, 24)},
+		Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)},
 		Peer: []netip.Prefix{netip.PrefixFrom(friendAddr, 24), netip.PrefixFrom(attackerAddr, 24), netip.PrefixFrom(whiteAddr, 24)}})
 	l.host = l.lab.Host
 

@@ -25,7 +25,6 @@ import (
 // and the API.
 
 var (
-	svcHost     = netip.MustParseAddr("192.0.2.1")
 	svcAttacker = netip.MustParseAddr("192.0.2.66")
 	svcFriend   = netip.MustParseAddr("192.0.2.77")
 	svcGateway  = netip.MustParseAddr("192.0.2.254")
@@ -68,7 +67,7 @@ func newSvcLab(t *testing.T, list, extraConfig string) *svcLab {
 	for _, a := range []netip.Addr{svcFriend, svcGateway, svcAttacker, svcDNS, svcAPI} {
 		peer = append(peer, netip.PrefixFrom(a, 24))
 	}
-	l.lab = testnet.NewLab(t, "s", testnet.Link{HostIf: "eth0", PeerIf: "eth0", Host: []netip.Prefix{netip.PrefixFrom(svcHost, 24)}, Peer: peer})
+	l.lab = testnet.NewLab(t, "s", testnet.Link{HostIf: "eth0", PeerIf: "eth0", Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)}, Peer: peer})
 	l.host, l.peer = l.lab.Host, l.lab.Peer
 	l.host.MustRun("ip", "route", "add", "default", "via", svcGateway.String())
 

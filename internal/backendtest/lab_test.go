@@ -46,16 +46,14 @@ var backends = []backend{
 	}, false},
 }
 
-// Addresses of the lab. The peer owns every source address; fw runs the
-// backend and the receivers.
+// Addresses of the lab. The peer owns every source address; the host
+// (testnet.Host4 and Host6) runs the backend and the receivers.
 var (
-	fw4    = netip.MustParseAddr("192.0.2.1")
 	good4  = netip.MustParseAddr("192.0.2.2")  // never listed
 	range4 = netip.MustParseAddr("192.0.2.50") // inside 192.0.2.48/28
 	wl4    = netip.MustParseAddr("192.0.2.55") // inside the range, whitelisted
 	host4  = netip.MustParseAddr("192.0.2.70") // a single entry, or inside 192.0.2.70/31
 	new4   = netip.MustParseAddr("192.0.2.77") // listed only at the end
-	fw6    = netip.MustParseAddr("2001:db8:1::1")
 	good6  = netip.MustParseAddr("2001:db8:1::2")
 	range6 = netip.MustParseAddr("2001:db8:1::150") // inside 2001:db8:1::100/120
 	wl6    = netip.MustParseAddr("2001:db8:1::155")
@@ -77,7 +75,7 @@ func newLab(t *testing.T) lab {
 	for _, a := range []netip.Addr{good6, range6, wl6, host6, new6} {
 		peer = append(peer, netip.PrefixFrom(a, 64))
 	}
-	return lab{testnet.NewLab(t, "b", testnet.Link{Host: []netip.Prefix{netip.PrefixFrom(fw4, 24), netip.PrefixFrom(fw6, 64)}, Peer: peer})}
+	return lab{testnet.NewLab(t, "b", testnet.Link{Peer: peer})}
 }
 
 // open returns a new instance of bk working in the lab's firewall namespace.

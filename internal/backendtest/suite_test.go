@@ -37,8 +37,8 @@ func TestVerdicts(t *testing.T) {
 		if err := fw.Apply(blockList, allowList); err != nil {
 			t.Fatal(err)
 		}
-		l.Host.ServeTCP(netip.AddrPortFrom(fw4, 5001))
-		l.Host.ServeTCP(netip.AddrPortFrom(fw6, 5001))
+		l.Host.ServeTCP(netip.AddrPortFrom(testnet.Host4, 5001))
+		l.Host.ServeTCP(netip.AddrPortFrom(testnet.Host6, 5001))
 		for _, tc := range cases {
 			for _, p := range []struct {
 				proto string

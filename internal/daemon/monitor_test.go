@@ -245,7 +245,6 @@ func TestMonitorRetriesAFailingListener(t *testing.T) {
 }
 
 var (
-	monFW4    = netip.MustParseAddr("192.0.2.1")
 	monGood4  = netip.MustParseAddr("192.0.2.2")
 	monBad4   = netip.MustParseAddr("192.0.2.50")
 	monFlood4 = netip.MustParseAddr("192.0.2.60")
@@ -268,7 +267,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 	for _, a := range blocked {
 		peerAddrs = append(peerAddrs, netip.PrefixFrom(a, 24))
 	}
-	l := &monLab{Lab: testnet.NewLab(t, "mon", testnet.Link{Host: []netip.Prefix{netip.PrefixFrom(monFW4, 24)}, Peer: peerAddrs})}
+	l := &monLab{Lab: testnet.NewLab(t, "mon", testnet.Link{Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)}, Peer: peerAddrs})}
 	// No neighbour probe from a listed address may be dropped and logged
 	// beside the packets under test.
 	l.PinNeighbours()
@@ -294,7 +293,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 func (l *monLab) syns(t *testing.T, src netip.Addr, n int) {
 	t.Helper()
 	for range n {
-		if err := l.Peer.DialTCP(src, netip.AddrPortFrom(monFW4, 23), 300*time.Millisecond); err == nil {
+		if err := l.Peer.DialTCP(src, netip.AddrPortFrom(testnet.Host4, 23), 300*time.Millisecond); err == nil {
 			t.Fatalf("TCP from listed %v connected", src)
 		}
 	}
@@ -523,7 +522,7 @@ func TestMonitorFlood(t *testing.T) {
 	t0 := time.Now()
 	cmd := exec.Command("ip", "netns", "exec", l.Peer.Name, exe, "-test.run=^TestMonitorFloodSender$", "-test.count=1")
 	cmd.Env = append(os.Environ(), monFloodEnv+"="+netip.AddrPortFrom(monFlood4, 0).String()+">"+
-		netip.AddrPortFrom(monFW4, 5060).String()+",3s")
+		netip.AddrPortFrom(testnet.Host4, 5060).String()+",3s")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("sender: %v\n%s", err, out)

@@ -15,13 +15,11 @@ import (
 )
 
 var (
-	fwAddr4   = netip.MustParseAddr("192.0.2.1")
 	goodAddr4 = netip.MustParseAddr("192.0.2.2")
 	badAddr4  = netip.MustParseAddr("192.0.2.50") // in 192.0.2.48/28
 	wlAddr4   = netip.MustParseAddr("192.0.2.55") // in the range, whitelisted
 	hostAddr4 = netip.MustParseAddr("192.0.2.70") // listed as a single address
 	newAddr4  = netip.MustParseAddr("192.0.2.77") // listed only by the "new" lists
-	fwAddr6   = netip.MustParseAddr("2001:db8:1::1")
 	goodAddr6 = netip.MustParseAddr("2001:db8:2::2")
 	badAddr6  = netip.MustParseAddr("2001:db8:1::150") // in 2001:db8:1::100/120
 	wlAddr6   = netip.MustParseAddr("2001:db8:1::155")
@@ -42,7 +40,7 @@ func newLab(t *testing.T) lab {
 	testnet.RequireRoot(t)
 	pfx := func(a netip.Addr, bits int) netip.Prefix { return netip.PrefixFrom(a, bits) }
 	return lab{testnet.NewLab(t, "i", testnet.Link{
-		Host: []netip.Prefix{pfx(fwAddr4, 24), pfx(fwAddr6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
+		Host: []netip.Prefix{pfx(testnet.Host4, 24), pfx(testnet.Host6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
 		Peer: []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(hostAddr4, 24), pfx(newAddr4, 24),
 			pfx(goodAddr6, 64), pfx(badAddr6, 64), pfx(wlAddr6, 64), pfx(hostAddr6, 64)},
 	})}
@@ -65,7 +63,7 @@ func TestBlocksTraffic(t *testing.T) {
 	}
 	for _, fam := range []struct {
 		fw, good, bad, host, wl netip.Addr
-	}{{fwAddr4, goodAddr4, badAddr4, hostAddr4, wlAddr4}, {fwAddr6, goodAddr6, badAddr6, hostAddr6, wlAddr6}} {
+	}{{testnet.Host4, goodAddr4, badAddr4, hostAddr4, wlAddr4}, {testnet.Host6, goodAddr6, badAddr6, hostAddr6, wlAddr6}} {
 		if !l.Delivers(t, l.UDP(fam.good)) {
 			t.Errorf("UDP from unlisted %v was dropped", fam.good)
 		}
@@ -95,7 +93,7 @@ func TestRejectAction(t *testing.T) {
 	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	tcp := netip.AddrPortFrom(fwAddr4, 5001)
+	tcp := netip.AddrPortFrom(testnet.Host4, 5001)
 	l.Host.ServeTCP(tcp)
 	err := l.Peer.DialTCP(badAddr4, tcp, 2*time.Second)
 	if !errors.Is(err, syscall.ECONNREFUSED) {

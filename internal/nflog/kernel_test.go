@@ -15,10 +15,8 @@ import (
 )
 
 var (
-	fwAddr4   = netip.MustParseAddr("192.0.2.1")
 	goodAddr4 = netip.MustParseAddr("192.0.2.2")
 	badAddr4  = netip.MustParseAddr("192.0.2.50")
-	fwAddr6   = netip.MustParseAddr("2001:db8:1::1")
 	goodAddr6 = netip.MustParseAddr("2001:db8:1::2")
 	badAddr6  = netip.MustParseAddr("2001:db8:1::bad")
 )
@@ -67,7 +65,6 @@ func waitFor(cond func() bool) bool {
 func TestKernelDropEvents(t *testing.T) {
 	testnet.RequireRoot(t)
 	lab := testnet.NewLab(t, "nl", testnet.Link{
-		Host: []netip.Prefix{netip.PrefixFrom(fwAddr4, 24), netip.PrefixFrom(fwAddr6, 64)},
 		Peer: []netip.Prefix{netip.PrefixFrom(goodAddr4, 24), netip.PrefixFrom(badAddr4, 24),
 			netip.PrefixFrom(goodAddr6, 64), netip.PrefixFrom(badAddr6, 64)},
 	})
@@ -124,8 +121,8 @@ func TestKernelDropEvents(t *testing.T) {
 		dropped func(nft.Drops) uint64
 	}
 	fams := []fam{
-		{"ipv4", fwAddr4, badAddr4, TransportICMP, func(d nft.Drops) uint64 { return d.Packets4 }},
-		{"ipv6", fwAddr6, badAddr6, TransportICMPv6, func(d nft.Drops) uint64 { return d.Packets6 }},
+		{"ipv4", testnet.Host4, badAddr4, TransportICMP, func(d nft.Drops) uint64 { return d.Packets4 }},
+		{"ipv6", testnet.Host6, badAddr6, TransportICMPv6, func(d nft.Drops) uint64 { return d.Packets6 }},
 	}
 	for _, f := range fams {
 		cases := []struct {

@@ -17,12 +17,10 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 var (
-	fwAddr4   = netip.MustParseAddr("192.0.2.1")
 	goodAddr4 = netip.MustParseAddr("192.0.2.2")
 	badAddr4  = netip.MustParseAddr("192.0.2.50") // in 192.0.2.48/28
 	wlAddr4   = netip.MustParseAddr("192.0.2.55") // in the range, whitelisted
 	newAddr4  = netip.MustParseAddr("192.0.2.77") // listed only by the "new" lists
-	fwAddr6   = netip.MustParseAddr("2001:db8:1::1")
 	goodAddr6 = netip.MustParseAddr("2001:db8:2::2")
 	badAddr6  = netip.MustParseAddr("2001:db8:1::bad")
 	wlAddr6   = netip.MustParseAddr("2001:db8:1::55")
@@ -37,7 +35,7 @@ func newLab(t *testing.T) lab {
 	testnet.RequireRoot(t)
 	pfx := func(a netip.Addr, bits int) netip.Prefix { return netip.PrefixFrom(a, bits) }
 	return lab{testnet.NewLab(t, "n", testnet.Link{
-		Host: []netip.Prefix{pfx(fwAddr4, 24), pfx(fwAddr6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
+		Host: []netip.Prefix{pfx(testnet.Host4, 24), pfx(testnet.Host6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
 		Peer: []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(newAddr4, 24),
 			pfx(goodAddr6, 64), pfx(badAddr6, 64), pfx(wlAddr6, 64)},
 	})}
@@ -66,7 +64,7 @@ func TestBlocksTrafficPerHook(t *testing.T) {
 			}
 			for _, fam := range []struct {
 				fw, good, bad, wl netip.Addr
-			}{{fwAddr4, goodAddr4, badAddr4, wlAddr4}, {fwAddr6, goodAddr6, badAddr6, wlAddr6}} {
+			}{{testnet.Host4, goodAddr4, badAddr4, wlAddr4}, {testnet.Host6, goodAddr6, badAddr6, wlAddr6}} {
 				if !l.Delivers(t, l.UDP(fam.good)) {
 					t.Errorf("UDP from unlisted %v was dropped", fam.good)
 				}
@@ -111,7 +109,7 @@ func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
 			// a freshly created veth may lose the first one, so retry a little.
 			var out string
 			for range 4 {
-				_ = l.Host.Ping(fwAddr6, badAddr6, 1, time.Second)
+				_ = l.Host.Ping(testnet.Host6, badAddr6, 1, time.Second)
 				out = l.Host.MustRun("ip", "-6", "neigh", "show", badAddr6.String(), "dev", "fw0")
 				if strings.Contains(out, "lladdr") {
 					return
@@ -128,7 +126,7 @@ func TestRejectAction(t *testing.T) {
 	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	tcp := netip.AddrPortFrom(fwAddr4, 5001)
+	tcp := netip.AddrPortFrom(testnet.Host4, 5001)
 	l.Host.ServeTCP(tcp)
 	start := time.Now()
 	err := l.Peer.DialTCP(badAddr4, tcp, 3*time.Second)
@@ -138,7 +136,7 @@ func TestRejectAction(t *testing.T) {
 	if time.Since(start) > time.Second {
 		t.Errorf("reset took %v", time.Since(start))
 	}
-	out, _ := l.Peer.Run("ping", "-n", "-c", "1", "-W", "1", "-I", badAddr4.String(), fwAddr4.String())
+	out, _ := l.Peer.Run("ping", "-n", "-c", "1", "-W", "1", "-I", badAddr4.String(), testnet.Host4.String())
 	if !strings.Contains(strings.ToLower(out), "prohibited") && !strings.Contains(strings.ToLower(out), "filtered") {
 		t.Errorf("ping from listed source: no ICMP prohibited reply in %q", out)
 	}

@@ -16,9 +16,17 @@ import (
 // namespace. The first address of each family on each side is the link's
 // warm-up pair: keep the peer's one off every block list.
 type Link struct {
-	HostIf, PeerIf string // interface names; "fw0" and "pe0" when empty
-	Host, Peer     []netip.Prefix
+	HostIf, PeerIf string         // interface names; "fw0" and "pe0" when empty
+	Host           []netip.Prefix // Host4/24 and Host6/64 when empty
+	Peer           []netip.Prefix
 }
+
+// The host's addresses on a link that names none: the firewall under test
+// and the destination of every probe.
+var (
+	Host4 = netip.MustParseAddr("192.0.2.1")
+	Host6 = netip.MustParseAddr("2001:db8:1::1")
+)
 
 // Lab is a host namespace, where the firewall under test runs, and one or
 // more peer namespaces, each joined to it by a veth pair. Addresses come
@@ -55,6 +63,9 @@ func NewLab(t testing.TB, name string, links ...Link) *Lab {
 		}
 		if ln.PeerIf == "" {
 			ln.PeerIf = "pe0"
+		}
+		if len(ln.Host) == 0 {
+			ln.Host = []netip.Prefix{netip.PrefixFrom(Host4, 24), netip.PrefixFrom(Host6, 64)}
 		}
 		l.links[i] = ln
 		peer := New(t, fmt.Sprintf("%sp%d", name, i))
