@@ -18,10 +18,11 @@ type Probe struct {
 	window time.Duration
 }
 
-// Windows: how long one try waits for its packets. A UDP datagram that has
-// not crossed a veth in 300 ms is late, not lost; TCP stays below the first
-// SYN retransmission (1 s), so that one try is one SYN. TCP and ping wait
-// inside the try, so they need no window after it.
+// Windows: how long one try waits for its packets. A datagram crosses a
+// veth in microseconds; 300 ms leaves room for a busy machine, and Delivers
+// tries again. TCP stays below the first SYN retransmission (1 s), so that
+// one try is one SYN. TCP and ping wait inside the try, so they need no
+// window after it.
 const (
 	udpWindow  = 300 * time.Millisecond
 	tcpWindow  = 500 * time.Millisecond

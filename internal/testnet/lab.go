@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,8 +30,8 @@ var (
 )
 
 // Lab is a host namespace, where the firewall under test runs, and one or
-// more peer namespaces, each joined to it by a veth pair. Addresses come
-// from 192.0.2.0/24, 198.51.100.0/24 and 2001:db8::/32 only.
+// more peer namespaces, each joined to it by a veth pair. Tests give it
+// addresses from 192.0.2.0/24, 198.51.100.0/24 and 2001:db8::/32 only.
 type Lab struct {
 	Host  *NS
 	Peer  *NS   // Peers[0], the namespace probes and floods send from
@@ -56,8 +57,8 @@ func NewLab(t testing.TB, name string, links ...Link) *Lab {
 	if len(links) == 0 {
 		t.Fatal("lab: no link")
 	}
-	l := &Lab{Host: New(t, name), t: t, links: links, sinks: map[bool]*UDPSink{}, countWait: countWait}
-	for i, ln := range links {
+	l := &Lab{Host: New(t, name), t: t, links: slices.Clone(links), sinks: map[bool]*UDPSink{}, countWait: countWait}
+	for i, ln := range l.links {
 		if ln.HostIf == "" {
 			ln.HostIf = "fw0"
 		}
@@ -93,11 +94,14 @@ const discardPort = 9
 // within the link timeout.
 func (ns *NS) WaitReach(t testing.TB, src netip.Addr, dst netip.AddrPort) {
 	t.Helper()
+	const try = 200 * time.Millisecond
 	var err error
 	for deadline := time.Now().Add(linkTimeout); time.Now().Before(deadline); {
-		if err = ns.DialTCP(src, dst, 200*time.Millisecond); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+		start := time.Now()
+		if err = ns.DialTCP(src, dst, try); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
 			return
 		}
+		time.Sleep(time.Until(start.Add(try))) // an error at once (no route yet) must not spin
 	}
 	t.Fatalf("lab: %v → %v never came up in %s: %v", src, dst, ns.Name, err)
 }
