@@ -184,8 +184,17 @@ func (l *Lab) Flood(srcs ...netip.Addr) (stop func() FloodResult) {
 			r.Lost = backlogDrops() - lost0
 			return uint64(r.Arrived)+r.Dropped+r.Lost >= uint64(r.Sent)
 		}
-		// Stragglers still in flight when the senders stop.
-		waitFor(time.Second, count)
+		// Wait for stragglers still in flight when the senders stopped:
+		// until every datagram is accounted for, or for a counter that was
+		// made anew meanwhile, until the figures have stood for 100 ms.
+		last, since := r, time.Now()
+		for deadline := time.Now().Add(time.Second); !count() && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if r != last {
+				last, since = r, time.Now()
+			} else if time.Since(since) >= 100*time.Millisecond {
+				break
+			}
+		}
 		return r
 	}
 }
