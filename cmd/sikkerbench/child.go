@@ -15,10 +15,19 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/firewall/firewalltest"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
-	"golang.org/x/sys/unix"
 )
+
+// benchSettings are the config file's defaults on one hook, without NFLOG:
+// the benchmark measures loading, not logging.
+func benchSettings(hook firewall.Hook) firewall.Settings {
+	return firewalltest.Settings(firewall.Settings{IPv6: true}, hook)
+}
 
 // gen returns n entries: "single" draws addresses from 1.0.0.0–223.255.255.255;
 // "cidr" is a blocklist-like mix: 90% single addresses, 7% /24, 2% /20–/23,
@@ -117,7 +126,7 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 		return runIptables(res, ns, method, a, next, slab0)
 	}
 	if method != "ipset-swap" {
-		b, err = nft.New(nft.Config{IPv6: true}, slog.New(slog.DiscardHandler), nft.WithNetNSFd(fd))
+		b, err = nft.New(benchSettings(nft.HookPrerouting), slog.New(slog.DiscardHandler), nft.WithNetNSFd(fd))
 		if err != nil {
 			return res, err
 		}

@@ -37,7 +37,7 @@ func (h opLog) Handle(_ context.Context, r slog.Record) error {
 // pages, which Go's fork shares with it until exec).
 func runIptables(res result, ns, method string, a, next ipnet.Set, slab0 int64) (result, error) {
 	var ops []string
-	b, err := ipset.New(ipset.Config{IPv6: true}, slog.New(opLog{&ops}), ipset.WithNetNS(ns))
+	b, err := ipset.New(benchSettings(ipset.HookInput), slog.New(opLog{&ops}), ipset.WithNetNS(ns))
 	if err != nil {
 		return res, err
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -17,9 +16,10 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/daemon"
-	"github.com/sikkerapi/sikkerguard/internal/ipset"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/instance"
 	"github.com/sikkerapi/sikkerguard/internal/logging"
-	"github.com/sikkerapi/sikkerguard/internal/nft"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // dispatch loads the configuration and runs the selected mode.
@@ -51,8 +51,17 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 	if o.dryRun {
 		cfg.DryRun = true
 	}
+	// One sikkerguard per network namespace touches the kernel; a dry run
+	// touches nothing and needs no lock.
+	var lock *instance.Lock
+	if !cfg.DryRun {
+		if lock, err = takeLock(ctx, o, log); err != nil {
+			return exitFailure
+		}
+		defer lock.Release()
+	}
 	if o.cleanup {
-		return cleanup(cfg, log)
+		return cleanup(log)
 	}
 	log.Info(fmt.Sprintf("Score threshold: %d | Pull every %s | Reports every %s",
 		cfg.API.ScoreMin, shortDuration(cfg.API.PullInterval), shortDuration(cfg.Report.Interval)))
@@ -60,6 +69,9 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 		log.Warn("SikkerAPI feed off: no API key", "err", keyErr)
 	} else {
 		log.Info("API key loaded", "source", keySource)
+	}
+	if keyErr == nil && sikkerapi.SendsKeyInClear(cfg.API.URL) {
+		log.Warn("api.url is plain http to a host that is not loopback: the API key crosses the network in clear text; use https", "url", cfg.API.URL)
 	}
 	if !o.once {
 		return serve(ctx, o, cfg, key, env, log)
@@ -104,7 +116,7 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 	}
 	d, err := daemon.New(daemon.Options{
 		Config: cfg, Key: key, Log: log, Reload: reload, Bus: bus,
-		NewFirewall: func(c config.Config) (daemon.Firewall, error) { return newFirewall(c, log) },
+		NewFirewall: func(c config.Config) (firewall.Firewall, error) { return newFirewall(c, log) },
 		Load: func() (config.Config, config.Secret, error) {
 			c, err := config.Load(o.configPath, o.configDefault, env)
 			if err != nil {
@@ -132,67 +144,68 @@ func serve(ctx context.Context, o options, cfg config.Config, key config.Secret,
 	return exitOK
 }
 
-// newFirewall builds the configured backend.
-func newFirewall(cfg config.Config, log *slog.Logger) (daemon.Firewall, error) {
-	// Both backends take the same settings; only the hook names differ,
-	// and config has already checked them for the chosen backend.
-	fc := nft.Config{
-		Hooks:    cfg.Firewall.Hooks,
-		Action:   cfg.Firewall.Action,
-		IPv6:     cfg.Firewall.IPv6,
-		LogGroup: uint16(cfg.Firewall.LogGroup),
-		LogRate:  cfg.Firewall.LogRate.N,
-		LogPer:   cfg.Firewall.LogRate.Unit,
+// takeLock takes the instance lock. `--once` and `--cleanup` refuse while
+// the daemon runs, naming it and what to use instead; the daemon waits a
+// while for a `--once` or `--cleanup` run to finish, then refuses as well.
+func takeLock(ctx context.Context, o options, log *slog.Logger) (*instance.Lock, error) {
+	wait := time.Duration(0)
+	if !o.once && !o.cleanup {
+		wait = lockWait
 	}
-	switch cfg.Firewall.Backend {
-	case config.BackendNFTables:
-		return nft.New(fc, log)
-	case config.BackendIPTables:
-		return ipset.New(ipset.Config(fc), log)
-	default:
-		return nil, fmt.Errorf("firewall.backend %q is not supported", cfg.Firewall.Backend)
+	deadline := time.Now().Add(wait)
+	for {
+		lock, err := instance.Acquire(instance.DefaultName)
+		if err == nil || !errors.Is(err, instance.ErrHeld) {
+			if err != nil {
+				log.Error("cannot take the instance lock", "err", err)
+			}
+			return lock, err
+		}
+		switch {
+		case o.once:
+			log.Error("refusing --once: "+err.Error(), "instead", "sikkerctl reload (the daemon pulls and applies now)")
+			return nil, err
+		case o.cleanup:
+			log.Error("refusing --cleanup: "+err.Error(), "instead", "systemctl stop sikkerguard (it removes the rules as it stops)")
+			return nil, err
+		case !oneShot(err) || time.Now().After(deadline):
+			log.Error("refusing to start: "+err.Error(), "instead", "stop it first")
+			return nil, err
+		}
+		log.Info("waiting for the other sikkerguard to finish", "holder", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 
-// cleanup removes sikkerguard's kernel objects of both backends, whichever
-// is configured now (a machine may have switched); running it twice is fine.
-// A backend whose tools are not installed has nothing in the kernel.
-func cleanup(cfg config.Config, log *slog.Logger) int {
-	failed := false
-	for _, backend := range []string{config.BackendNFTables, config.BackendIPTables} {
-		if backend == config.BackendIPTables && !haveTools("ipset", "iptables", "iptables-restore") {
-			continue
-		}
-		c := cfg
-		c.Firewall.Backend = backend
-		c.Firewall.Hooks = nil // the configured hooks belong to one backend only
-		c.Firewall.Action = config.ActionDrop
-		fw, err := newFirewall(c, log)
-		if err != nil {
-			log.Error("cleanup failed", "backend", backend, "err", err)
-			failed = true
-			continue
-		}
-		if err := fw.Remove(); err != nil {
-			log.Error("cleanup failed", "backend", backend, "err", err)
-			failed = true
-		}
-	}
-	if failed {
+// oneShot reports whether the lock's holder is a `--once` or `--cleanup`
+// run, which ends by itself.
+func oneShot(err error) bool {
+	var he *instance.HeldError
+	return errors.As(err, &he) && (strings.Contains(he.Comm, "--once") || strings.Contains(he.Comm, "--cleanup"))
+}
+
+// lockWait is how long the daemon waits for a `--once` or `--cleanup` run
+// holding the lock: long enough for one pass over a large list.
+const lockWait = 60 * time.Second
+
+// newFirewall opens the configured backend from the registry.
+func newFirewall(cfg config.Config, log *slog.Logger) (firewall.Firewall, error) {
+	return firewall.Open(cfg.Firewall.Backend, cfg.Firewall.Settings(), log)
+}
+
+// cleanup removes the kernel objects of every backend, whichever is
+// configured now; running it twice is fine.
+func cleanup(log *slog.Logger) int {
+	if err := firewall.CleanupAll(log); err != nil {
+		log.Error("cleanup failed", "err", err)
 		return exitFailure
 	}
 	log.Info("Firewall rules removed")
 	return exitOK
-}
-
-// haveTools reports whether every named program is on PATH.
-func haveTools(names ...string) bool {
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // shortDuration prints 24h rather than 24h0m0s.

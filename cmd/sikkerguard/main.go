@@ -13,6 +13,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	// The firewall backends register themselves; the daemon opens the
+	// configured one through internal/firewall.
+	_ "github.com/sikkerapi/sikkerguard/internal/ipset"
+	_ "github.com/sikkerapi/sikkerguard/internal/nft"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	sgfw "github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/firewall/firewalltest"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/ipset"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
@@ -33,16 +35,21 @@ type backend struct {
 
 var discard = slog.New(slog.DiscardHandler)
 
+// settings are the config file's defaults on one hook.
+func settings(hook sgfw.Hook) sgfw.Settings {
+	return firewalltest.Settings(sgfw.Settings{IPv6: true, LogGroup: 7}, hook)
+}
+
 // backends is every backend and hook the suite runs against.
 var backends = []backend{
 	{"nft-input", func(ns *testnet.NS) (firewall, error) {
-		return nft.New(nft.Config{Hooks: []string{nft.HookInput}, IPv6: true, LogGroup: 7}, discard, nft.WithNetNSFd(ns.FD()))
+		return nft.New(settings(nft.HookInput), discard, nft.WithNetNSFd(ns.FD()))
 	}, true},
 	{"nft-prerouting", func(ns *testnet.NS) (firewall, error) {
-		return nft.New(nft.Config{Hooks: []string{nft.HookPrerouting}, IPv6: true, LogGroup: 7}, discard, nft.WithNetNSFd(ns.FD()))
+		return nft.New(settings(nft.HookPrerouting), discard, nft.WithNetNSFd(ns.FD()))
 	}, true},
 	{"iptables-INPUT", func(ns *testnet.NS) (firewall, error) {
-		return ipset.New(ipset.Config{Hooks: []string{ipset.HookInput}, IPv6: true, LogGroup: 7}, discard, ipset.WithNetNS(ns.Name))
+		return ipset.New(settings(ipset.HookInput), discard, ipset.WithNetNS(ns.Name))
 	}, false},
 }
 

@@ -4,12 +4,17 @@
 // its field path, and loading of the SikkerAPI key.
 //
 // The package is pure apart from Load and LoadAPIKey, which read files; the
-// environment is always passed in, never read from the process.
+// environment is always passed in, never read from the process. The hook
+// names and the action are checked by the backend that firewall.backend
+// names, through the internal/firewall registry: a program that validates a
+// configuration links the backends it offers.
 package config
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
 // DefaultPath is where the daemon looks for its config when -c is not given.
@@ -23,8 +28,8 @@ const (
 
 // Firewall actions.
 const (
-	ActionDrop   = "drop"
-	ActionReject = "reject"
+	ActionDrop   = firewall.ActionDrop
+	ActionReject = firewall.ActionReject
 )
 
 // Values of api.ip_version, as SikkerAPI's ipVersion parameter spells them.
@@ -86,12 +91,25 @@ type Feed struct {
 
 // Firewall selects the kernel backend and how blocked packets are treated.
 type Firewall struct {
-	Backend  string   `yaml:"backend"`
-	Hooks    []string `yaml:"hooks"` // lower case for nftables, upper case for iptables after Validate
-	Action   string   `yaml:"action"`
-	IPv6     bool     `yaml:"ipv6"`
-	LogGroup int      `yaml:"log_group"` // NFLOG group 0..65535; 0 disables drop monitoring
-	LogRate  LogRate  `yaml:"log_rate"`
+	Backend  string          `yaml:"backend"`
+	Hooks    []firewall.Hook `yaml:"hooks"` // in the backend's spelling after Validate
+	Action   firewall.Action `yaml:"action"`
+	IPv6     bool            `yaml:"ipv6"`
+	LogGroup int             `yaml:"log_group"` // NFLOG group 0..65535; 0 disables drop monitoring
+	LogRate  LogRate         `yaml:"log_rate"`
+}
+
+// Settings returns what the backend takes from the section. The hooks are
+// copied: the backend may keep them.
+func (f Firewall) Settings() firewall.Settings {
+	return firewall.Settings{
+		Hooks:    append([]firewall.Hook(nil), f.Hooks...),
+		Action:   f.Action,
+		IPv6:     f.IPv6,
+		LogGroup: uint16(f.LogGroup),
+		LogRate:  f.LogRate.N,
+		LogPer:   f.LogRate.Unit,
+	}
 }
 
 // Whitelist holds addresses and ranges that are never blocked. In YAML each
@@ -106,6 +124,18 @@ type Safety struct {
 	MaxGrowth          float64 `yaml:"max_growth"`
 	MaxEntries         int     `yaml:"max_entries"`
 	VerifyConnectivity bool    `yaml:"verify_connectivity"`
+	// MaxShrink refuses a new list smaller than this share of the previous
+	// one (a 200 answer cut short); 0 disables the check.
+	MaxShrink float64 `yaml:"max_shrink"`
+	// MaxBlockShare is the largest share of global unicast IPv4 space that
+	// one merged list may block; a list above it is refused.
+	MaxBlockShare float64 `yaml:"max_block_share"`
+	// MinPrefix4 and MinPrefix6 are the widest entry a feed may list: a
+	// shorter prefix (or a range covering more addresses) is a malformed
+	// line, so that 0.0.0.0/0 or ::/0 in a feed cannot cut the host off.
+	// 0 accepts any width.
+	MinPrefix4 int `yaml:"min_prefix4"`
+	MinPrefix6 int `yaml:"min_prefix6"`
 }
 
 // Report configures reporting of dropped traffic to SikkerAPI.
@@ -146,8 +176,14 @@ func Default() Config {
 			AutoWhitelist:      true,
 			StripPrivate:       true,
 			MaxGrowth:          2.0,
+			MaxShrink:          0.5,
+			MaxBlockShare:      0.10,
 			MaxEntries:         5_000_000,
 			VerifyConnectivity: true,
+			// The widest blocks real lists carry are a few /8s; a /19 is
+			// the smallest allocation an RIR gives an IPv6 LIR.
+			MinPrefix4: 8,
+			MinPrefix6: 19,
 		},
 		Report: Report{
 			Enabled:  true,
@@ -162,9 +198,9 @@ func Default() Config {
 // DefaultHooks returns the hooks used when firewall.hooks is not set. The
 // nftables prerouting hook sees both local and forwarded traffic; iptables
 // has no filter chain there, so INPUT and FORWARD together cover the same.
-func DefaultHooks(backend string) []string {
+func DefaultHooks(backend string) []firewall.Hook {
 	if backend == BackendIPTables {
-		return []string{"INPUT", "FORWARD"}
+		return []firewall.Hook{"INPUT", "FORWARD"}
 	}
-	return []string{"prerouting"}
+	return []firewall.Hook{"prerouting"}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
 var cmpOpts = []cmp.Option{
@@ -64,9 +66,13 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-log-rate-zero", `:2: firewall.log_rate: "0/second": the count must be a whole number from 1 to 4294967295`},
 		{"invalid-log-rate-unit", `:2: firewall.log_rate: "5/day": the unit must be second, minute or hour`},
 		{"invalid-whitelist", `:3: whitelist[1]: "10.0.0.300" is not an IP address or CIDR`},
-		{"invalid-whitelist-zone", `:1: whitelist[0]: "fe80::1%eth0" has an interface zone; zones cannot be whitelisted`},
+		{"invalid-whitelist-zone", `:1: whitelist[0]: "fe80::1%eth0" has an interface zone; zones cannot be filtered`},
 		{"invalid-max-growth", `:2: safety.max_growth: 1 must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)`},
 		{"invalid-max-entries", `:2: safety.max_entries: 0 is out of range 1..100000000`},
+		{"invalid-min-prefix4", `:2: safety.min_prefix4: 33 is out of range 0..32 (prefix length; 0 accepts any width)`},
+		{"invalid-min-prefix6", `:2: safety.min_prefix6: -1 is out of range 0..128 (prefix length; 0 accepts any width)`},
+		{"invalid-max-block-share", `:2: safety.max_block_share: 0 must be greater than 0 and at most 1 (the share of global unicast IPv4 one list may block)`},
+		{"invalid-max-shrink", `:2: safety.max_shrink: 1 must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)`},
 		{"invalid-report-interval", `:2: report.interval: 30s is out of range 1m..24h`},
 		{"invalid-port-map-name", `:3: report.port_map.Web Admin: service name "Web Admin" must match [a-z0-9_-]+`},
 		{"invalid-port-map-port", `:3: report.port_map.ssh[1]: 0 is out of range 1..65535`},
@@ -137,7 +143,7 @@ func TestLoadValid(t *testing.T) {
 		{Name: "spamhaus-drop", URL: "https://lists.example/drop.txt", Interval: 12 * time.Hour},
 		{Name: "custom", File: "/etc/sikkerguard/blacklist.txt", Interval: DefaultFeedInterval},
 	}
-	full.Firewall = Firewall{Backend: BackendNFTables, Hooks: []string{"input", "forward"}, Action: ActionReject,
+	full.Firewall = Firewall{Backend: BackendNFTables, Hooks: []firewall.Hook{"input", "forward"}, Action: ActionReject,
 		IPv6: false, LogGroup: 0, LogRate: LogRate{N: 10, Unit: time.Minute}}
 	full.Whitelist = Whitelist{
 		netip.MustParsePrefix("192.0.2.7/32"),
@@ -145,7 +151,7 @@ func TestLoadValid(t *testing.T) {
 		netip.MustParsePrefix("2001:db8::1/128"),
 		netip.MustParsePrefix("203.0.113.9/32"),
 	}
-	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000}
+	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000, MinPrefix4: 16, MinPrefix6: 32, MaxBlockShare: 0.02, MaxShrink: 0}
 	full.Report = Report{Enabled: false, Interval: time.Hour,
 		PortMap: map[string][]uint16{"ssh": {2222}, "minecraft": {25565, 25566}, "ftp": {}}}
 	full.Health.Listen = "[::1]:9547"
@@ -155,11 +161,11 @@ func TestLoadValid(t *testing.T) {
 
 	iptables := Default()
 	iptables.Firewall.Backend = BackendIPTables
-	iptables.Firewall.Hooks = []string{"INPUT", "FORWARD"}
+	iptables.Firewall.Hooks = []firewall.Hook{"INPUT", "FORWARD"}
 
 	iptablesHooks := Default()
 	iptablesHooks.Firewall.Backend = BackendIPTables
-	iptablesHooks.Firewall.Hooks = []string{"DOCKER-USER", "INPUT"}
+	iptablesHooks.Firewall.Hooks = []firewall.Hook{"DOCKER-USER", "INPUT"}
 	iptablesHooks.Firewall.Action = ActionReject
 
 	v6 := Default()
@@ -350,7 +356,7 @@ func TestValidateNormalises(t *testing.T) {
 	c.API.IPVersion = "Mixed"
 	c.API.MinSeverity = "VERY_HIGH"
 	c.Firewall.Backend = "IPTABLES"
-	c.Firewall.Hooks = []string{"docker-user", "Input"}
+	c.Firewall.Hooks = []firewall.Hook{"docker-user", "Input"}
 	c.Firewall.Action = "DROP"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
@@ -365,7 +371,7 @@ func TestValidateNormalises(t *testing.T) {
 		{"ip_version", c.API.IPVersion, IPVersionMixed},
 		{"min_severity", c.API.MinSeverity, "very_high"},
 		{"backend", c.Firewall.Backend, BackendIPTables},
-		{"hooks", c.Firewall.Hooks, []string{"DOCKER-USER", "INPUT"}},
+		{"hooks", c.Firewall.Hooks, []firewall.Hook{"DOCKER-USER", "INPUT"}},
 		{"action", c.Firewall.Action, ActionDrop},
 	}
 	for _, ck := range checks {

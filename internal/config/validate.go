@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
 // Protocols lists the honeypot protocol names SikkerAPI accepts in its
@@ -40,11 +43,6 @@ var (
 	reFeedName    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	reServiceName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 )
-
-var hooksByBackend = map[string][]string{
-	BackendNFTables: {"prerouting", "input", "forward"},
-	BackendIPTables: {"INPUT", "FORWARD", "DOCKER-USER"},
-}
 
 // Validate normalises c in place (case of countries, ASNs, hooks, enum values)
 // and checks every rule, returning a *ValidationError that lists every
@@ -154,37 +152,35 @@ func (c *Config) validateFirewall(p *problems) {
 	fw.Backend = strings.ToLower(strings.TrimSpace(fw.Backend))
 	backendOK := oneOf(p, "firewall.backend", fw.Backend, BackendNFTables, BackendIPTables)
 
-	if len(fw.Hooks) == 0 {
-		p.add("firewall.hooks", "at least one hook is required")
-	} else if backendOK {
-		seen := map[string]bool{}
-		for i, written := range fw.Hooks {
-			h := strings.TrimSpace(written)
-			if fw.Backend == BackendIPTables {
-				h = strings.ToUpper(h)
-			} else {
-				h = strings.ToLower(h)
-			}
-			fw.Hooks[i] = h
-			field := fmt.Sprintf("firewall.hooks[%d]", i)
-			if !slices.Contains(hooksByBackend[fw.Backend], h) {
-				p.add(field, "%q is not one of %s (%s backend)", written, strings.Join(hooksByBackend[fw.Backend], ", "), fw.Backend)
-			} else if seen[h] {
-				p.add(field, "%q is listed twice", h)
-			}
-			seen[h] = true
-		}
-	}
-
-	fw.Action = strings.ToLower(strings.TrimSpace(fw.Action))
-	if oneOf(p, "firewall.action", fw.Action, ActionDrop, ActionReject) &&
-		fw.Action == ActionReject && fw.Backend == BackendNFTables && slices.Contains(fw.Hooks, "prerouting") {
-		p.add("firewall.action", "reject cannot be used with the prerouting hook: the kernel allows the reject "+
-			"statement only in the input, forward and output hooks (use hooks [input, forward], or action drop)")
-	}
 	inRange(p, "firewall.log_group", fw.LogGroup, 0, 65535, "")
 	if fw.LogRate.N < 1 || fw.LogRate.UnitName() == "" {
 		p.add("firewall.log_rate", "%q is not a rate such as 50/second (N >= 1 per second, minute or hour)", fw.LogRate.String())
+	}
+	if backendOK {
+		c.validateBackend(p)
+	}
+}
+
+// validateBackend hands hooks and action to the chosen backend's checks
+// and takes back their canonical spelling. A field already reported above
+// (the log rate) is not reported twice.
+func (c *Config) validateBackend(p *problems) {
+	fw := &c.Firewall
+	s, err := firewall.Validate(fw.Backend, fw.Settings())
+	if errors.Is(err, firewall.ErrUnknownBackend) {
+		p.add("firewall.backend", "the %s backend is not built into this program", fw.Backend)
+		return
+	}
+	fw.Hooks, fw.Action = s.Hooks, s.Action
+	ses := firewall.SettingErrors(err)
+	if err != nil && len(ses) == 0 {
+		p.add("firewall", "%v", err)
+	}
+	for _, se := range ses {
+		field := "firewall." + se.Field
+		if !slices.ContainsFunc(*p, func(fe FieldError) bool { return fe.Field == field }) {
+			p.add(field, "%s", se.Msg)
+		}
 	}
 }
 
@@ -194,6 +190,15 @@ func (c *Config) validateSafety(p *problems) {
 		p.add("safety.max_growth", "%v must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)", s.MaxGrowth)
 	}
 	inRange(p, "safety.max_entries", s.MaxEntries, 1, MaxEntriesLimit, "")
+	inRange(p, "safety.min_prefix4", s.MinPrefix4, 0, 32, "prefix length; 0 accepts any width")
+	inRange(p, "safety.min_prefix6", s.MinPrefix6, 0, 128, "prefix length; 0 accepts any width")
+	// NaN fails every comparison, so these reject it as well.
+	if !(s.MaxBlockShare > 0 && s.MaxBlockShare <= 1) {
+		p.add("safety.max_block_share", "%v must be greater than 0 and at most 1 (the share of global unicast IPv4 one list may block)", s.MaxBlockShare)
+	}
+	if !(s.MaxShrink >= 0 && s.MaxShrink < 1) {
+		p.add("safety.max_shrink", "%v must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)", s.MaxShrink)
+	}
 }
 
 func (c *Config) validateReport(p *problems) {
@@ -245,8 +250,17 @@ func (c *Config) validateHealth(p *problems) {
 func checkURL(p *problems, field, raw string) {
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		p.add(field, "%q is not an http:// or https:// URL", raw)
+	case err != nil:
+		p.add(field, "not an http:// or https:// URL: %v", errors.Unwrap(err))
+	case u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		// The message goes to the journal: a token in the query stays out.
+		shown := *u
+		shown.User = nil
+		if shown.RawQuery != "" {
+			shown.RawQuery = "REDACTED"
+		}
+		shown.Fragment, shown.RawFragment = "", ""
+		p.add(field, "%q is not an http:// or https:// URL", shown.String())
 	case u.User != nil:
 		// A URL ends up in logs and status output, credentials must not.
 		p.add(field, "the URL must not contain credentials")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -120,38 +119,31 @@ func feedDrops(sets []namedSet, each func(func(netip.Addr, uint64))) map[string]
 func (d *Daemon) publish() {
 	st := dbusapi.Status{
 		Backend: d.cfg.Firewall.Backend, DryRun: d.cfg.DryRun,
-		Whitelisted: uint32(len(d.cfg.Whitelist) + len(d.runtime)),
+		Whitelisted: uint32(len(d.cfg.Whitelist) + len(d.protect.runtime)),
 		LastError:   d.planIssue,
 	}
 	a4, _ := d.applied.Block.Addresses()
 	_, r6 := d.applied.Block.Len()
 	st.BlockedIPv4, st.BlockedIPv6 = clampU32(a4), clampU32(uint64(r6))
-	for _, s := range d.srcs {
-		fs := dbusapi.FeedStatus{Name: s.Name(), Error: d.problems[s.Name()]}
-		if snap := d.inUse[s.Name()]; snap != nil {
-			v4, v6 := snap.Count()
-			fs.Entries, fs.LastPull = clampU32(uint64(v4+v6)), snap.FetchedAt
+	sets := make([]namedSet, 0, len(d.feeds))
+	for _, f := range d.feeds {
+		fs := dbusapi.FeedStatus{Name: f.name, Error: f.problem}
+		if f.inUse != nil {
+			v4, v6 := f.inUse.Count()
+			fs.Entries, fs.LastPull = clampU32(uint64(v4+v6)), f.inUse.FetchedAt
+			sets = append(sets, namedSet{f.name, f.inUse.Set})
 		}
 		st.Feeds = append(st.Feeds, fs)
-		if at := d.next[s.Name()]; st.NextPull.IsZero() || at.Before(st.NextPull) {
+		if at := f.sched.next; st.NextPull.IsZero() || at.Before(st.NextPull) {
 			st.NextPull = at
 		}
-	}
-	sets := make([]namedSet, 0, len(d.srcs))
-	for _, s := range d.srcs {
-		if snap := d.inUse[s.Name()]; snap != nil {
-			sets = append(sets, namedSet{s.Name(), snap.Set})
+		if st.LastError == "" && f.problem != "" {
+			st.LastError = f.name + ": " + f.problem
 		}
 	}
 	d.mu.Lock()
 	d.feedSets = sets
 	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started
-	if st.LastError == "" && len(d.problems) > 0 {
-		for _, name := range slices.Sorted(maps.Keys(d.problems)) {
-			st.LastError = name + ": " + d.problems[name]
-			break
-		}
-	}
 	d.status = st
 	d.mu.Unlock()
 	if d.bus != nil {
@@ -168,19 +160,18 @@ func clampU32(v uint64) uint32 {
 // WhitelistAdd accepts p from now on, persists it in the state directory
 // and applies it in one transaction.
 func (d *Daemon) WhitelistAdd(p netip.Prefix) error {
-	p = p.Masked()
-	if bits := minWhitelistBits(p); p.Bits() < bits {
-		return fmt.Errorf("%s is wider than /%d; whitelist such ranges in the config file: %w", p, bits, dbusapi.ErrInvalidAddress)
+	p, err := checkRuntimeEntry(p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, dbusapi.ErrInvalidAddress)
 	}
-	var err error
 	if derr := d.do(context.Background(), func() {
-		if slices.Contains(d.runtime, p) {
+		if slices.Contains(d.protect.runtime, p) {
 			return
 		}
-		old := d.runtime
-		d.runtime = append(slices.Clone(old), p)
-		if err = saveRuntimeWhitelist(d.cfg.StateDir, d.runtime); err != nil {
-			d.runtime = old
+		old := d.protect.runtime
+		d.protect.runtime = append(slices.Clone(old), p)
+		if err = saveRuntimeWhitelist(d.cfg.StateDir, d.protect.runtime); err != nil {
+			d.protect.runtime = old
 			err = fmt.Errorf("save whitelist: %w", err)
 			return
 		}
@@ -197,7 +188,7 @@ func (d *Daemon) WhitelistRemove(p netip.Prefix) error {
 	p = p.Masked()
 	var err error
 	if derr := d.do(context.Background(), func() {
-		i := slices.Index(d.runtime, p)
+		i := slices.Index(d.protect.runtime, p)
 		if i < 0 {
 			if slices.Contains(d.cfg.Whitelist, p) {
 				err = fmt.Errorf("%s is whitelisted in the config file; remove it there: %w", p, dbusapi.ErrNotFound)
@@ -206,10 +197,10 @@ func (d *Daemon) WhitelistRemove(p netip.Prefix) error {
 			}
 			return
 		}
-		old := d.runtime
-		d.runtime = slices.Delete(slices.Clone(old), i, i+1)
-		if err = saveRuntimeWhitelist(d.cfg.StateDir, d.runtime); err != nil {
-			d.runtime = old
+		old := d.protect.runtime
+		d.protect.runtime = slices.Delete(slices.Clone(old), i, i+1)
+		if err = saveRuntimeWhitelist(d.cfg.StateDir, d.protect.runtime); err != nil {
+			d.protect.runtime = old
 			err = fmt.Errorf("save whitelist: %w", err)
 			return
 		}
@@ -223,7 +214,6 @@ func (d *Daemon) WhitelistRemove(p netip.Prefix) error {
 
 // applyNow reapplies after a whitelist change and reports a failure.
 func (d *Daemon) applyNow() error {
-	d.never.Runtime = d.runtime
 	d.reconcile(context.Background())
 	if d.planIssue != "" {
 		return fmt.Errorf("%s: %w", d.planIssue, dbusapi.ErrFailed)
@@ -242,7 +232,7 @@ func minWhitelistBits(p netip.Prefix) int {
 func (d *Daemon) WhitelistList() []netip.Prefix {
 	var out []netip.Prefix
 	d.do(context.Background(), func() {
-		out = append(slices.Clone(d.cfg.Whitelist), d.runtime...)
+		out = append(slices.Clone(d.cfg.Whitelist), d.protect.runtime...)
 	})
 	return out
 }
@@ -290,13 +280,12 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 // listedBy names the feeds listing a, with the range that covers it.
 func (d *Daemon) listedBy(a netip.Addr) []string {
 	var out []string
-	for _, s := range d.srcs {
-		snap := d.inUse[s.Name()]
-		if snap == nil {
+	for _, f := range d.feeds {
+		if f.inUse == nil {
 			continue
 		}
-		if r, ok := snap.Set.Lookup(a); ok {
-			out = append(out, fmt.Sprintf("%s (%s)", s.Name(), r))
+		if r, ok := f.inUse.Set.Lookup(a); ok {
+			out = append(out, fmt.Sprintf("%s (%s)", f.name, r))
 		}
 	}
 	return out
@@ -315,7 +304,7 @@ func (d *Daemon) allowReason(a netip.Addr) string {
 		}
 		return netip.Prefix{}, false
 	}
-	if p, ok := in(d.runtime); ok {
+	if p, ok := in(d.protect.runtime); ok {
 		return fmt.Sprintf("run-time whitelist entry %s", p)
 	}
 	if p, ok := in(d.cfg.Whitelist); ok {
@@ -324,20 +313,18 @@ func (d *Daemon) allowReason(a netip.Addr) string {
 	if a.IsLoopback() {
 		return "loopback"
 	}
-	if !d.cfg.Safety.AutoWhitelist {
-		return ""
-	}
+	never := d.protect.never() // empty discovered parts without auto_whitelist
 	switch {
-	case has(d.never.Gateways):
+	case has(never.Gateways):
 		return "it is a default gateway (safety whitelist)"
-	case has(d.never.DNS):
+	case has(never.DNS):
 		return "it is a DNS server from resolv.conf (safety whitelist)"
-	case has(d.never.API):
+	case has(never.API):
 		return "it is an address of the SikkerAPI endpoint (safety whitelist)"
-	case has(d.never.Own):
+	case has(never.Own):
 		return "it is one of this host's own addresses (safety whitelist)"
 	}
-	if p, ok := in(d.never.Subnets); ok {
+	if p, ok := in(never.Subnets); ok {
 		return fmt.Sprintf("it is in the directly connected private subnet %s (safety whitelist)", p)
 	}
 	return ""
@@ -351,9 +338,19 @@ func orDefault(s, def string) string {
 }
 
 // TopBlocked returns the most-dropped sources (filled by drop monitoring).
+// It runs on the bus's goroutine and reads the monitor in force under the
+// lock, since a reload may replace it.
 func (d *Daemon) TopBlocked(n int) []dbusapi.TopEntry {
-	if d.top == nil {
+	d.mu.Lock()
+	m := d.monForHealth
+	d.mu.Unlock()
+	if m == nil {
 		return nil
 	}
-	return d.top(n)
+	var out []dbusapi.TopEntry
+	for _, c := range m.TopBlocked(n) {
+		out = append(out, dbusapi.TopEntry{Source: c.Src, Port: c.Port, Transport: c.Transport,
+			Service: c.Service, Count: clampU32(c.Count)})
+	}
+	return out
 }

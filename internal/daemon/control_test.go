@@ -13,6 +13,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
@@ -170,7 +171,7 @@ func TestSecondDaemonCannotTakeTheBusName(t *testing.T) {
 
 	l2 := newLab(t, "203.0.113.7\n")
 	d2, err := New(Options{Config: l2.cfg, Key: config.NewSecret(key),
-		NewFirewall: func(config.Config) (Firewall, error) { return l2.fw, nil },
+		NewFirewall: func(config.Config) (firewall.Firewall, error) { return l2.fw, nil },
 		Discover:    func(context.Context, config.Config) (safety.NeverBlock, error) { return safety.NeverBlock{}, nil },
 		Bus:         bus.Connect(t), Notify: func(string) error { return nil }})
 	if err != nil {

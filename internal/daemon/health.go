@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/sikkerapi/sikkerguard/internal/health"
-	"github.com/sikkerapi/sikkerguard/internal/nft"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
@@ -34,11 +33,6 @@ func (d *Daemon) startHealth(ctx context.Context) {
 // runs on the HTTP server's goroutines and reads only locked snapshots.
 type healthSource struct{ d *Daemon }
 
-// kernelCounters is implemented by backends that count drops in the kernel.
-type kernelCounters interface {
-	Counters() (nft.Drops, error)
-}
-
 func (h healthSource) Snapshot() health.Snapshot {
 	d := h.d
 	st := d.Status()
@@ -54,8 +48,8 @@ func (h healthSource) Snapshot() health.Snapshot {
 	d.mu.Lock()
 	fw, mon := d.fwForHealth, d.monForHealth
 	d.mu.Unlock()
-	if kc, ok := fw.(kernelCounters); ok {
-		if c, err := kc.Counters(); err == nil {
+	if fw != nil {
+		if c, err := fw.Counters(); err == nil {
 			s.Drops4Packets, s.Drops4Bytes, s.Drops6Packets, s.Drops6Bytes = c.Packets4, c.Bytes4, c.Packets6, c.Bytes6
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
@@ -271,7 +272,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 	// No neighbour probe from a listed address may be dropped and logged
 	// beside the packets under test.
 	l.PinNeighbours()
-	b, err := nft.New(nft.Config{Hooks: []string{nft.HookInput}, LogGroup: monGroup, LogRate: rate, LogPer: time.Second, IPv6: true},
+	b, err := nft.New(firewall.Settings{Hooks: []firewall.Hook{nft.HookInput}, Action: firewall.ActionDrop, LogGroup: monGroup, LogRate: rate, LogPer: time.Second, IPv6: true},
 		slog.New(slog.DiscardHandler), nft.WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)

@@ -2,135 +2,140 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"time"
+	"slices"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
-	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
-	"github.com/sikkerapi/sikkerguard/internal/statefile"
 )
-
-// appliedFile records the size of the last list put in the kernel, the
-// baseline of the growth check across runs.
-const appliedFile = "applied.json"
-
-// Applied is the record of the last successful apply.
-type Applied struct {
-	Ranges4   int       `json:"ranges4"`
-	Ranges6   int       `json:"ranges6"`
-	AppliedAt time.Time `json:"applied_at"`
-}
-
-// LoadApplied reads the record; a missing file is the zero record, a corrupt
-// one is reported so the caller can warn and treat it as missing.
-func LoadApplied(dir string) (Applied, error) {
-	var a Applied
-	err := readJSONState(filepath.Join(dir, appliedFile), &a)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Applied{}, nil
-	}
-	if err != nil || a.Ranges4 < 0 || a.Ranges6 < 0 {
-		return Applied{}, fmt.Errorf("read %s: corrupt state file, ignored: %v", appliedFile, err)
-	}
-	return a, nil
-}
-
-// SaveApplied writes the record atomically.
-func SaveApplied(dir string, a Applied) error {
-	return statefile.WriteAtomic(filepath.Join(dir, appliedFile), func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(a)
-	}, 0o640)
-}
 
 // OnceOptions are the inputs of one pass.
 type OnceOptions struct {
 	Config   config.Config
 	Key      config.Secret
-	Firewall Firewall // nil with DryRun
+	Firewall firewall.Firewall // nil with DryRun
 	DryRun   bool
 	Log      *slog.Logger
+	// Discover and Prober default as in the daemon.
+	Discover DiscoverFunc
+	Prober   *safety.Prober
 }
 
-// Once pulls every feed, checks the merged list and applies it: the
-// cron-style use of sikkerguard, and the first pass of the daemon.
+// Once pulls every feed and enforces the result once: the cron-style use of
+// sikkerguard. It gives every guarantee of the daemon, through the same
+// code: the never-block list (discovered, configured and runtime), every
+// list check against each feed's last good list, and the apply → verify →
+// rollback step. A list becomes its feed's last good list only once it is
+// in force.
 func Once(ctx context.Context, o OnceOptions) error {
 	cfg, log := o.Config, o.Log
-	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	srcs, err := Sources(cfg, o.Key, log)
-	if err != nil {
+	if o.Discover == nil {
+		o.Discover = discover
+	}
+	if o.Prober == nil {
+		o.Prober = &safety.Prober{}
+	}
+	fw := o.Firewall
+	if o.DryRun {
+		fw = dryRunFirewall{log: log}
+	}
+	if fw == nil {
+		return errors.New("once: no firewall backend")
+	}
+	if err := ensureStateDir(cfg.StateDir, log); err != nil {
 		return err
 	}
-	if len(srcs) == 0 {
+	protect := discoverProtection(ctx, cfg, loadRuntimeWhitelist(cfg.StateDir, log), o.Discover, log)
+
+	specs := feedSpecs(cfg, o.Key)
+	if len(specs) == 0 {
 		return ErrNoFeeds
 	}
-	pulled := Pull(ctx, srcs, log)
-	if len(pulled.Snapshots) == 0 {
-		return ErrNoList
+	srcs := make([]*feed.CachedSource, len(specs))
+	for i, s := range specs {
+		src, err := openSource(cfg, s, log)
+		if err != nil {
+			return err
+		}
+		srcs[i] = src
 	}
-	plan := BuildPlan(pulled.Snapshots, Whitelist(cfg), cfg.Safety.StripPrivate)
-	if plan.StrippedRanges > 0 {
-		log.Info("stripped non-global ranges from the feeds", "ranges", plan.StrippedRanges)
+	snaps, errs := fetchAll(ctx, srcs)
+	in := Inputs{Never: protect.never().Set(), StripPrivate: cfg.Safety.StripPrivate, IPv6: cfg.Firewall.IPv6, Limits: LimitsOf(cfg)}
+	for i, s := range specs {
+		f := FeedInput{Name: s.Name, Accepted: srcs[i].Last(), MayBeEmpty: s.Feed.File != ""}
+		logPull(log, s.Name, snaps[i], errs[i])
+		if errs[i] == nil {
+			f.Candidate = snaps[i]
+		}
+		in.Feeds = append(in.Feeds, f)
 	}
-	prev, err := LoadApplied(cfg.StateDir)
+	// What the kernel is taken to hold now, for a rollback: the last good
+	// lists of the previous run.
+	prevIn := in
+	prevIn.Feeds = make([]FeedInput, len(in.Feeds))
+	for i, f := range in.Feeds {
+		prevIn.Feeds[i] = FeedInput{Name: f.Name, Candidate: f.Accepted, MayBeEmpty: f.MayBeEmpty}
+	}
+	prev, perr := Decide(prevIn)
+	if perr != nil {
+		prev.Plan = prev.Plan.Empty()
+	}
+
+	dec, err := Decide(in)
+	var refused []error
+	for _, v := range dec.Feeds {
+		if v.Refused != nil {
+			log.Warn("list rejected", "feed", v.Name, "err", v.Refused)
+			refused = append(refused, v.Refused)
+		}
+	}
 	if err != nil {
-		log.Warn("applied-list record unreadable; growth check skipped", "err", err)
-	}
-	v4, v6 := plan.Block.Len()
-	if !cfg.Firewall.IPv6 {
-		v6 = 0
-	}
-	if err := safety.CheckList(prev.Ranges4+prev.Ranges6, v4+v6, safety.Limits{
-		MaxGrowth: cfg.Safety.MaxGrowth, MaxEntries: cfg.Safety.MaxEntries,
-	}); err != nil {
 		return err
 	}
-	if o.DryRun {
-		logDryRun(log, plan)
-		return nil
+	if !slices.ContainsFunc(dec.Feeds, func(v FeedVerdict) bool { return v.InUse != nil }) {
+		return ErrNoList
 	}
-	if err := o.Firewall.Apply(plan.Block, plan.Allow); err != nil {
-		return fmt.Errorf("apply: %w", err)
+	if dec.Plan.StrippedRanges > 0 {
+		log.Info("stripped non-global ranges from the feeds", "ranges", dec.Plan.StrippedRanges)
 	}
-	log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(plan.Block, cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
-	if err := SaveApplied(cfg.StateDir, Applied{Ranges4: v4, Ranges6: v6, AppliedAt: time.Now().UTC()}); err != nil {
-		log.Warn("could not record the applied list", "err", err)
-	}
-	return nil
-}
-
-// BlockedCount is the "N" of "Blocking N IPs": IPv4 addresses, plus IPv6
-// ranges counted once each, since one /64 would otherwise add 2^64.
-func BlockedCount(s ipnet.Set, ipv6 bool) uint64 {
-	a4, _ := s.Addresses()
-	if ipv6 {
-		_, v6 := s.Len()
-		a4 += uint64(v6)
-	}
-	return a4
-}
-
-// logDryRun shows what would be blocked, with a few sample entries.
-func logDryRun(log *slog.Logger, p Plan) {
-	v4, v6 := p.Block.Len()
-	log.Info(fmt.Sprintf("Dry run: would block %d IPs", BlockedCount(p.Block, true)), "ranges4", v4, "ranges6", v6)
-	n := 0
-	for r := range p.Block.Ranges() {
-		if n == 5 {
-			break
+	e := enforcer{fw: fw, prober: o.Prober, verify: cfg.Safety.VerifyConnectivity && !o.DryRun}
+	if err := e.enforce(ctx, dec.Plan, prev.Plan, protect.targets()); err != nil {
+		if rolledBack(err) {
+			log.Error("RolledBack", "reason", err)
 		}
-		log.Info("Dry run: would block", "range", r.String())
-		n++
+		return err
 	}
-	w4, w6 := p.Allow.Len()
-	log.Info("Dry run: would always accept", "ranges4", w4, "ranges6", w6)
+	if !o.DryRun { // a dry run enforces nothing, so it accepts nothing
+		commitAccepted(dec, srcs, log)
+		v4, v6 := dec.Plan.Block.Len()
+		log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(dec.Plan.Block, cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
+	}
+	// A refused list leaves its feed's last good list in force, but a cron
+	// run must still say that something needs the administrator.
+	return errors.Join(refused...)
+}
+
+// logPull logs one feed's fetch, in the daemon and in `--once`; extra
+// attributes go on a failure's line.
+func logPull(log *slog.Logger, name string, snap *feed.Snapshot, err error, extra ...any) {
+	switch {
+	case err != nil && snap != nil:
+		v4, v6 := snap.Count()
+		log.Warn("feed failed; its last good list stays in force", append([]any{"feed", name, "err", err, "v4", v4, "v6", v6}, extra...)...)
+	case err != nil:
+		log.Error("feed failed and has no last good list", append([]any{"feed", name, "err", err}, extra...)...)
+	default:
+		v4, v6 := snap.Count()
+		log.Info("feed pulled", "feed", name, "v4", v4, "v6", v6, "cached", snap.FromCache, "malformed", snap.Stats.Malformed)
+		for _, m := range snap.Stats.Samples {
+			log.Warn("malformed line", "feed", name, "line", m.Line, "text", m.Text)
+		}
+	}
 }

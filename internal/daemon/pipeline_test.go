@@ -2,10 +2,7 @@ package daemon
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
@@ -64,26 +61,6 @@ func TestBlockedCount(t *testing.T) {
 	}
 	if got := BlockedCount(s, false); got != 257 {
 		t.Errorf("BlockedCount without IPv6 = %d, want 257", got)
-	}
-}
-
-func TestAppliedRecord(t *testing.T) {
-	dir := t.TempDir()
-	if a, err := LoadApplied(dir); err != nil || a != (Applied{}) {
-		t.Fatalf("missing record: %+v, %v; want zero, nil", a, err)
-	}
-	want := Applied{Ranges4: 12, Ranges6: 3, AppliedAt: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}
-	if err := SaveApplied(dir, want); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := LoadApplied(dir); err != nil || got != want {
-		t.Fatalf("round trip: %+v, %v; want %+v", got, err, want)
-	}
-	for _, corrupt := range []string{"{", `{"ranges4":-1}`, `{"ranges4":1,"extra":2}`, "null garbage"} {
-		os.WriteFile(filepath.Join(dir, appliedFile), []byte(corrupt), 0o600)
-		if got, err := LoadApplied(dir); err == nil || got != (Applied{}) {
-			t.Errorf("corrupt %q: %+v, %v; want zero and an error", corrupt, got, err)
-		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/sikkerapi/sikkerguard/internal/statefile"
 )
@@ -18,9 +19,37 @@ import (
 // which survive restarts.
 const runtimeWhitelistFile = "whitelist.json"
 
-func ensureStateDir(dir string) error {
+// ensureStateDir creates the state directory, or checks the one that
+// exists: everything in it is trusted (last good lists are enforced at
+// start, the runtime whitelist opens the firewall), so a directory that
+// another user could write is refused.
+func ensureStateDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w", err)
+	}
+	return checkStateDir(dir, os.Geteuid(), log)
+}
+
+// checkStateDir refuses a state directory that is group or world writable,
+// or owned by a user other than euid (or root). A symlink is followed to
+// its target, which must pass the same test.
+func checkStateDir(dir string, euid int, log *slog.Logger) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("state directory %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		err := fmt.Errorf("state directory %s is writable by other users (mode %04o): fix it with chmod go-w %s", dir, fi.Mode().Perm(), dir)
+		log.Error("state directory refused", "dir", dir, "err", err)
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != euid && st.Uid != 0 {
+		err := fmt.Errorf("state directory %s is owned by uid %d, not by this process (uid %d) or root: fix it with chown", dir, st.Uid, euid)
+		log.Error("state directory refused", "dir", dir, "err", err)
+		return err
 	}
 	return nil
 }
@@ -31,6 +60,9 @@ type runtimeWhitelist struct {
 
 // loadRuntimeWhitelist reads the runtime whitelist; a missing file is an
 // empty list and a corrupt one is ignored with a warning, never a crash.
+// Entries are held to the same rules as WhitelistAdd (masked, no wider
+// than /8 or /32): a file edited by hand or by another program must not
+// open more than the D-Bus call could.
 func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 	var w runtimeWhitelist
 	err := readJSONState(filepath.Join(dir, runtimeWhitelistFile), &w)
@@ -41,13 +73,35 @@ func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 		log.Warn("runtime whitelist unreadable; ignored", "file", runtimeWhitelistFile, "err", err)
 		return nil
 	}
-	out := w.Prefixes[:0]
+	out := make([]netip.Prefix, 0, len(w.Prefixes))
 	for _, p := range w.Prefixes {
-		if p.IsValid() {
-			out = append(out, p.Masked())
+		q, err := checkRuntimeEntry(p)
+		if err != nil {
+			log.Warn("runtime whitelist entry ignored", "file", runtimeWhitelistFile, "err", err)
+			continue
 		}
+		out = append(out, q)
 	}
 	return out
+}
+
+// checkRuntimeEntry applies WhitelistAdd's rules to an entry and returns
+// it masked, an IPv4-mapped IPv6 prefix as the IPv4 prefix it covers.
+func checkRuntimeEntry(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return p, errors.New("invalid prefix")
+	}
+	q := p.Masked()
+	if a := q.Addr(); a.Is4In6() {
+		if q.Bits() < 96 {
+			return p, fmt.Errorf("%s mixes IPv4-mapped and IPv6 space", p)
+		}
+		q = netip.PrefixFrom(a.Unmap(), q.Bits()-96)
+	}
+	if bits := minWhitelistBits(q); q.Bits() < bits {
+		return p, fmt.Errorf("%s is wider than /%d; whitelist such ranges in the config file", p.Masked(), bits)
+	}
+	return q, nil
 }
 
 // readJSONState decodes one JSON value from a state file strictly: unknown

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,12 +150,13 @@ func readCache(r io.Reader, name string) (*Snapshot, error) {
 }
 
 // addCanonical adds one line of ipnet's canonical text ("cidr" or
-// "lo-hi"), accepting nothing looser: the file is our own output.
+// "lo-hi"), accepting nothing looser: the file is our own output, so host
+// bits or another spelling mean it was damaged or written by someone else.
 func addCanonical(set *ipnet.Set, text string) error {
 	if lo, hi, ok := strings.Cut(text, "-"); ok {
-		a, err1 := netip.ParseAddr(lo)
-		b, err2 := netip.ParseAddr(hi)
-		if err1 != nil || err2 != nil {
+		a, err1 := ipnet.ParseAddr(lo)
+		b, err2 := ipnet.ParseAddr(hi)
+		if err1 != nil || err2 != nil || lo != strings.TrimSpace(lo) || hi != strings.TrimSpace(hi) {
 			return fmt.Errorf("invalid range %q", clip(text, 60))
 		}
 		if err := set.AddRange(a, b); err != nil {
@@ -164,8 +164,8 @@ func addCanonical(set *ipnet.Set, text string) error {
 		}
 		return nil
 	}
-	p, err := netip.ParsePrefix(text)
-	if err != nil || p != p.Masked() {
+	p, err := ipnet.ParsePrefix(text, ipnet.Mode{HostBits: ipnet.RefuseHostBits})
+	if err != nil || p.String() != text || !strings.Contains(text, "/") {
 		return fmt.Errorf("invalid prefix %q", clip(text, 60))
 	}
 	set.AddPrefix(p)
@@ -218,10 +218,11 @@ type CachedSource struct {
 	last   *Snapshot // last good list, in memory
 }
 
-// Cached wraps src: every successful fetch is saved under
-// dir/feeds/<name>.list, and a failed fetch returns the last good list
-// (FromCache set, Stale holding the failure) together with the error. A
-// corrupt cache file is logged as a warning and ignored. log may be nil.
+// Cached wraps src. A fetched list is only a candidate: it becomes the last
+// good list, saved under dir/feeds/<name>.list, when the caller accepts it
+// with Commit. A failed fetch returns the last good list (FromCache set,
+// Stale holding the failure) together with the error. A corrupt cache file
+// is logged as a warning and ignored. log may be nil.
 func Cached(src Source, dir string, log *slog.Logger) *CachedSource {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -263,27 +264,19 @@ func (c *CachedSource) loadLocked() {
 	}
 }
 
-// Fetch implements Source.
+// Fetch implements Source. A fresh list is returned as a candidate and
+// saved nowhere; see Commit.
 func (c *CachedSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	c.mu.Lock()
 	c.loadLocked()
 	c.mu.Unlock()
 
 	snap, err := c.src.Fetch(ctx)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err == nil {
-		if !snap.FromCache {
-			if serr := SaveCached(c.dir, snap); serr != nil {
-				// The fresh list is good; losing its copy only weakens
-				// the next start-up, so it is not the fetch's failure.
-				c.log.Warn("cannot save feed cache", "err", serr)
-			}
-		}
-		s := *snap
-		c.last = &s
 		return snap, nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.last == nil {
 		return nil, err
 	}
@@ -295,4 +288,26 @@ func (c *CachedSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	}
 	s.Stale = err
 	return &s, err
+}
+
+// Commit makes snap the feed's last good list, in memory and on disk
+// (atomically). Only a list that the caller's checks accepted and that is
+// in force belongs here: it is what the next start enforces before its
+// first pull. A list equal to the saved one is not written again.
+func (c *CachedSource) Commit(snap *Snapshot) error {
+	if snap == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loadLocked()
+	if c.last != nil && snap.FromCache && c.last.Set.Equal(snap.Set) {
+		return nil
+	}
+	s := *snap
+	c.last = &s
+	if err := SaveCached(c.dir, snap); err != nil {
+		return err
+	}
+	return nil
 }

@@ -121,14 +121,28 @@ func TestCachedWrapper(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
 
 	// No cache yet: the failure comes through alone.
-	c := Cached(&stubSource{name: "f", snaps: []*Snapshot{nil, good, nil}, errs: []error{boom, nil, boom}}, dir, log)
+	bad := &Snapshot{Name: "f", Set: testSet(t, "203.0.113.0/24\n198.51.100.0/24\n192.0.2.0/24\n"), FetchedAt: good.FetchedAt.Add(time.Hour)}
+	c := Cached(&stubSource{name: "f", snaps: []*Snapshot{nil, good, bad, nil}, errs: []error{boom, nil, nil, boom}}, dir, log)
 	if s, err := c.Fetch(context.Background()); s != nil || !errors.Is(err, boom) {
 		t.Fatalf("first failure = %v, %v", s, err)
 	}
-	if s, err := c.Fetch(context.Background()); err != nil || s.FromCache {
+	s, err := c.Fetch(context.Background())
+	if err != nil || s.FromCache {
 		t.Fatalf("good fetch = %+v, %v", s, err)
 	}
-	s, err := c.Fetch(context.Background())
+	// A fetched list is a candidate only: nothing is saved until Commit.
+	if _, err := os.Stat(CachePath(dir, "f")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("cache written before Commit: %v", err)
+	}
+	if err := c.Commit(s); err != nil {
+		t.Fatal(err)
+	}
+	// A candidate the caller refused (never committed) is not the last
+	// good list: a failure afterwards serves the committed one.
+	if s, err := c.Fetch(context.Background()); err != nil || !s.Set.Equal(bad.Set) {
+		t.Fatalf("second fetch = %+v, %v", s, err)
+	}
+	s, err = c.Fetch(context.Background())
 	if !errors.Is(err, boom) || s == nil || !s.FromCache || s.Stale != err || !s.Set.Equal(good.Set) {
 		t.Fatalf("failure after good = %+v, %v", s, err)
 	}

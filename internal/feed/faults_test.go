@@ -49,6 +49,9 @@ func TestSikkerFaultsKeepLastGoodList(t *testing.T) {
 			if err != nil {
 				t.Fatalf("first fetch: %v", err)
 			}
+			if err := cached.Commit(good); err != nil {
+				t.Fatal(err)
+			}
 
 			srv.SetFault(tt.fault)
 			start := time.Now()

@@ -41,6 +41,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
@@ -48,7 +49,7 @@ import (
 // operations are serialised.
 type Backend struct {
 	log    *slog.Logger
-	cfg    Config
+	cfg    firewall.Settings
 	prefix []string // runs every command inside a namespace, e.g. ip netns exec NAME
 	bins   map[string]string
 
@@ -75,13 +76,13 @@ func WithNetNS(name string) Option {
 var ErrLegacy = errors.New("iptables is the legacy build; sikkerguard needs iptables-nft " +
 	"(run: update-alternatives --set iptables /usr/sbin/iptables-nft && update-alternatives --set ip6tables /usr/sbin/ip6tables-nft)")
 
-// New validates cfg, finds the ipset and iptables-nft binaries and refuses
+// New checks s, finds the ipset and iptables-nft binaries and refuses
 // legacy iptables. It does not touch the kernel.
-func New(cfg Config, log *slog.Logger, opts ...Option) (*Backend, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("iptables config: %w", err)
+func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error) {
+	cfg, err := backend.Check(s)
+	if err != nil {
+		return nil, fmt.Errorf("iptables settings: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -200,20 +201,6 @@ func (b *Backend) run(gen func(*bufio.Writer) error, tool string, args ...string
 		return stdout.String(), &CommandError{Args: append([]string{tool}, args...), Stderr: stderr.String(), Err: err}
 	}
 	return stdout.String(), nil
-}
-
-// Loaded describes what the backend believes the kernel holds.
-type Loaded struct {
-	Built          bool
-	Block4, Block6 int // merged ranges (single addresses count as one)
-	Allow4, Allow6 int
-}
-
-// Loaded returns counts from the backend's own copy; it does not ask the kernel.
-func (b *Backend) Loaded() Loaded {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return Loaded{Built: b.synced && b.rules, Block4: len(b.block.V4), Block6: len(b.block.V6), Allow4: len(b.allow.V4), Allow6: len(b.allow.V6)}
 }
 
 // Apply makes the kernel hold block and allow (both merged). The first call
@@ -411,8 +398,9 @@ func (b *Backend) installRules() error {
 		}, restore, "--noflush"); err != nil {
 			return fmt.Errorf("install %s chains: %w", ipt, err)
 		}
-		for _, hook := range b.cfg.Hooks {
-			if hook == HookDockerUser && !b.chainExists(ipt, hook) {
+		for _, h := range b.cfg.Hooks {
+			hook := string(h)
+			if h == HookDockerUser && !b.chainExists(ipt, hook) {
 				if f.v6 {
 					b.log.Warn("DOCKER-USER chain missing in ip6tables; IPv6 not hooked there", "chain", hook)
 					continue
@@ -431,7 +419,11 @@ func (b *Backend) installRules() error {
 			}
 		}
 	}
-	b.log.Info("iptables rules installed", "chain", Chain, "hooks", strings.Join(b.cfg.Hooks, ","), "action", b.cfg.Action, "ipv6", b.cfg.IPv6)
+	hooks := make([]string, len(b.cfg.Hooks))
+	for i, h := range b.cfg.Hooks {
+		hooks[i] = string(h)
+	}
+	b.log.Info("iptables rules installed", "chain", Chain, "hooks", strings.Join(hooks, ","), "action", b.cfg.Action, "ipv6", b.cfg.IPv6)
 	return nil
 }
 
@@ -465,8 +457,9 @@ func (b *Backend) Intact() (bool, error) {
 		if !b.chainExists(ipt, Chain) || !b.chainExists(ipt, ChainBlock) {
 			return false, nil
 		}
-		for _, hook := range b.cfg.Hooks {
-			if hook == HookDockerUser && f.v6 && !b.chainExists(ipt, hook) {
+		for _, h := range b.cfg.Hooks {
+			hook := string(h)
+			if h == HookDockerUser && f.v6 && !b.chainExists(ipt, hook) {
 				continue // never hooked there, see installRules
 			}
 			ok, err := b.jumpPresent(ipt, hook)
@@ -476,6 +469,30 @@ func (b *Backend) Intact() (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// Counters reads the counters of the verdict rule of the block chain,
+// which every blocked packet of every hook reaches, in each family. It does
+// not wait for an Apply in progress: it only reads.
+func (b *Backend) Counters() (firewall.Counters, error) {
+	var c firewall.Counters
+	for _, f := range b.families() {
+		ipt, _ := tools(f)
+		out, err := b.run(nil, ipt, "-t", "filter", "-L", ChainBlock, "-v", "-x", "-n")
+		if err != nil {
+			return firewall.Counters{}, fmt.Errorf("read %s counters: %w", ipt, err)
+		}
+		p, by, err := verdictCounters(out)
+		if err != nil {
+			return firewall.Counters{}, fmt.Errorf("read %s counters: %w", ipt, err)
+		}
+		if f.v6 {
+			c.Packets6, c.Bytes6 = p, by
+		} else {
+			c.Packets4, c.Bytes4 = p, by
+		}
+	}
+	return c, nil
 }
 
 // Exists reports whether any rule chain or set of the backend is in the
@@ -511,12 +528,12 @@ func (b *Backend) Remove() error {
 		}
 		// Without the chain no rule can jump to it (iptables -C then fails
 		// with status 2, not 1).
-		hooks := []string{HookInput, HookForward, HookDockerUser}
+		hooks := []string{string(HookInput), string(HookForward), string(HookDockerUser)}
 		if !b.chainExists(ipt, Chain) {
 			hooks = nil
 		}
 		for _, hook := range hooks {
-			if hook == HookDockerUser && !b.chainExists(ipt, hook) {
+			if hook == string(HookDockerUser) && !b.chainExists(ipt, hook) {
 				continue
 			}
 			for range 100 { // a rule added twice by hand is removed too

@@ -17,7 +17,7 @@ const benchSize = 100_000
 func benchBackend(b *testing.B) *Backend {
 	testnet.RequireRoot(b)
 	ns := testnet.New(b, "ipb")
-	be, err := New(Config{}, nil, WithNetNS(ns.Name))
+	be, err := New(testConfig{}.settings(), nil, WithNetNS(ns.Name))
 	if err != nil {
 		b.Fatal(err)
 	}

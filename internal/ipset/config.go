@@ -1,21 +1,21 @@
 package ipset
 
 import (
-	"fmt"
+	"log/slog"
+	"os/exec"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
-// Built-in chains accepted in Config.Hooks.
-const (
-	HookInput      = "INPUT"
-	HookForward    = "FORWARD"
-	HookDockerUser = "DOCKER-USER" // Docker's chain for user rules, jumped to from FORWARD
-)
+// Name is the backend's name in firewall.backend.
+const Name = "iptables"
 
-// Actions accepted in Config.Action.
+// Built-in chains of the filter table the backend hooks into.
 const (
-	ActionDrop   = "drop"
-	ActionReject = "reject"
+	HookInput      firewall.Hook = "INPUT"
+	HookForward    firewall.Hook = "FORWARD"
+	HookDockerUser firewall.Hook = "DOCKER-USER" // Docker's chain for user rules, jumped to from FORWARD
 )
 
 // Names of the kernel objects. CONTRACT.md fixes the hash:ip sets and the
@@ -34,69 +34,35 @@ const (
 	LogPrefix  = "sikkerguard: "      // NFLOG prefix of dropped packets
 )
 
-// Config is what the backend needs from the daemon's configuration.
-type Config struct {
-	Hooks    []string      // INPUT | FORWARD | DOCKER-USER; empty means [INPUT]
-	Action   string        // drop | reject; empty means drop
-	IPv6     bool          // build the IPv6 half (sets, ip6tables rules)
-	LogGroup uint16        // NFLOG group for dropped packets; 0 disables logging
-	LogRate  uint32        // packets logged per LogPer; 0 means 50
-	LogPer   time.Duration // time.Second, time.Minute, time.Hour or 24h; 0 means second
+// backend is the registration of this package; init fills it, as Open
+// refers back to New, which checks settings with it.
+var backend firewall.Backend
+
+func init() {
+	backend = firewall.Backend{
+		Open: func(s firewall.Settings, log *slog.Logger) (firewall.Firewall, error) {
+			return New(s, log)
+		},
+		ValidateHooks: func(hooks []firewall.Hook, _ firewall.Action) ([]firewall.Hook, error) {
+			return firewall.CheckHookNames(Name, hooks, HookInput, HookForward, HookDockerUser)
+		},
+		Cleanup: cleanup,
+	}
+	firewall.Register(Name, backend)
 }
 
-func (c Config) withDefaults() Config {
-	if len(c.Hooks) == 0 {
-		c.Hooks = []string{HookInput}
-	}
-	if c.Action == "" {
-		c.Action = ActionDrop
-	}
-	if c.LogRate == 0 {
-		c.LogRate = 50
-	}
-	if c.LogPer == 0 {
-		c.LogPer = time.Second
-	}
-	return c
-}
-
-// Validate reports the first setting the backend cannot build.
-func (c Config) Validate() error {
-	c = c.withDefaults()
-	seen := map[string]bool{}
-	for _, h := range c.Hooks {
-		switch h {
-		case HookInput, HookForward, HookDockerUser:
-		default:
-			return fmt.Errorf("hooks: unknown chain %q (want INPUT, FORWARD or DOCKER-USER)", h)
+// cleanup removes the rules and sets of any earlier configuration. Without
+// the tools nothing of the backend can be in the kernel. IPv6 is off so that
+// a missing ip6tables is no error; Remove cleans both families anyway.
+func cleanup(log *slog.Logger) error {
+	for _, tool := range []string{"ipset", "iptables", "iptables-restore"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil
 		}
-		if seen[h] {
-			return fmt.Errorf("hooks: %q listed twice", h)
-		}
-		seen[h] = true
 	}
-	switch c.Action {
-	case ActionDrop, ActionReject:
-	default:
-		return fmt.Errorf("action: unknown action %q (want drop or reject)", c.Action)
-	}
-	if _, err := limitUnit(c.LogPer); err != nil {
+	b, err := New(firewall.Settings{Hooks: []firewall.Hook{HookInput}, Action: firewall.ActionDrop, LogRate: 1, LogPer: time.Second}, log)
+	if err != nil {
 		return err
 	}
-	return nil
-}
-
-// limitUnit returns the iptables limit unit for d.
-func limitUnit(d time.Duration) (string, error) {
-	switch d {
-	case time.Second:
-		return "second", nil
-	case time.Minute:
-		return "minute", nil
-	case time.Hour:
-		return "hour", nil
-	case 24 * time.Hour:
-		return "day", nil
-	}
-	return "", fmt.Errorf("log rate: unit %v not one of second, minute, hour, day", d)
+	return b.Remove()
 }

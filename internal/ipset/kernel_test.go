@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
@@ -46,9 +47,9 @@ func newLab(t *testing.T) lab {
 	})}
 }
 
-func (l lab) backend(t *testing.T, cfg Config) *Backend {
+func (l lab) backend(t *testing.T, cfg testConfig) *Backend {
 	t.Helper()
-	b, err := New(cfg, nil, WithNetNS(l.Host.Name))
+	b, err := New(cfg.settings(), nil, WithNetNS(l.Host.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,9 +58,12 @@ func (l lab) backend(t *testing.T, cfg Config) *Backend {
 
 func TestBlocksTraffic(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{IPv6: true, LogGroup: 7})
+	b := l.backend(t, testConfig{IPv6: true, LogGroup: 7})
 	if err := b.Apply(set(blockList...), set(allowList...)); err != nil {
 		t.Fatal(err)
+	}
+	if c, err := b.Counters(); err != nil || c != (firewall.Counters{}) {
+		t.Errorf("Counters before any drop = %+v, %v; want zero", c, err)
 	}
 	for _, fam := range []struct {
 		fw, good, bad, host, wl netip.Addr
@@ -82,14 +86,22 @@ func TestBlocksTraffic(t *testing.T) {
 	if got := l.Host.MustRun("ipset", "list", "-t", SetNets6); !strings.Contains(got, "family inet6") {
 		t.Errorf("%s is not an inet6 set:\n%s", SetNets6, got)
 	}
-	if ld := b.Loaded(); !ld.Built || ld.Block4 != 2 || ld.Block6 != 2 || ld.Allow4 != 1 {
-		t.Errorf("Loaded() = %+v", ld)
+	// The backend's own copy, from which it plans the next change.
+	if !b.synced || !b.rules || len(b.block.V4) != 2 || len(b.block.V6) != 2 || len(b.allow.V4) != 1 {
+		t.Errorf("copy: synced %v, rules %v, block %d+%d ranges, allow %d; want true, true, 2+2, 1",
+			b.synced, b.rules, len(b.block.V4), len(b.block.V6), len(b.allow.V4))
+	}
+	// The drops above, and only those, were counted: the good and the
+	// whitelisted sources reached the sink.
+	c, err := b.Counters()
+	if err != nil || c.Packets4 == 0 || c.Packets6 == 0 || c.Bytes4 < 20*c.Packets4 || c.Bytes6 < 40*c.Packets6 {
+		t.Errorf("Counters after drops = %+v, %v; want packets and bytes in both families", c, err)
 	}
 }
 
 func TestRejectAction(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{Action: ActionReject})
+	b := l.backend(t, testConfig{Action: firewall.ActionReject})
 	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +111,9 @@ func TestRejectAction(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("TCP from listed %v: %v, want connection refused by REJECT", badAddr4, err)
 	}
+	if c, err := b.Counters(); err != nil || c.Packets4 == 0 {
+		t.Errorf("Counters after a reject = %+v, %v; want the rejected SYN counted", c, err)
+	}
 	if !l.Delivers(t, l.TCP(goodAddr4, tcp)) {
 		t.Errorf("TCP from unlisted %v did not connect", goodAddr4)
 	}
@@ -106,23 +121,23 @@ func TestRejectAction(t *testing.T) {
 
 func TestDockerUserHook(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{Hooks: []string{HookDockerUser}})
+	b := l.backend(t, testConfig{Hooks: []firewall.Hook{HookDockerUser}})
 	err := b.Apply(set(blockList...), ipnet.Set{})
 	if err == nil || !strings.Contains(err.Error(), "DOCKER-USER: chain not found") {
 		t.Fatalf("Apply without a DOCKER-USER chain: %v", err)
 	}
-	l.Host.MustRun("iptables", "-N", HookDockerUser)
-	l.Host.MustRun("iptables", "-A", HookDockerUser, "-j", "RETURN")
+	l.Host.MustRun("iptables", "-N", string(HookDockerUser))
+	l.Host.MustRun("iptables", "-A", string(HookDockerUser), "-j", "RETURN")
 	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	if first := rulesOf(t, l.Host, "iptables", HookDockerUser)[0]; first != "-A DOCKER-USER -m comment --comment sikkerguard -j SIKKERGUARD" {
+	if first := rulesOf(t, l.Host, "iptables", string(HookDockerUser))[0]; first != "-A DOCKER-USER -m comment --comment sikkerguard -j SIKKERGUARD" {
 		t.Errorf("first DOCKER-USER rule = %q", first)
 	}
 	if err := b.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if got := rulesOf(t, l.Host, "iptables", HookDockerUser); len(got) != 1 {
+	if got := rulesOf(t, l.Host, "iptables", string(HookDockerUser)); len(got) != 1 {
 		t.Errorf("DOCKER-USER after Remove: %q", got)
 	}
 }
@@ -158,7 +173,7 @@ func TestRemoveRestoresState(t *testing.T) {
 	l.Host.MustRun("ipset", "create", "admin-list", "hash:ip")
 	before := snapshot(t, l.Host)
 
-	cfg := Config{Hooks: []string{HookInput, HookForward}, IPv6: true, LogGroup: 3}
+	cfg := testConfig{Hooks: []firewall.Hook{HookInput, HookForward}, IPv6: true, LogGroup: 3}
 	b := l.backend(t, cfg)
 	for range 2 {
 		if err := b.Apply(set(blockList...), set(allowList...)); err != nil {
@@ -170,7 +185,8 @@ func TestRemoveRestoresState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ipt := range []string{"iptables", "ip6tables"} {
-		for _, hook := range cfg.Hooks {
+		for _, h := range cfg.Hooks {
+			hook := string(h)
 			rules := rulesOf(t, l.Host, ipt, hook)
 			if len(rules) != 2 || rules[0] != "-A "+hook+" -m comment --comment sikkerguard -j SIKKERGUARD" {
 				t.Errorf("%s %s: %q, want the jump first and once", ipt, hook, rules)
@@ -217,7 +233,7 @@ func movingList(seed uint64, n int, i int) ipnet.Set {
 // (full swaps and deltas alternating) run: not one datagram may pass.
 func TestAtomicReplacement(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{})
+	b := l.backend(t, testConfig{})
 	if err := b.Apply(movingList(0, 2000, 0), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +270,7 @@ func TestAtomicReplacement(t *testing.T) {
 // sets and rules left in place while listed sources keep probing.
 func TestAdoptWithoutGap(t *testing.T) {
 	l := newLab(t)
-	cfg := Config{IPv6: true, LogGroup: 5}
+	cfg := testConfig{IPv6: true, LogGroup: 5}
 	if err := l.backend(t, cfg).Apply(movingList(1, 5000, 0), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +287,7 @@ func TestAdoptWithoutGap(t *testing.T) {
 		l.AssertBlocked(t, l.UDP(badAddr4))
 		l.AssertBlocked(t, l.UDP(hostAddr4))
 	}
-	if rules := rulesOf(t, l.Host, "iptables", HookInput); len(rules) != 1 {
+	if rules := rulesOf(t, l.Host, "iptables", string(HookInput)); len(rules) != 1 {
 		t.Errorf("INPUT after 5 adoptions: %q", rules)
 	}
 	if !l.Delivers(t, l.UDP(wlAddr4)) {
@@ -285,7 +301,7 @@ func TestAdoptWithoutGap(t *testing.T) {
 // TestLargeList loads more than ipset's default maxelem of 65,536.
 func TestLargeList(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{})
+	b := l.backend(t, testConfig{})
 	list := randomList(9, 150_000, "192.0.2.48/28")
 	hosts, nets := counts(list, false)
 	if hosts <= 65536 {
@@ -314,7 +330,7 @@ func TestLargeList(t *testing.T) {
 
 func TestIntactNoticesFlushedChains(t *testing.T) {
 	l := newLab(t)
-	cfg := Config{Hooks: []string{HookInput}, IPv6: true}
+	cfg := testConfig{Hooks: []firewall.Hook{HookInput}, IPv6: true}
 	b := l.backend(t, cfg)
 	t.Cleanup(func() { b.Remove() })
 	block := ipnet.FromAddrs(badAddr4, badAddr6)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
@@ -394,7 +395,7 @@ func setFor(p netip.Prefix) string {
 // rulesScript is the iptables-restore --noflush input that defines both
 // chains. Declaring a chain flushes it, so re-running it replaces the rules
 // in one nftables transaction and never duplicates them.
-func rulesScript(cfg Config, f family) string {
+func rulesScript(cfg firewall.Settings, f family) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n:%s - [0:0]\n", Chain, ChainBlock)
 	// RETURN, not ACCEPT: a whitelisted source is exempt from the blocklist,
@@ -403,13 +404,12 @@ func rulesScript(cfg Config, f family) string {
 	fmt.Fprintf(&b, "-A %s -m set --match-set %s src -j %s\n", Chain, f.hosts, ChainBlock)
 	fmt.Fprintf(&b, "-A %s -m set --match-set %s src -j %s\n", Chain, f.nets, ChainBlock)
 	if cfg.LogGroup != 0 {
-		unit, _ := limitUnit(cfg.LogPer)
 		// One limit for both sets: the block chain is shared.
 		fmt.Fprintf(&b, "-A %s -m limit --limit %d/%s -j NFLOG --nflog-group %d --nflog-prefix %q\n",
-			ChainBlock, cfg.LogRate, unit, cfg.LogGroup, LogPrefix)
+			ChainBlock, cfg.LogRate, firewall.UnitName(cfg.LogPer), cfg.LogGroup, LogPrefix)
 	}
 	verdict := "DROP"
-	if cfg.Action == ActionReject {
+	if cfg.Action == firewall.ActionReject {
 		verdict = "REJECT"
 	}
 	fmt.Fprintf(&b, "-A %s -j %s\nCOMMIT\n", ChainBlock, verdict)
@@ -418,3 +418,30 @@ func rulesScript(cfg Config, f family) string {
 
 // jumpSpec is the rule inserted at the top of each hooked built-in chain.
 func jumpSpec() []string { return []string{"-m", "comment", "--comment", Comment, "-j", Chain} }
+
+// verdictCounters finds the DROP or REJECT rule in the listing of the block
+// chain (`iptables -L CHAIN -v -x -n`: a chain line, a header, then one line
+// per rule starting with its packets, bytes and target) and returns its
+// counters.
+func verdictCounters(listing string) (packets, bytes uint64, err error) {
+	found := false
+	for _, line := range strings.Split(listing, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != "DROP" && f[2] != "REJECT" {
+			continue
+		}
+		p, perr := strconv.ParseUint(f[0], 10, 64)
+		by, berr := strconv.ParseUint(f[1], 10, 64)
+		if perr != nil || berr != nil {
+			return 0, 0, fmt.Errorf("unexpected rule listing of %s: %q", ChainBlock, line)
+		}
+		if found {
+			return 0, 0, fmt.Errorf("more than one DROP or REJECT rule in %s", ChainBlock)
+		}
+		packets, bytes, found = p, by, true
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("no DROP or REJECT rule in %s", ChainBlock)
+	}
+	return packets, bytes, nil
+}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
@@ -92,8 +93,8 @@ func TestDeltaGolden(t *testing.T) {
 }
 
 func TestRulesGolden(t *testing.T) {
-	golden(t, "rules4.txt", rulesScript(Config{LogGroup: 7}.withDefaults(), fam4))
-	golden(t, "rules6-reject.txt", rulesScript(Config{Action: ActionReject, LogRate: 10, LogPer: time.Minute}.withDefaults(), fam6))
+	golden(t, "rules4.txt", rulesScript(testConfig{LogGroup: 7}.settings(), fam4))
+	golden(t, "rules6-reject.txt", rulesScript(testConfig{Action: firewall.ActionReject, LogRate: 10, LogPer: time.Minute}.settings(), fam6))
 }
 
 func TestEachPrefixSplitsZeroLength(t *testing.T) {
@@ -123,21 +124,51 @@ func TestSizing(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
+func TestCheckSettings(t *testing.T) {
 	for _, tc := range []struct {
-		cfg Config
+		cfg testConfig
 		err string
 	}{
-		{Config{}, ""},
-		{Config{Hooks: []string{HookInput, HookForward, HookDockerUser}, Action: ActionReject, LogPer: 24 * time.Hour}, ""},
-		{Config{Hooks: []string{"input"}}, `hooks: unknown chain "input" (want INPUT, FORWARD or DOCKER-USER)`},
-		{Config{Hooks: []string{HookInput, HookInput}}, `hooks: "INPUT" listed twice`},
-		{Config{Action: "tarpit"}, `action: unknown action "tarpit" (want drop or reject)`},
-		{Config{LogPer: 2 * time.Second}, "log rate: unit 2s not one of second, minute, hour, day"},
+		{testConfig{}, ""},
+		{testConfig{Hooks: []firewall.Hook{HookInput, HookForward, HookDockerUser}, Action: firewall.ActionReject, LogPer: 24 * time.Hour}, ""},
+		{testConfig{Hooks: []firewall.Hook{"docker-user", " input"}}, ""},
+		{testConfig{Hooks: []firewall.Hook{"prerouting"}}, `hooks[0]: "prerouting" is not one of INPUT, FORWARD, DOCKER-USER (iptables backend)`},
+		{testConfig{Hooks: []firewall.Hook{HookInput, "input"}}, `hooks[1]: "INPUT" is listed twice`},
+		{testConfig{Action: "tarpit"}, `action: "tarpit" is not one of drop, reject`},
+		{testConfig{LogPer: 2 * time.Second}, "log_rate: unit 2s is not one of second, minute, hour, day"},
 	} {
-		err := tc.cfg.Validate()
+		s, err := backend.Check(tc.cfg.settings())
 		if got := fmt.Sprint(err); (err == nil) != (tc.err == "") || err != nil && got != tc.err {
-			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg, err, tc.err)
+			t.Errorf("Check(%+v) = %v, want %q", tc.cfg, err, tc.err)
+		}
+		if err == nil && !slices.ContainsFunc(s.Hooks, func(h firewall.Hook) bool { return h == HookInput || h == HookForward || h == HookDockerUser }) {
+			t.Errorf("Check(%+v) hooks = %v, not in the backend's spelling", tc.cfg, s.Hooks)
+		}
+	}
+}
+
+// TestVerdictCounters parses the rule listing Counters reads.
+func TestVerdictCounters(t *testing.T) {
+	const listing = `Chain SIKKERGUARD-BLOCK (3 references)
+    pkts      bytes target     prot opt in     out     source               destination
+      12      720 NFLOG      0    --  *      *       0.0.0.0/0            0.0.0.0/0            limit: avg 50/sec burst 5 nflog-prefix "sikkerguard: " nflog-group 7
+   98765 12345678 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0
+`
+	p, b, err := verdictCounters(listing)
+	if err != nil || p != 98765 || b != 12345678 {
+		t.Errorf("verdictCounters = %d, %d, %v; want 98765, 12345678", p, b, err)
+	}
+	reject := strings.Replace(listing, "DROP      ", "REJECT    ", 1)
+	if p, _, err := verdictCounters(reject); err != nil || p != 98765 {
+		t.Errorf("REJECT rule: %d, %v", p, err)
+	}
+	for name, bad := range map[string]string{
+		"no verdict": strings.Split(listing, "\n   98765")[0],
+		"two":        listing + "       1       60 DROP       0    --  *      *       ::/0                 ::/0\n",
+		"garbage":    strings.Replace(listing, "98765", "9x", 1),
+	} {
+		if _, _, err := verdictCounters(bad); err == nil {
+			t.Errorf("%s: no error", name)
 		}
 	}
 }
@@ -312,32 +343,32 @@ func TestNewFindsTools(t *testing.T) {
 	all := []string{"ipset", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore"}
 	t.Run("missing ipset", func(t *testing.T) {
 		fakeTools(t, "iptables v1.8.9 (nf_tables)", all[1:]...)
-		_, err := New(Config{}, nil)
+		_, err := New(testConfig{}.settings(), nil)
 		if err == nil || err.Error() != "iptables backend: ipset not found in PATH (install the ipset package)" {
 			t.Errorf("New = %v", err)
 		}
 	})
 	t.Run("missing ip6tables with IPv6", func(t *testing.T) {
 		fakeTools(t, "iptables v1.8.9 (nf_tables)", all[:3]...)
-		if _, err := New(Config{}, nil); err != nil {
+		if _, err := New(testConfig{}.settings(), nil); err != nil {
 			t.Errorf("IPv4 only: %v", err)
 		}
-		_, err := New(Config{IPv6: true}, nil)
+		_, err := New(testConfig{IPv6: true}.settings(), nil)
 		if err == nil || !strings.Contains(err.Error(), "ip6tables not found in PATH") {
 			t.Errorf("New = %v", err)
 		}
 	})
 	t.Run("legacy", func(t *testing.T) {
 		fakeTools(t, "iptables v1.8.9 (legacy)", all...)
-		_, err := New(Config{}, nil)
+		_, err := New(testConfig{}.settings(), nil)
 		if !errors.Is(err, ErrLegacy) || !strings.Contains(err.Error(), "update-alternatives --set iptables /usr/sbin/iptables-nft") {
 			t.Errorf("New = %v", err)
 		}
 	})
 	t.Run("bad config", func(t *testing.T) {
 		fakeTools(t, "iptables v1.8.9 (nf_tables)", all...)
-		_, err := New(Config{Action: "accept"}, nil)
-		if err == nil || !strings.Contains(err.Error(), `unknown action "accept"`) {
+		_, err := New(testConfig{Action: "accept"}.settings(), nil)
+		if err == nil || !strings.Contains(err.Error(), `action: "accept" is not one of drop, reject`) {
 			t.Errorf("New = %v", err)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
@@ -74,7 +75,7 @@ func TestKernelDropEvents(t *testing.T) {
 	fw, peer := lab.Host, lab.Peer
 
 	log := slog.New(slog.DiscardHandler)
-	backend, err := nft.New(nft.Config{Hooks: []string{nft.HookInput}, LogGroup: logGroup, LogRate: 1000, LogPer: time.Second, IPv6: true},
+	backend, err := nft.New(firewall.Settings{Hooks: []firewall.Hook{nft.HookInput}, Action: firewall.ActionDrop, LogGroup: logGroup, LogRate: 1000, LogPer: time.Second, IPv6: true},
 		log, nft.WithNetNSFd(fw.FD()))
 	if err != nil {
 		t.Fatal(err)
@@ -118,11 +119,11 @@ func TestKernelDropEvents(t *testing.T) {
 		name    string
 		fw, bad netip.Addr
 		icmp    string
-		dropped func(nft.Drops) uint64
+		dropped func(firewall.Counters) uint64
 	}
 	fams := []fam{
-		{"ipv4", testnet.Host4, badAddr4, TransportICMP, func(d nft.Drops) uint64 { return d.Packets4 }},
-		{"ipv6", testnet.Host6, badAddr6, TransportICMPv6, func(d nft.Drops) uint64 { return d.Packets6 }},
+		{"ipv4", testnet.Host4, badAddr4, TransportICMP, func(d firewall.Counters) uint64 { return d.Packets4 }},
+		{"ipv6", testnet.Host6, badAddr6, TransportICMPv6, func(d firewall.Counters) uint64 { return d.Packets6 }},
 	}
 	for _, f := range fams {
 		cases := []struct {

@@ -106,7 +106,7 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 	}
 	// Base chains first: each wanted hook keeps the first matching chain.
 	reused := map[string]bool{}
-	for _, h := range l.cfg.Hooks {
+	for _, h := range l.hooks() {
 		for _, kc := range kt.chains {
 			if !reused[kc.name] && baseMatches(kc, h) {
 				p.base[h], reused[kc.name] = kc.name, true
@@ -135,7 +135,7 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 			p.delChains = append(p.delChains, kc.name)
 		}
 	}
-	for _, h := range l.cfg.Hooks {
+	for _, h := range l.hooks() {
 		if _, ok := p.base[h]; ok {
 			continue
 		}
@@ -201,7 +201,7 @@ func writeAdoption(b *batch, l layout, p adoption, fill func(*batch)) error {
 			return err
 		}
 	}
-	for _, h := range l.cfg.Hooks {
+	for _, h := range l.hooks() {
 		if p.newBase[h] {
 			addChain(b, p.base[h], h, baseComment(h))
 		}

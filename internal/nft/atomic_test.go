@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"golang.org/x/sys/unix"
@@ -29,7 +30,7 @@ func randomList(seed uint64, n int, extra ...string) ipnet.Set {
 // one datagram may pass.
 func TestAtomicReplacement(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{})
+	b := l.backend(t, testConfig{})
 	if err := b.Apply(randomList(0, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,22 +73,22 @@ func TestAtomicReplacement(t *testing.T) {
 func TestAdoptWithoutGap(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  func(i int) Config
+		cfg  func(i int) testConfig
 	}{
-		{"same config", func(int) Config { return Config{IPv6: true, LogGroup: 5} }},
-		{"prerouting to prerouting+input", func(i int) Config {
-			hooks := []string{HookPrerouting}
+		{"same config", func(int) testConfig { return testConfig{IPv6: true, LogGroup: 5} }},
+		{"prerouting to prerouting+input", func(i int) testConfig {
+			hooks := []firewall.Hook{HookPrerouting}
 			if i%2 == 0 {
 				hooks = append(hooks, HookInput)
 			}
-			return Config{Hooks: hooks, IPv6: i%3 != 0, LogGroup: uint16(i)}
+			return testConfig{Hooks: hooks, IPv6: i%3 != 0, LogGroup: uint16(i)}
 		}},
-		{"input to prerouting", func(i int) Config {
-			hooks := []string{HookInput}
+		{"input to prerouting", func(i int) testConfig {
+			hooks := []firewall.Hook{HookInput}
 			if i%2 == 0 {
-				hooks = []string{HookPrerouting}
+				hooks = []firewall.Hook{HookPrerouting}
 			}
-			return Config{Hooks: hooks, IPv6: true}
+			return testConfig{Hooks: hooks, IPv6: true}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,7 +136,7 @@ func handles(t *testing.T, ns *testnet.NS) map[string]string {
 // reset) and leaves the table exactly as a fresh build would.
 func TestAdoptKeepsObjects(t *testing.T) {
 	l := newLab(t)
-	cfg := Config{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute}
+	cfg := testConfig{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute}
 	if err := l.backend(t, cfg).Apply(set("192.0.2.0/24", "2001:db8::1/128"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestAdoptLegacyTable(t *testing.T) {
 	if err := os.WriteFile(file, []byte(legacyTable), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute}
+	cfg := testConfig{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute}
 	for i := range 10 {
 		_, _ = l.Host.Run("nft", "delete", "table", "inet", TableName)
 		l.Host.MustRun("nft", "-f", file)
@@ -219,7 +220,7 @@ func TestAdoptLegacyTable(t *testing.T) {
 	// and the new chain had to take another name; everything else is the
 	// fresh layout.
 	out = strings.Replace(out, `"sikkerguard: legacy layout"`, `"`+tableComment+`"`, 1)
-	out = strings.Replace(out, `comment "old"`, `comment "`+newLayout(cfg).set(SetBlock4).comment+`"`, 1)
+	out = strings.Replace(out, `comment "old"`, `comment "`+newLayout(cfg.settings()).set(SetBlock4).comment+`"`, 1)
 	out = strings.Replace(out, "chain prerouting_1 {", "chain prerouting {", 1)
 	want, err := os.ReadFile("testdata/table.golden")
 	if err != nil {
@@ -243,7 +244,7 @@ func TestReplaceForeignTable(t *testing.T) {
 	l := newLab(t)
 	l.Host.MustRun("nft", "add table inet sikkerguard { chain prerouting { type filter hook prerouting priority 0; policy drop; }; }")
 	var logs strings.Builder
-	b, err := New(Config{}, slog.New(slog.NewTextHandler(&logs, nil)), WithNetNSFd(l.Host.FD()))
+	b, err := New(testConfig{}.settings(), slog.New(slog.NewTextHandler(&logs, nil)), WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestKillHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{}, nil, WithNetNSFd(fd))
+	b, err := New(testConfig{}.settings(), nil, WithNetNSFd(fd))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestKilledMidBatch(t *testing.T) {
 	}{{"generated", 0}, {"sending adopt", 0}, {"sending adopt", 10 * time.Millisecond}, {"sending adopt", 40 * time.Millisecond}, {"", 0}} {
 		// A fresh backend each time: it adopts whatever the last child
 		// left and loads the old list in full.
-		if err := l.backend(t, Config{}).Apply(randomList(5, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
+		if err := l.backend(t, testConfig{}).Apply(randomList(5, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$")

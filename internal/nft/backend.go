@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +40,7 @@ import (
 // operations are serialised.
 type Backend struct {
 	log  *slog.Logger
-	cfg  Config
+	cfg  firewall.Settings
 	lay  layout
 	nsFD int
 
@@ -63,12 +64,12 @@ type Option func(*Backend)
 // descriptor refers to (tests and benchmarks); the caller keeps it open.
 func WithNetNSFd(fd int) Option { return func(b *Backend) { b.nsFD = fd } }
 
-// New validates cfg and returns a backend; it does not touch the kernel.
-func New(cfg Config, log *slog.Logger, opts ...Option) (*Backend, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("nftables config: %w", err)
+// New checks s and returns a backend; it does not touch the kernel.
+func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error) {
+	cfg, err := backend.Check(s)
+	if err != nil {
+		return nil, fmt.Errorf("nftables settings: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -77,23 +78,6 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Backend, error) {
 		o(b)
 	}
 	return b, nil
-}
-
-// Loaded describes what the backend believes the kernel holds.
-type Loaded struct {
-	Built          bool
-	Block4, Block6 int // merged ranges (single addresses count as one)
-	Allow4, Allow6 int
-}
-
-// Loaded returns counts from the backend's own copy; it does not ask the kernel.
-// Singles kept in a hash set after they moved into a range (moved.go) are
-// covered by that range and not counted; they only outlive the call that
-// moved them when their removal failed.
-func (b *Backend) Loaded() Loaded {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return Loaded{Built: b.built, Block4: len(b.block.V4), Block6: len(b.block.V6), Allow4: len(b.allow.V4), Allow6: len(b.allow.V6)}
 }
 
 func (b *Backend) family(s ipnet.Set) ipnet.Set {
@@ -124,42 +108,6 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 	}
 	return b.commit("replace", block, allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
 }
-
-// ReplaceAll flushes the blocklist sets and loads block, in one transaction.
-func (b *Backend) ReplaceAll(block ipnet.Set) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.built {
-		return errNotBuilt
-	}
-	block = b.family(block)
-	return b.commit("replace", block, b.allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
-}
-
-// Update removes the ranges that left the list and adds the new ones, in one
-// transaction computed from the backend's copy.
-func (b *Backend) Update(block ipnet.Set) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.built {
-		return errNotBuilt
-	}
-	block = b.family(block)
-	added, removed := ipnet.Diff(b.block, block)
-	return b.commit("update", block, b.allow, func(bt *batch) ipnet.Set { return b.writeDelta(bt, block, added, removed) })
-}
-
-// SetAllow replaces the whitelist sets, in one transaction.
-func (b *Backend) SetAllow(allow ipnet.Set) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.built {
-		return errNotBuilt
-	}
-	return b.commit("allow", b.block, b.family(allow), nil)
-}
-
-var errNotBuilt = errors.New("nftables: table not built yet (call Apply first)")
 
 // build brings the kernel to the layout with all elements in one
 // transaction: it creates the table, or adopts the one an earlier process
@@ -465,20 +413,14 @@ func (b *Backend) tableExists() (bool, error) {
 	return true, nil
 }
 
-// Drops counts what the verdict chains dropped (or rejected) since the table
-// was built.
-type Drops struct {
-	Packets4, Bytes4 uint64
-	Packets6, Bytes6 uint64
-}
-
-// Counters reads the two named counters; it never reads a set.
-func (b *Backend) Counters() (Drops, error) {
+// Counters reads the two named counters of the verdict chains; it never
+// reads a set.
+func (b *Backend) Counters() (firewall.Counters, error) {
 	c, err := b.conn()
 	if err != nil {
-		return Drops{}, fmt.Errorf("nftables: %w", err)
+		return firewall.Counters{}, fmt.Errorf("nftables: %w", err)
 	}
-	var d Drops
+	var d firewall.Counters
 	read := func(name string, p, by *uint64) error {
 		o, err := c.GetObject(&nftables.CounterObj{Table: table, Name: name})
 		if err != nil {

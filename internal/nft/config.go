@@ -1,80 +1,60 @@
 package nft
 
 import (
-	"fmt"
+	"errors"
+	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 )
 
-// Hook names accepted in Config.Hooks.
+// Name is the backend's name in firewall.backend.
+const Name = "nftables"
+
+// Hooks of the nftables backend (netfilter hooks of the inet family).
 const (
-	HookPrerouting = "prerouting"
-	HookInput      = "input"
-	HookForward    = "forward"
+	HookPrerouting firewall.Hook = "prerouting"
+	HookInput      firewall.Hook = "input"
+	HookForward    firewall.Hook = "forward"
 )
 
-// Actions accepted in Config.Action.
-const (
-	ActionDrop   = "drop"
-	ActionReject = "reject"
-)
+// backend is the registration of this package; init fills it, as Open
+// refers back to New, which checks settings with it.
+var backend firewall.Backend
 
-// Config is what the backend needs from the daemon's configuration.
-type Config struct {
-	Hooks    []string      // prerouting | input | forward; empty means [prerouting]
-	Action   string        // drop | reject; empty means drop
-	IPv6     bool          // build the IPv6 half (sets, rules)
-	LogGroup uint16        // NFLOG group for dropped packets; 0 disables logging
-	LogRate  uint32        // packets logged per LogPer (kernel limit); 0 means 50
-	LogPer   time.Duration // time.Second, time.Minute, time.Hour or 24h; 0 means second
+func init() {
+	backend = firewall.Backend{
+		Open: func(s firewall.Settings, log *slog.Logger) (firewall.Firewall, error) {
+			return New(s, log)
+		},
+		ValidateHooks: validateHooks,
+		Cleanup: func(log *slog.Logger) error {
+			b, err := New(cleanupSettings, log)
+			if err != nil {
+				return err
+			}
+			return b.Remove()
+		},
+	}
+	firewall.Register(Name, backend)
 }
 
-func (c Config) withDefaults() Config {
-	if len(c.Hooks) == 0 {
-		c.Hooks = []string{HookPrerouting}
-	}
-	if c.Action == "" {
-		c.Action = ActionDrop
-	}
-	if c.LogRate == 0 {
-		c.LogRate = 50
-	}
-	if c.LogPer == 0 {
-		c.LogPer = time.Second
-	}
-	return c
-}
+// cleanupSettings open a backend only to remove the table: Remove deletes
+// it whole, whatever the settings that built it.
+var cleanupSettings = firewall.Settings{Hooks: []firewall.Hook{HookPrerouting}, Action: firewall.ActionDrop,
+	IPv6: true, LogRate: 1, LogPer: time.Second}
 
-// Validate reports the first setting the backend cannot build.
-func (c Config) Validate() error {
-	c = c.withDefaults()
-	seen := map[string]bool{}
-	for _, h := range c.Hooks {
-		switch h {
-		case HookPrerouting, HookInput, HookForward:
-		default:
-			return fmt.Errorf("hooks: unknown hook %q (want prerouting, input or forward)", h)
-		}
-		if seen[h] {
-			return fmt.Errorf("hooks: %q listed twice", h)
-		}
-		seen[h] = true
+// validateHooks accepts the hooks of the inet family that see incoming
+// packets.
+func validateHooks(hooks []firewall.Hook, action firewall.Action) ([]firewall.Hook, error) {
+	hooks, err := firewall.CheckHookNames(Name, hooks, HookPrerouting, HookInput, HookForward)
+	// The kernel refuses reject in prerouting; silently dropping there
+	// instead would hide a misconfiguration.
+	if action == firewall.ActionReject && slices.Contains(hooks, HookPrerouting) {
+		err = errors.Join(err, &firewall.SettingError{Field: "action", Msg: "reject cannot be used with the prerouting hook: " +
+			"the kernel allows the reject statement only in the input, forward and output hooks " +
+			"(use hooks [input, forward], or action drop)"})
 	}
-	switch c.Action {
-	case ActionDrop:
-	case ActionReject:
-		// The kernel refuses reject in prerouting; silently dropping there
-		// instead would hide a misconfiguration.
-		if slices.Contains(c.Hooks, HookPrerouting) {
-			return fmt.Errorf("action: reject works only in hooks input and forward, not prerouting")
-		}
-	default:
-		return fmt.Errorf("action: unknown action %q (want drop or reject)", c.Action)
-	}
-	switch c.LogPer {
-	case time.Second, time.Minute, time.Hour, 24 * time.Hour:
-	default:
-		return fmt.Errorf("log rate: unit %v not one of second, minute, hour, day", c.LogPer)
-	}
-	return nil
+	return hooks, err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"golang.org/x/sys/unix"
@@ -43,9 +44,9 @@ func newLab(t *testing.T) lab {
 
 var set = testnet.Set
 
-func (l lab) backend(t *testing.T, cfg Config) *Backend {
+func (l lab) backend(t *testing.T, cfg testConfig) *Backend {
 	t.Helper()
-	b, err := New(cfg, nil, WithNetNSFd(l.Host.FD()))
+	b, err := New(cfg.settings(), nil, WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +56,10 @@ func (l lab) backend(t *testing.T, cfg Config) *Backend {
 var blockList = []string{"192.0.2.48/28", "2001:db8:1::bad/128"}
 
 func TestBlocksTrafficPerHook(t *testing.T) {
-	for _, hook := range []string{HookPrerouting, HookInput} {
-		t.Run(hook, func(t *testing.T) {
+	for _, hook := range []firewall.Hook{HookPrerouting, HookInput} {
+		t.Run(string(hook), func(t *testing.T) {
 			l := newLab(t)
-			b := l.backend(t, Config{Hooks: []string{hook}, IPv6: true, LogGroup: 7})
+			b := l.backend(t, testConfig{Hooks: []firewall.Hook{hook}, IPv6: true, LogGroup: 7})
 			if err := b.Apply(set(blockList...), set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
 				t.Fatal(err)
 			}
@@ -97,10 +98,10 @@ func TestBlocksTrafficPerHook(t *testing.T) {
 // TestNeighbourDiscoveryAcrossBlockedPrefix blocks the whole /48 holding the
 // peer: the firewall must still resolve the peer's link-layer address.
 func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
-	for _, hook := range []string{HookPrerouting, HookInput} {
-		t.Run(hook, func(t *testing.T) {
+	for _, hook := range []firewall.Hook{HookPrerouting, HookInput} {
+		t.Run(string(hook), func(t *testing.T) {
 			l := newLab(t)
-			b := l.backend(t, Config{Hooks: []string{hook}, IPv6: true})
+			b := l.backend(t, testConfig{Hooks: []firewall.Hook{hook}, IPv6: true})
 			if err := b.Apply(set("2001:db8:1::/48"), ipnet.Set{}); err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +123,7 @@ func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
 
 func TestRejectAction(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{Hooks: []string{HookInput}, Action: ActionReject, IPv6: true})
+	b := l.backend(t, testConfig{Hooks: []firewall.Hook{HookInput}, Action: firewall.ActionReject, IPv6: true})
 	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestRejectAction(t *testing.T) {
 
 func TestGolden(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute})
+	b := l.backend(t, testConfig{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute})
 	if err := b.Apply(set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
 		set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func hasElement(t *testing.T, ns *testnet.NS, set, elem string) bool {
 
 func TestAddressSpaceEdges(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{IPv6: true})
+	b := l.backend(t, testConfig{IPv6: true})
 	all := set("0.0.0.0/0", "::/0").Subtract(set("192.0.2.0/24", "2001:db8::/32"))
 	block := ipnet.Union(all, set("255.255.255.255/32"))
 	if err := b.Apply(block, ipnet.Set{}); err != nil {
@@ -232,7 +233,7 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 	l := newLab(t)
 	l.Host.MustRun("nft", "add table inet other { chain c { type filter hook input priority 0; counter; }; }")
 	before := l.Host.MustRun("nft", "list", "ruleset")
-	b := l.backend(t, Config{IPv6: true, LogGroup: 3})
+	b := l.backend(t, testConfig{IPv6: true, LogGroup: 3})
 	if err := b.Apply(set(blockList...), set("192.0.2.55/32")); err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 // copy, must still apply cleanly.
 func TestFailedTransactionKeepsCopy(t *testing.T) {
 	l := newLab(t)
-	b := l.backend(t, Config{})
+	b := l.backend(t, testConfig{})
 	if err := b.Apply(set("10.0.0.0/24", "10.0.2.0/24"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestFailedTransactionKeepsCopy(t *testing.T) {
 	if !errors.Is(err, unix.EEXIST) {
 		t.Fatalf("overlapping replace: %v, want EEXIST", err)
 	}
-	if got := b.Loaded().Block4; got != 2 {
+	if got := len(b.block.V4); got != 2 {
 		t.Errorf("copy has %d ranges after a failed replace, want 2", got)
 	}
 	if !hasElement(t, l.Host, SetBlock4, "10.0.2.1") {
@@ -285,7 +286,7 @@ func TestFailedTransactionKeepsCopy(t *testing.T) {
 
 func TestIntactNoticesAFlushedRuleset(t *testing.T) {
 	l := newLab(t)
-	cfg := Config{Hooks: []string{HookInput}, IPv6: true}
+	cfg := testConfig{Hooks: []firewall.Hook{HookInput}, IPv6: true}
 	b := l.backend(t, cfg)
 	if ok, err := b.Intact(); err != nil || ok {
 		t.Fatalf("Intact before any Apply = %v, %v; want false", ok, err)

@@ -36,7 +36,7 @@ func TestMoveBetweenSets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
 			sink := l.Sink(badAddr4)
-			b := l.backend(t, Config{IPv6: true})
+			b := l.backend(t, testConfig{IPv6: true})
 			if err := b.Apply(randomList(1, 20_000, single...), ipnet.Set{}); err != nil {
 				t.Fatal(err)
 			}

@@ -2,10 +2,13 @@ package nft
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,9 +47,9 @@ var hookPrio = map[string]struct {
 	num  uint32
 	prio int32
 }{
-	HookPrerouting: {unix.NF_INET_PRE_ROUTING, -300},
-	HookInput:      {unix.NF_INET_LOCAL_IN, -10},
-	HookForward:    {unix.NF_INET_FORWARD, -10},
+	string(HookPrerouting): {unix.NF_INET_PRE_ROUTING, -300},
+	string(HookInput):      {unix.NF_INET_LOCAL_IN, -10},
+	string(HookForward):    {unix.NF_INET_FORWARD, -10},
 }
 
 // setDef describes one set of the table.
@@ -71,13 +74,13 @@ func (p part) takes(single bool) bool {
 	return p == partAll || (p == partSingles) == single
 }
 
-// layout is the set of objects a Config produces.
+// layout is the set of objects a Settings value produces.
 type layout struct {
-	cfg  Config
+	cfg  firewall.Settings
 	sets []setDef
 }
 
-func newLayout(cfg Config) layout {
+func newLayout(cfg firewall.Settings) layout {
 	l := layout{cfg: cfg}
 	add := func(name string, v6 bool, p part, comment string) {
 		l.sets = append(l.sets, setDef{name: name, id: uint32(len(l.sets) + 1), v6: v6, interval: p != partSingles, part: p, comment: comment})
@@ -127,12 +130,12 @@ func counterComment(v6 bool) string {
 	return "sikkerguard: IPv4 packets dropped from listed sources"
 }
 
-func verdictComment(cfg Config, v6 bool) string {
+func verdictComment(cfg firewall.Settings, v6 bool) string {
 	fam := "IPv4"
 	if v6 {
 		fam = "IPv6"
 	}
-	return "sikkerguard: " + cfg.Action + " listed " + fam + " sources, logging a rate-limited sample"
+	return "sikkerguard: " + string(cfg.Action) + " listed " + fam + " sources, logging a rate-limited sample"
 }
 
 func baseComment(hook string) string {
@@ -155,11 +158,20 @@ func (l layout) verdictChains() []string {
 	return []string{chainDrop4}
 }
 
+// hooks returns the configured hooks, which also name the base chains.
+func (l layout) hooks() []string {
+	hs := make([]string, len(l.cfg.Hooks))
+	for i, h := range l.cfg.Hooks {
+		hs[i] = string(h)
+	}
+	return hs
+}
+
 // hookNames maps every configured hook to a base chain of the same name, the
 // names of a freshly created table.
 func (l layout) hookNames() map[string]string {
 	m := map[string]string{}
-	for _, h := range l.cfg.Hooks {
+	for _, h := range l.hooks() {
 		m[h] = h
 	}
 	return m
@@ -197,7 +209,7 @@ func buildTable(b *batch, l layout, replace bool) error {
 			return err
 		}
 	}
-	for _, h := range l.cfg.Hooks {
+	for _, h := range l.hooks() {
 		addChain(b, h, h, baseComment(h))
 		if err := addBaseRules(b, l, h); err != nil {
 			return err
@@ -289,22 +301,19 @@ func addRule(b *batch, chain, text string, exprs ...expr.Any) error {
 	return nil
 }
 
-var logUnits = map[int64]struct {
-	unit expr.LimitTime
-	name string
-}{
-	1: {expr.LimitTimeSecond, "second"}, 60: {expr.LimitTimeMinute, "minute"},
-	3600: {expr.LimitTimeHour, "hour"}, 86400: {expr.LimitTimeDay, "day"},
+var logUnits = map[time.Duration]expr.LimitTime{
+	time.Second: expr.LimitTimeSecond, time.Minute: expr.LimitTimeMinute,
+	time.Hour: expr.LimitTimeHour, 24 * time.Hour: expr.LimitTimeDay,
 }
 
 // addVerdictRules fills the regular chain a listed packet jumps to: a rate
 // limited NFLOG copy, the named counter and the verdict. Keeping these here
 // means the base chain does one lookup per set and nothing else per packet.
-func addVerdictRules(b *batch, cfg Config, chain, counter string) error {
+func addVerdictRules(b *batch, cfg firewall.Settings, chain, counter string) error {
 	if cfg.LogGroup != 0 {
-		u := logUnits[int64(cfg.LogPer.Seconds())]
-		err := addRule(b, chain, fmt.Sprintf("sikkerguard: copy at most %d packets per %s to NFLOG group %d", cfg.LogRate, u.name, cfg.LogGroup),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(cfg.LogRate), Unit: u.unit, Burst: 5},
+		per := firewall.UnitName(cfg.LogPer)
+		err := addRule(b, chain, fmt.Sprintf("sikkerguard: copy at most %d packets per %s to NFLOG group %d", cfg.LogRate, per, cfg.LogGroup),
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(cfg.LogRate), Unit: logUnits[cfg.LogPer], Burst: 5},
 			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: cfg.LogGroup, Data: []byte(logPrefix)},
 		)
 		if err != nil {
@@ -312,7 +321,7 @@ func addVerdictRules(b *batch, cfg Config, chain, counter string) error {
 		}
 	}
 	count := &expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: counter}
-	if cfg.Action == ActionReject {
+	if cfg.Action == firewall.ActionReject {
 		// TCP gets a reset so that clients fail fast; everything else an
 		// ICMP(v6) administratively-prohibited.
 		if err := addRule(b, chain, "sikkerguard: reject TCP from listed sources with a reset",

@@ -9,28 +9,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"golang.org/x/sys/unix"
 )
 
-func TestConfigValidate(t *testing.T) {
+func TestCheckSettings(t *testing.T) {
 	tests := []struct {
-		cfg  Config
+		cfg  testConfig
 		want string
 	}{
-		{Config{}, ""},
-		{Config{Hooks: []string{"input", "forward"}, Action: "reject"}, ""},
-		{Config{Hooks: []string{"output"}}, `hooks: unknown hook "output"`},
-		{Config{Hooks: []string{"input", "input"}}, `hooks: "input" listed twice`},
-		{Config{Action: "reject"}, "action: reject works only in hooks input and forward"},
-		{Config{Action: "accept"}, `action: unknown action "accept"`},
-		{Config{LogPer: 2 * time.Second}, "log rate: unit 2s"},
+		{testConfig{}, ""},
+		{testConfig{Hooks: []firewall.Hook{"input", "forward"}, Action: "reject"}, ""},
+		{testConfig{Hooks: []firewall.Hook{"output"}}, `hooks[0]: "output" is not one of prerouting, input, forward (nftables backend)`},
+		{testConfig{Hooks: []firewall.Hook{"INPUT"}}, ""},
+		{testConfig{Hooks: []firewall.Hook{"input", "input"}}, `hooks[1]: "input" is listed twice`},
+		{testConfig{Action: "reject"}, "action: reject cannot be used with the prerouting hook"},
+		{testConfig{Action: "accept"}, `action: "accept" is not one of drop, reject`},
+		{testConfig{LogRate: 1, LogPer: 2 * time.Second}, "log_rate: unit 2s is not one of second, minute, hour, day"},
 	}
 	for _, tt := range tests {
-		err := tt.cfg.Validate()
+		_, err := backend.Check(tt.cfg.settings())
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
+			t.Errorf("Check(%+v) = %v, want %q", tt.cfg, err, tt.want)
 		}
+	}
+	if _, err := New(firewall.Settings{Hooks: []firewall.Hook{"output"}, Action: "drop", LogRate: 1, LogPer: time.Second}, nil); err == nil {
+		t.Error("New accepted a hook the backend does not have")
+	}
+	s, err := backend.Check(testConfig{Hooks: []firewall.Hook{" Input", "FORWARD"}, Action: " Reject"}.settings())
+	if err != nil || !slices.Equal(s.Hooks, []firewall.Hook{HookInput, HookForward}) || s.Action != firewall.ActionReject {
+		t.Errorf("Check kept the spelling as written: %+v, %v", s, err)
 	}
 }
 
@@ -102,7 +111,7 @@ func TestWriteRanges4(t *testing.T) {
 		{Lo: 0xc0000201, Hi: 0xc0000201}, // 192.0.2.1, single
 		{Lo: 0xffffff00, Hi: 0xffffffff}, // 255.255.255.0/24, no end element
 	}}
-	l := newLayout(Config{})
+	l := newLayout(testConfig{}.settings())
 	for _, tt := range []struct {
 		set  string
 		want []element
@@ -129,7 +138,7 @@ func TestWriteRanges6Top(t *testing.T) {
 		{Lo: ipnet.U128{Hi: ^uint64(0), Lo: ^uint64(0) - 1}, Hi: max128},
 	}}
 	b := newBatch(1)
-	writeRanges6(b, unix.NFT_MSG_NEWSETELEM, newLayout(Config{IPv6: true}).set(SetBlock6), set.V6)
+	writeRanges6(b, unix.NFT_MSG_NEWSETELEM, newLayout(testConfig{IPv6: true}.settings()).set(SetBlock6), set.V6)
 	got := decodeElems(t, b.finish())[0]
 	want := []element{
 		{key: "20010db8000000000000000000000000"},
@@ -148,7 +157,7 @@ func TestChunking(t *testing.T) {
 	for i := uint32(0); i < 300_000; i++ {
 		s.V4 = append(s.V4, ipnet.Range4{Lo: i * 4, Hi: i*4 + i%2})
 	}
-	l := newLayout(Config{})
+	l := newLayout(testConfig{}.settings())
 	b := newBatch(1)
 	n := writeRanges4(b, unix.NFT_MSG_NEWSETELEM, l.set(SetHosts4), s.V4)
 	n += writeRanges4(b, unix.NFT_MSG_NEWSETELEM, l.set(SetBlock4), s.V4)
@@ -183,9 +192,9 @@ func TestKernelErrorIs(t *testing.T) {
 // TestPlanAdoption plans the adoption of tables left by other
 // configurations: what is kept, deleted, created and renamed.
 func TestPlanAdoption(t *testing.T) {
-	cfg := Config{Hooks: []string{HookPrerouting, HookInput}}.withDefaults()
+	cfg := testConfig{Hooks: []firewall.Hook{HookPrerouting, HookInput}}.settings()
 	l := newLayout(cfg)
-	pre, in := hookPrio[HookPrerouting], hookPrio[HookInput]
+	pre, in := hookPrio[string(HookPrerouting)], hookPrio[string(HookInput)]
 	base := func(name string, hook uint32, prio int32) kernelChain {
 		return kernelChain{name: name, base: true, hook: hook, prio: prio, typ: "filter", policy: 1}
 	}
@@ -237,7 +246,7 @@ func TestPlanAdoption(t *testing.T) {
 // are flushed before anything is deleted, and base chains that go are
 // deleted only after every element is written.
 func TestWriteAdoptionOrder(t *testing.T) {
-	l := newLayout(Config{}.withDefaults())
+	l := newLayout(testConfig{}.settings())
 	kt := kernelTable{chains: []kernelChain{{name: "prerouting", base: true, hook: unix.NF_INET_PRE_ROUTING, prio: -150, typ: "filter", policy: 1}},
 		sets: []kernelSet{{name: "old", keyType: 7, keyLen: 4}}}
 	b := newBatch(1)

@@ -6,21 +6,47 @@ package safety
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
 // Limits are the sanity bounds a pulled list must respect (config safety.*).
+// A zero limit is off, except that an empty list is always refused.
 type Limits struct {
-	MaxGrowth  float64 // a list more than MaxGrowth × the previous one is refused
-	MaxEntries int     // hard cap on entries (merged ranges) per apply
+	MaxGrowth  float64 // a list more than MaxGrowth × the previous one (ranges or addresses) is refused
+	MaxShrink  float64 // a list smaller than MaxShrink × the previous one (ranges) is refused
+	MaxEntries int     // hard cap on entries (merged ranges) per feed and per apply
+	// MaxBlockShare caps the share of global unicast IPv4 one merged list
+	// may block: a feed line such as 0.0.0.0/1 that slipped past the
+	// prefix minimum would otherwise cut the host off from the internet.
+	MaxBlockShare float64
+}
+
+// Size measures a list in the three units the checks compare: merged
+// ranges (what the kernel holds), IPv4 addresses and IPv6 addresses.
+type Size struct {
+	Ranges int
+	Addrs4 uint64
+	Addrs6 float64
+}
+
+// SizeOf measures a merged set.
+func SizeOf(s ipnet.Set) Size {
+	v4, v6 := s.Len()
+	a4, a6 := s.Addresses()
+	return Size{Ranges: v4 + v6, Addrs4: a4, Addrs6: a6}
 }
 
 // Reason says why a list was refused; the daemon reports it in its state.
 type Reason string
 
 const (
-	ReasonEmpty    Reason = "empty"
-	ReasonTooLarge Reason = "too_large"
-	ReasonGrowth   Reason = "growth"
+	ReasonEmpty      Reason = "empty"
+	ReasonTooLarge   Reason = "too_large"
+	ReasonGrowth     Reason = "growth"
+	ReasonShrink     Reason = "shrink"
+	ReasonBlockShare Reason = "block_share"
 )
 
 // ErrRejected matches every *RejectError with errors.Is.
@@ -29,37 +55,86 @@ var ErrRejected = errors.New("list rejected")
 // RejectError is a refused list: the current list stays in force.
 type RejectError struct {
 	Reason Reason
-	Prev   int
-	Next   int
+	Unit   string // "entries", "IPv4 addresses", …: what Prev and Next count
+	Prev   float64
+	Next   float64
 	Limit  float64
 }
 
 func (e *RejectError) Error() string {
+	const keep = "; keeping the current one"
 	switch e.Reason {
 	case ReasonEmpty:
-		return "list rejected: the new list is empty; keeping the current one"
+		return "list rejected: the new list is empty" + keep
 	case ReasonTooLarge:
-		return fmt.Sprintf("list rejected: %d entries exceed safety.max_entries %.0f; keeping the current one", e.Next, e.Limit)
+		return fmt.Sprintf("list rejected: %.0f entries exceed safety.max_entries %.0f"+keep, e.Next, e.Limit)
+	case ReasonShrink:
+		return fmt.Sprintf("list rejected: %.0f %s is less than %.2g× the previous %.0f (safety.max_shrink)"+keep,
+			e.Next, e.Unit, e.Limit, e.Prev)
+	case ReasonBlockShare:
+		return fmt.Sprintf("list rejected: it would block %.1f %% of all global IPv4 addresses, more than safety.max_block_share %.3g"+keep,
+			100*e.Next, e.Limit)
 	default:
-		return fmt.Sprintf("list rejected: %d entries is more than %.2g× the previous %d (safety.max_growth); keeping the current one",
-			e.Next, e.Limit, e.Prev)
+		return fmt.Sprintf("list rejected: %.0f %s is more than %.2g× the previous %.0f (safety.max_growth)"+keep,
+			e.Next, e.Unit, e.Limit, e.Prev)
 	}
 }
 
 func (e *RejectError) Is(target error) bool { return target == ErrRejected }
 
-// CheckList decides whether a list of next entries may replace one of prev
-// entries. Entries are merged ranges, the unit the kernel holds, so a feed
-// that adds one /8 counts once rather than sixteen million times. prev == 0
-// means nothing was enforced before, so growth cannot be judged.
-func CheckList(prev, next int, lim Limits) error {
-	switch {
-	case next == 0:
-		return &RejectError{Reason: ReasonEmpty, Prev: prev, Next: next}
-	case lim.MaxEntries > 0 && next > lim.MaxEntries:
-		return &RejectError{Reason: ReasonTooLarge, Prev: prev, Next: next, Limit: float64(lim.MaxEntries)}
-	case prev > 0 && lim.MaxGrowth > 0 && float64(next) > lim.MaxGrowth*float64(prev):
-		return &RejectError{Reason: ReasonGrowth, Prev: prev, Next: next, Limit: lim.MaxGrowth}
+// CheckList decides whether a list of size next may replace one of size
+// prev. Growth is judged on ranges and on addresses of each family, so that
+// a feed swapping its /32s for a few /8s is caught although its range count
+// shrinks; shrinking is judged on ranges, the unit a cut-short answer loses.
+// A zero prev means nothing was enforced before, so neither can be judged.
+func CheckList(prev, next Size, lim Limits) error {
+	if next.Ranges == 0 {
+		return &RejectError{Reason: ReasonEmpty, Unit: "entries", Prev: float64(prev.Ranges)}
+	}
+	if lim.MaxEntries > 0 && next.Ranges > lim.MaxEntries {
+		return &RejectError{Reason: ReasonTooLarge, Unit: "entries", Prev: float64(prev.Ranges), Next: float64(next.Ranges), Limit: float64(lim.MaxEntries)}
+	}
+	if lim.MaxGrowth > 0 {
+		for _, c := range []struct {
+			unit       string
+			prev, next float64
+		}{
+			{"entries", float64(prev.Ranges), float64(next.Ranges)},
+			{"IPv4 addresses", float64(prev.Addrs4), float64(next.Addrs4)},
+			{"IPv6 addresses", prev.Addrs6, next.Addrs6},
+		} {
+			if c.prev > 0 && c.next > lim.MaxGrowth*c.prev {
+				return &RejectError{Reason: ReasonGrowth, Unit: c.unit, Prev: c.prev, Next: c.next, Limit: lim.MaxGrowth}
+			}
+		}
+	}
+	if lim.MaxShrink > 0 && prev.Ranges > 0 && float64(next.Ranges) < lim.MaxShrink*float64(prev.Ranges) {
+		return &RejectError{Reason: ReasonShrink, Unit: "entries", Prev: float64(prev.Ranges), Next: float64(next.Ranges), Limit: lim.MaxShrink}
+	}
+	return nil
+}
+
+// globalIPv4 is the number of global unicast IPv4 addresses: the whole
+// space less ipnet's non-global table.
+var globalIPv4 = func() uint64 {
+	all := ipnet.FromPrefixes(netip.MustParsePrefix("0.0.0.0/0"))
+	n, _ := all.Subtract(ipnet.NonGlobal()).Addresses()
+	return n
+}()
+
+// CheckPlan decides whether a merged blocklist may be enforced at all,
+// whatever the lists it came from: its entry count and the share of the
+// global IPv4 space it covers.
+func CheckPlan(block ipnet.Set, lim Limits) error {
+	size := SizeOf(block)
+	if lim.MaxEntries > 0 && size.Ranges > lim.MaxEntries {
+		return &RejectError{Reason: ReasonTooLarge, Unit: "entries", Next: float64(size.Ranges), Limit: float64(lim.MaxEntries)}
+	}
+	if lim.MaxBlockShare > 0 {
+		global, _ := block.Subtract(ipnet.NonGlobal()).Addresses()
+		if share := float64(global) / float64(globalIPv4); share > lim.MaxBlockShare {
+			return &RejectError{Reason: ReasonBlockShare, Unit: "share", Next: share, Limit: lim.MaxBlockShare}
+		}
 	}
 	return nil
 }

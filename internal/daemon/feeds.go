@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/version"
+)
+
+// SikkerFeedName names the SikkerAPI blacklist among the feeds.
+const SikkerFeedName = "sikkerapi"
+
+// feedState is everything the daemon knows about one feed: one record, so
+// that a feed added, changed or dropped on reload takes all of it along.
+type feedState struct {
+	name string
+	spec feedSpec
+	src  *feed.CachedSource
+	// gen counts the sources built for this feed; a pull started by an
+	// older one is dropped when it returns, as its settings are gone.
+	gen      uint64
+	inflight bool
+
+	interval   time.Duration
+	mayBeEmpty bool // a local file, which may be empty on purpose
+
+	inUse   *feed.Snapshot // the list the feed contributes (accepted)
+	pending *feed.Snapshot // a pulled list waiting for the decision
+	sched   schedule
+	problem string // why the feed is degraded; "" when it is fine
+}
+
+// feedSpec is what a feed's source is built from. Reload compares specs as
+// whole values, so that a setting added later cannot be missed: any change
+// rebuilds the source and pulls it again at once.
+type feedSpec struct {
+	Name     string
+	API      config.API  // the SikkerAPI feed; PullInterval zeroed
+	Key      string      // the SikkerAPI feed's key
+	Feed     config.Feed // an extra feed; Interval zeroed
+	Safety   config.Safety
+	StateDir string
+}
+
+func (s feedSpec) equal(o feedSpec) bool { return reflect.DeepEqual(s, o) }
+
+// feedSpecs lists the feeds of cfg in order: SikkerAPI when a key is
+// present (the caller has warned when it is not), then the extra feeds.
+func feedSpecs(cfg config.Config, key config.Secret) []feedSpec {
+	var out []feedSpec
+	if !key.IsZero() {
+		api := cfg.API
+		api.PullInterval = 0
+		out = append(out, feedSpec{Name: SikkerFeedName, API: api, Key: key.Reveal(), Safety: cfg.Safety, StateDir: cfg.StateDir})
+	}
+	for _, f := range cfg.Feeds {
+		f.Interval = 0
+		out = append(out, feedSpec{Name: f.Name, Feed: f, Safety: cfg.Safety, StateDir: cfg.StateDir})
+	}
+	return out
+}
+
+// interval and mayBeEmpty read what a spec leaves out of the comparison.
+func feedInterval(cfg config.Config, name string) time.Duration {
+	for _, f := range cfg.Feeds {
+		if f.Name == name {
+			return f.Interval
+		}
+	}
+	return cfg.API.PullInterval
+}
+
+// openSource builds a feed's source, wrapped in its last-good cache.
+func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSource, error) {
+	var (
+		src feed.Source
+		err error
+	)
+	lim := feed.Limits{MinPrefix4: s.Safety.MinPrefix4, MinPrefix6: s.Safety.MinPrefix6, MaxEntries: s.Safety.MaxEntries}
+	switch {
+	case s.Name == SikkerFeedName && s.Key != "":
+		src, err = feed.NewSikker(feed.SikkerOptions{
+			Name:            SikkerFeedName,
+			BaseURL:         s.API.URL,
+			Key:             s.Key,
+			ScoreMin:        s.API.ScoreMin,
+			Limit:           s.API.Limit,
+			IPVersion:       s.API.IPVersion,
+			Protocols:       s.API.Protocols,
+			OnlyCountries:   s.API.OnlyCountries,
+			ExceptCountries: s.API.ExceptCountries,
+			OnlyASN:         s.API.OnlyASN,
+			ExceptASN:       s.API.ExceptASN,
+			MinSeverity:     s.API.MinSeverity,
+			Limits:          lim,
+			UserAgent:       version.UserAgent(),
+			Logger:          log.With("feed", SikkerFeedName),
+		})
+	case s.Feed.URL != "":
+		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
+	default:
+		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File, Limits: lim})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("feed %s: %w", s.Name, err)
+	}
+	return feed.Cached(src, cfg.StateDir, log), nil
+}
+
+// syncFeeds makes feeds follow cfg: new feeds are added (due at once),
+// changed ones get a new source (due at once; a pull of the old one still
+// running is dropped when it returns), dropped ones leave with their list.
+// The order follows the configuration. A source that cannot be built is
+// an error and changes nothing.
+func syncFeeds(feeds []*feedState, cfg config.Config, key config.Secret, now time.Time, log *slog.Logger) ([]*feedState, error) {
+	old := make(map[string]*feedState, len(feeds))
+	for _, f := range feeds {
+		old[f.name] = f
+	}
+	specs := feedSpecs(cfg, key)
+	out := make([]*feedState, 0, len(specs))
+	srcs := make([]*feed.CachedSource, len(specs))
+	for i, s := range specs {
+		if f := old[s.Name]; f != nil && f.spec.equal(s) {
+			continue
+		}
+		src, err := openSource(cfg, s, log)
+		if err != nil {
+			return feeds, err
+		}
+		srcs[i] = src
+	}
+	for i, s := range specs {
+		f := old[s.Name]
+		switch {
+		case f == nil:
+			f = &feedState{name: s.Name, spec: s, src: srcs[i], gen: 1}
+		case srcs[i] != nil:
+			f.spec, f.src, f.gen = s, srcs[i], f.gen+1
+			f.inflight, f.pending, f.problem = false, nil, ""
+			f.sched.force(now)
+		}
+		f.interval = feedInterval(cfg, s.Name)
+		f.mayBeEmpty = s.Feed.File != ""
+		out = append(out, f)
+	}
+	return out, nil
+}

@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sikkerapi/sikkerguard/internal/feed"
+)
+
+// inputs gathers the decision's inputs from the daemon's state.
+func (d *Daemon) inputs() Inputs {
+	in := Inputs{
+		Never: d.protect.never().Set(), StripPrivate: d.cfg.Safety.StripPrivate,
+		IPv6: d.cfg.Firewall.IPv6, Limits: LimitsOf(d.cfg),
+	}
+	for _, f := range d.feeds {
+		in.Feeds = append(in.Feeds, FeedInput{Name: f.name, Accepted: f.inUse, Candidate: f.pending, MayBeEmpty: f.mayBeEmpty})
+	}
+	return in
+}
+
+// reconcile decides what to enforce from the feeds' lists and the
+// never-block list, and applies it if it differs from what the kernel
+// holds: verified, and rolled back on lost connectivity. Accepted lists
+// become their feeds' last good lists only once they are in force.
+func (d *Daemon) reconcile(ctx context.Context) {
+	dec, err := Decide(d.inputs())
+	for i, v := range dec.Feeds {
+		if v.Refused != nil {
+			f := d.feeds[i]
+			f.problem, f.pending = v.Refused.Error(), nil
+			d.log.Warn("list rejected", "feed", f.name, "err", v.Refused)
+		}
+	}
+	d.planIssue = ""
+	plan := dec.Plan
+	if err != nil {
+		d.planIssue = err.Error()
+		d.log.Warn("list rejected", "err", err)
+		d.dropPending()
+		if d.hasApplied {
+			d.updateState()
+			return
+		}
+		plan = plan.Empty() // first start: at least the table and the whitelist
+	}
+	if d.hasApplied && plan.Block.Equal(d.applied.Block) && plan.Allow.Equal(d.applied.Allow) {
+		d.accept(dec)
+		d.updateState()
+		return
+	}
+	if d.badPlan != nil && plan.Block.Equal(d.badPlan.Block) && plan.Allow.Equal(d.badPlan.Allow) {
+		d.planIssue = "the current lists broke connectivity before; waiting for them to change"
+		d.dropPending()
+		d.updateState()
+		return
+	}
+	prev := d.applied
+	if !d.hasApplied {
+		prev = plan.Empty() // nothing was blocked before sikkerguard started
+	}
+	e := enforcer{fw: d.fw, prober: d.o.Prober, verify: d.cfg.Safety.VerifyConnectivity && !d.cfg.DryRun}
+	err = e.enforce(ctx, plan, prev, d.protect.targets())
+	var ae *ApplyError
+	switch {
+	case errors.As(err, &ae):
+		// Candidates stay pending: the next reconcile tries them again.
+		d.planIssue = err.Error()
+		d.log.Error("ApplyFailed", "err", ae.Err)
+		d.updateState()
+		if d.bus != nil {
+			d.bus.ApplyFailed(d.planIssue)
+		}
+		return
+	case rolledBack(err):
+		d.rolledBack(plan, prev, err)
+		return
+	}
+	if err == nil && plan.Block.IsEmpty() && d.planIssue != "" {
+		// The empty first-start table of a refused plan: in force, and the
+		// refusal stays the state's reason.
+		d.setApplied(plan)
+		d.updateState()
+		return
+	}
+	d.accept(dec)
+	d.setApplied(plan)
+	v4, v6 := plan.Block.Len()
+	d.log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(plan.Block, d.cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
+	d.updateState()
+	d.publish()
+	if d.bus != nil {
+		d.bus.BlocklistUpdated(d.status.BlockedIPv4, d.status.BlockedIPv6)
+	}
+	d.notify(d.statusLine())
+}
+
+// accept makes the decision's accepted candidates their feeds' lists in
+// force and their last good lists on disk.
+func (d *Daemon) accept(dec Decision) {
+	srcs := make([]*feed.CachedSource, len(d.feeds))
+	for i, f := range d.feeds {
+		srcs[i] = f.src
+	}
+	commitAccepted(dec, srcs, d.log)
+	for i, v := range dec.Feeds {
+		f := d.feeds[i]
+		if v.Accepted {
+			f.inUse = v.InUse
+		}
+		f.pending = nil
+	}
+}
+
+func (d *Daemon) dropPending() {
+	for _, f := range d.feeds {
+		f.pending = nil
+	}
+}
+
+// setApplied records what the kernel holds now.
+func (d *Daemon) setApplied(plan Plan) {
+	d.applied, d.hasApplied, d.badPlan = plan, true, nil
+	allow := plan.Allow
+	d.allowNow.Store(&allow)
+	v4, v6 := plan.Block.Len()
+	d.mu.Lock()
+	d.counts = [2]int{v4, v6}
+	d.mu.Unlock()
+}
+
+// rolledBack records a plan that broke connectivity; the kernel holds prev
+// again unless restoring it failed too.
+func (d *Daemon) rolledBack(plan, prev Plan, err error) {
+	var rb *RollbackError
+	errors.As(err, &rb)
+	if rb.Restore != nil {
+		d.log.Error("rollback failed", "err", rb.Restore)
+	} else {
+		d.setApplied(prev)
+	}
+	d.dropPending()
+	d.badPlan = &plan
+	d.planIssue = err.Error()
+	d.log.Error("RolledBack", "reason", rb.Lost)
+	d.updateState()
+	d.publish()
+	if d.bus != nil {
+		d.bus.RolledBack(d.planIssue)
+	}
+}
