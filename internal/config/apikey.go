@@ -138,14 +138,27 @@ var keyOwnerTrusted = func(uid uint32) bool { return uid == 0 || int64(uid) == i
 // regular file, not a symbolic link (whoever can change the link's target
 // chooses the key), owned by root, readable by its owner alone.
 func checkKeyFileInfo(path string, st fs.FileInfo) error {
+	if st.Mode()&fs.ModeSymlink != 0 {
+		return symlinkError(path)
+	}
+	return checkSecretFileInfo("api key file", path, st)
+}
+
+func symlinkError(path string) error {
+	return fmt.Errorf("api key file %s is a symbolic link; point api.key_file (and LoadCredential=) at the file itself", path)
+}
+
+// checkSecretFileInfo is checkKeyFileInfo for any file of secrets; what
+// names it in the error ("api key file", "hub tokens file").
+func checkSecretFileInfo(what, path string, st fs.FileInfo) error {
 	switch {
 	case st.Mode()&fs.ModeSymlink != 0:
-		return symlinkError(path)
+		return fmt.Errorf("%s %s is a symbolic link; point the configuration at the file itself", what, path)
 	case !st.Mode().IsRegular():
-		return fmt.Errorf("api key file %s is not a regular file", path)
+		return fmt.Errorf("%s %s is not a regular file", what, path)
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("api key file %s has mode %04o, open to group or others; run: chmod 600 %s", path, perm, path)
+		return fmt.Errorf("%s %s has mode %04o, open to group or others; run: chmod 600 %s", what, path, perm, path)
 	}
 	uid, ok := fileOwner(st)
 	if !ok || !keyOwnerTrusted(uid) {
@@ -153,13 +166,53 @@ func checkKeyFileInfo(path string, st fs.FileInfo) error {
 		if ok {
 			owner = fmt.Sprintf("uid %d", uid)
 		}
-		return fmt.Errorf("api key file %s is owned by %s, not root; run: chown root:root %s", path, owner, path)
+		return fmt.Errorf("%s %s is owned by %s, not root; run: chown root:root %s", what, path, owner, path)
 	}
 	return nil
 }
 
-func symlinkError(path string) error {
-	return fmt.Errorf("api key file %s is a symbolic link; point api.key_file (and LoadCredential=) at the file itself", path)
+// ReadSecretFile reads a file of secrets (a hub's tokens, a host's hub
+// token) under the API key file's rules: never through a symbolic link,
+// a regular file owned by root and closed to group and others, at most max
+// bytes. what names the file in errors.
+func ReadSecretFile(what, path string, max int64) ([]byte, error) {
+	f, err := openNoFollow(path)
+	if isSymlinkErr(err) {
+		return nil, fmt.Errorf("%s %s is a symbolic link; point the configuration at the file itself", what, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := checkSecretFileInfo(what, path, st); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", what, path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, max)
+	}
+	return data, nil
+}
+
+// LoadToken reads a one-line bearer token file (feeds[].token_file) under
+// ReadSecretFile's rules.
+func LoadToken(path string) (Secret, error) {
+	data, err := ReadSecretFile("token file", path, maxKeyFileSize)
+	if err != nil {
+		return Secret{}, err
+	}
+	k, err := checkKey(string(data))
+	if err != nil {
+		return Secret{}, fmt.Errorf("token file %s: %w", path, err)
+	}
+	return k, nil
 }
 
 // readKeyFile reads a one-line key file. With checkFile it also applies

@@ -59,6 +59,7 @@ type Config struct {
 	Safety        Safety    `yaml:"safety"`
 	Report        Report    `yaml:"report"`
 	Health        Health    `yaml:"health"`
+	Hub           Hub       `yaml:"hub"`
 	StateDir      string    `yaml:"state_dir"`
 	CleanupOnStop bool      `yaml:"cleanup_on_stop"`
 	DryRun        bool      `yaml:"dry_run"`
@@ -87,6 +88,9 @@ type Feed struct {
 	URL      string        `yaml:"url,omitempty"`
 	File     string        `yaml:"file,omitempty"`
 	Interval time.Duration `yaml:"interval,omitempty"` // DefaultFeedInterval after Load
+	// TokenFile holds a bearer token sent in the Authorization header of a
+	// URL feed (a fleet hub's token); "" sends none.
+	TokenFile string `yaml:"token_file,omitempty"`
 }
 
 // Firewall selects the kernel backend and how blocked packets are treated.
@@ -145,12 +149,31 @@ type Report struct {
 	// PortMap holds the user's service → ports overrides; EffectivePortMap
 	// merges them over DefaultPortMap.
 	PortMap map[string][]uint16 `yaml:"port_map"`
+	// Hub sends drop events to a fleet hub's /v1/reports instead of
+	// SikkerAPI; "" reports to SikkerAPI with the host's own key.
+	Hub string `yaml:"hub"`
 }
 
 // Health configures the optional localhost HTTP endpoint.
 type Health struct {
 	Listen string `yaml:"listen"` // "" = off, else a loopback host:port
 }
+
+// Hub configures fleet mode: serving the accepted blocklist to other hosts
+// and taking their drop events.
+type Hub struct {
+	Listen     string `yaml:"listen"`      // "" = off, else host:port
+	TLSCert    string `yaml:"tls_cert"`    // "" with TLSKey "" = plain HTTP (behind a proxy)
+	TLSKey     string `yaml:"tls_key"`     //
+	TokensFile string `yaml:"tokens_file"` // NAME TOKEN a line, root-only
+}
+
+// DefaultHubTokensFile is where the hub reads its hosts' tokens.
+const DefaultHubTokensFile = "/etc/sikkerguard/hub-tokens"
+
+// MinTokenFeedInterval is the shortest interval of a URL feed with a
+// token: that is one's own hub, whose unchanged list costs one 304.
+const MinTokenFeedInterval = time.Minute
 
 // Default returns the built-in configuration, exactly the defaults listed in
 // the user contract. It is the only place defaults are written down.
@@ -190,6 +213,7 @@ func Default() Config {
 			Interval: 30 * time.Minute,
 			PortMap:  map[string][]uint16{},
 		},
+		Hub:           Hub{TokensFile: DefaultHubTokensFile},
 		StateDir:      "/var/lib/sikkerguard",
 		CleanupOnStop: true,
 	}

@@ -64,6 +64,7 @@ func (c *Config) validate() problems {
 	c.validateSafety(&p)
 	c.validateReport(&p)
 	c.validateHealth(&p)
+	c.validateHub(&p)
 	if !filepath.IsAbs(c.StateDir) {
 		p.add("state_dir", "%q is not an absolute path", c.StateDir)
 	}
@@ -137,7 +138,16 @@ func (c *Config) validateFeeds(p *problems) {
 			p.add(path, "exactly one of url or file is required")
 		case f.URL != "":
 			checkURL(p, path+".url", f.URL)
-			durationInRange(p, path+".interval", f.Interval, MinURLFeedInterval, MaxFeedInterval)
+			low := MinURLFeedInterval
+			if f.TokenFile != "" {
+				low = MinTokenFeedInterval
+				if !filepath.IsAbs(f.TokenFile) {
+					p.add(path+".token_file", "%q is not an absolute path", f.TokenFile)
+				}
+			}
+			durationInRange(p, path+".interval", f.Interval, low, MaxFeedInterval)
+		case f.TokenFile != "":
+			p.add(path+".token_file", "only a url feed sends a token")
 		default:
 			if !filepath.IsAbs(f.File) {
 				p.add(path+".file", "%q is not an absolute path", f.File)
@@ -204,6 +214,9 @@ func (c *Config) validateSafety(p *problems) {
 func (c *Config) validateReport(p *problems) {
 	r := c.Report
 	durationInRange(p, "report.interval", r.Interval, time.Minute, 24*time.Hour)
+	if r.Hub != "" {
+		checkURL(p, "report.hub", r.Hub)
+	}
 	owner := map[uint16]string{}
 	for _, svc := range sortedKeys(r.PortMap) {
 		field := "report.port_map." + svc
@@ -244,6 +257,36 @@ func (c *Config) validateHealth(p *problems) {
 		p.add("health.listen", "port %q is not a number", port)
 	} else {
 		inRange(p, "health.listen", n, 1, 65535, "port")
+	}
+}
+
+func (c *Config) validateHub(p *problems) {
+	h := c.Hub
+	if h.Listen != "" {
+		host, port, err := net.SplitHostPort(h.Listen)
+		if err != nil {
+			p.add("hub.listen", "%q is not host:port (e.g. :9548 or 192.0.2.1:9548)", h.Listen)
+		} else {
+			if _, err := netip.ParseAddr(host); host != "" && err != nil {
+				p.add("hub.listen", "%q is not an IP address; leave it empty for every address", host)
+			}
+			if n, err := strconv.Atoi(port); err != nil {
+				p.add("hub.listen", "port %q is not a number", port)
+			} else {
+				inRange(p, "hub.listen", n, 1, 65535, "port")
+			}
+		}
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		p.add("hub", "tls_cert and tls_key go together: set both for HTTPS or neither for plain HTTP behind a proxy")
+	}
+	for _, f := range []struct{ field, path string }{{"hub.tls_cert", h.TLSCert}, {"hub.tls_key", h.TLSKey}} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			p.add(f.field, "%q is not an absolute path", f.path)
+		}
+	}
+	if !filepath.IsAbs(h.TokensFile) {
+		p.add("hub.tokens_file", "%q is not an absolute path", h.TokensFile)
 	}
 }
 
