@@ -141,6 +141,7 @@ func (d *Daemon) publish() {
 			st.LastError = f.name + ": " + f.problem
 		}
 	}
+	d.publishHub()
 	d.mu.Lock()
 	d.feedSets = sets
 	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started

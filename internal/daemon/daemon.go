@@ -17,6 +17,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/hub"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
@@ -114,6 +115,9 @@ type Daemon struct {
 	fwForHealth  firewall.Firewall
 	monForHealth *Monitor
 	feedSets     []namedSet // each feed's list in use, for per-feed drop totals
+	hubForStatus *hub.Server
+
+	hub *hubState // fleet hub; nil when hub.listen is empty
 }
 
 type pullResult struct {
@@ -204,6 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
 	d.startHealth(ctx)
+	d.startHub(ctx)
 	d.publish()
 	d.log.Info("Firewall ready")
 	d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())

@@ -42,6 +42,7 @@ type feedSpec struct {
 	API      config.API  // the SikkerAPI feed; PullInterval zeroed
 	Key      string      // the SikkerAPI feed's key
 	Feed     config.Feed // an extra feed; Interval zeroed
+	Token    string      // read from Feed.TokenFile, so a new token is a change
 	Safety   config.Safety
 	StateDir string
 }
@@ -101,7 +102,7 @@ func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSo
 			Logger:          log.With("feed", SikkerFeedName),
 		})
 	case s.Feed.URL != "":
-		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
+		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Token: s.Token, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
 	default:
 		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File, Limits: lim})
 	}
@@ -122,6 +123,15 @@ func syncFeeds(feeds []*feedState, cfg config.Config, key config.Secret, now tim
 		old[f.name] = f
 	}
 	specs := feedSpecs(cfg, key)
+	for i := range specs {
+		if tf := specs[i].Feed.TokenFile; tf != "" {
+			tok, err := config.LoadToken(tf)
+			if err != nil {
+				return feeds, fmt.Errorf("feed %s: %w", specs[i].Name, err)
+			}
+			specs[i].Token = tok.Reveal()
+		}
+	}
 	out := make([]*feedState, 0, len(specs))
 	srcs := make([]*feed.CachedSource, len(specs))
 	for i, s := range specs {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	neturl "net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/hub"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
 	"github.com/sikkerapi/sikkerguard/internal/report"
 	"github.com/sikkerapi/sikkerguard/internal/version"
@@ -101,7 +103,10 @@ type Monitor struct {
 	opt   MonitorOptions
 	group uint16
 	agg   *nflog.Aggregator
-	rep   *report.Reporter // nil: reporting off
+	rep   dropReporter // nil: reporting off
+	// fleet is rep when it is this host's own SikkerAPI reporter: a hub
+	// adds its hosts' events to it, deduplicated with its own.
+	fleet *report.Reporter
 
 	running atomic.Bool
 
@@ -110,6 +115,15 @@ type Monitor struct {
 	past     nflog.Stats // counters of listeners already closed
 	opens    uint64
 	failures uint64
+}
+
+// dropReporter is where a window's drops go: SikkerAPI's bulk reports
+// (report.Reporter) or a fleet hub (hub.Sender).
+type dropReporter interface {
+	Add(...nflog.Count)
+	Run(context.Context)
+	Flush(context.Context) error
+	Stats() report.Stats
 }
 
 // NewMonitor prepares drop monitoring for cfg; Run starts it. It loads the
@@ -150,6 +164,19 @@ func NewMonitor(cfg config.Config, key config.Secret, log *slog.Logger, opt Moni
 	if m.group == 0 || !reportingWanted(cfg, key) {
 		return m, nil
 	}
+	if cfg.Report.Hub != "" {
+		tok, err := hubReportToken(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: %w", err)
+		}
+		snd, err := hub.NewSender(hub.SenderConfig{URL: cfg.Report.Hub, Token: tok.Reveal(), UserAgent: version.UserAgent(),
+			Interval: cfg.Report.Interval, Filter: opt.Filter, AllowNonGlobal: !cfg.Safety.StripPrivate, Now: opt.Now}, log)
+		if err != nil {
+			return nil, fmt.Errorf("monitor: %w", err)
+		}
+		m.rep = snd
+		return m, nil
+	}
 	url := cfg.API.URL
 	if opt.ReportURL != "" {
 		url = opt.ReportURL
@@ -162,15 +189,42 @@ func NewMonitor(cfg config.Config, key config.Secret, log *slog.Logger, opt Moni
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	m.rep = rep
+	m.rep, m.fleet = rep, rep
 	return m, nil
+}
+
+// AddFleet hands a fleet host's drops to this hub's reporter; false when
+// the hub does not report.
+func (m *Monitor) AddFleet(counts []nflog.Count) bool {
+	if m == nil || m.fleet == nil {
+		return false
+	}
+	m.fleet.Add(counts...)
+	return true
+}
+
+// hubReportToken is the token for report.hub: that of the first feed
+// whose URL has report.hub's scheme, host and port and a token_file.
+func hubReportToken(cfg config.Config) (config.Secret, error) {
+	want, err := neturl.Parse(cfg.Report.Hub)
+	if err != nil {
+		return config.Secret{}, fmt.Errorf("report.hub: %w", err)
+	}
+	for _, f := range cfg.Feeds {
+		u, err := neturl.Parse(f.URL)
+		if err != nil || f.TokenFile == "" || u.Scheme != want.Scheme || u.Host != want.Host {
+			continue
+		}
+		return config.LoadToken(f.TokenFile)
+	}
+	return config.Secret{}, fmt.Errorf("report.hub %s: no feed of that hub has a token_file", want.Redacted())
 }
 
 // reportingWanted tells whether drops are reported: a dry run blocks
 // nothing, so it has nothing true to report, and without a key the API
-// would refuse every request.
+// would refuse every request — unless the drops go to a fleet hub.
 func reportingWanted(cfg config.Config, key config.Secret) bool {
-	return cfg.Report.Enabled && !cfg.DryRun && !key.IsZero()
+	return cfg.Report.Enabled && !cfg.DryRun && (!key.IsZero() || cfg.Report.Hub != "")
 }
 
 // Run monitors drops until ctx ends. With log_group 0 it returns nil at

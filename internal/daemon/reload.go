@@ -22,6 +22,7 @@ func (d *Daemon) reload(ctx context.Context) {
 			d.applyConfig(ctx, cfg, key)
 		}
 	}
+	d.reloadHubTokens()
 	runtime := d.protect.runtime
 	d.protect = discoverProtection(ctx, d.cfg, runtime, d.o.Discover, d.log)
 	d.forceDue()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,11 @@ type URLOptions struct {
 	// HTTPClient is copied, with redirects that never leave https
 	// (sikkerapi.NoDowngradeRedirects). Default: a client without its own
 	// timeout.
-	HTTPClient   *http.Client
+	HTTPClient *http.Client
+	// Token, when set, is sent as "Authorization: Bearer TOKEN" (a fleet
+	// hub's feed) and redirects are then followed only to the same scheme,
+	// host and port (sikkerapi.SameOriginRedirects).
+	Token        string
 	MaxBodyBytes int64 // default DefaultMaxBodyBytes
 	Limits       Limits
 	Timeout      time.Duration
@@ -57,7 +62,14 @@ func NewURL(opt URLOptions) (*URLFeed, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("feed %s: url %q: want http(s)://host/path", opt.Name, sikkerapi.RedactURL(opt.URL))
 	}
-	opt.HTTPClient = sikkerapi.WithRedirects(opt.HTTPClient, sikkerapi.NoDowngradeRedirects)
+	if strings.ContainsAny(opt.Token, " \t\r\n") {
+		return nil, fmt.Errorf("feed %s: the token contains whitespace", opt.Name)
+	}
+	policy := sikkerapi.NoDowngradeRedirects
+	if opt.Token != "" {
+		policy = sikkerapi.SameOriginRedirects
+	}
+	opt.HTTPClient = sikkerapi.WithRedirects(opt.HTTPClient, policy)
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -114,6 +126,9 @@ func (f *URLFeed) fetch(ctx context.Context) (*Snapshot, error) {
 	}
 	if f.opt.UserAgent != "" {
 		req.Header.Set("User-Agent", f.opt.UserAgent)
+	}
+	if f.opt.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.opt.Token)
 	}
 	f.mu.Lock()
 	last := f.last

@@ -269,6 +269,10 @@ type limitListener struct {
 	closeOnce sync.Once
 }
 
+// LimitListener wraps l so that at most max connections are open at once;
+// the fleet hub shares it.
+func LimitListener(l net.Listener, max int) net.Listener { return newLimitListener(l, max) }
+
 func newLimitListener(l net.Listener, max int) *limitListener {
 	return &limitListener{Listener: l, sem: make(chan struct{}, max), done: make(chan struct{})}
 }
