@@ -34,6 +34,7 @@ commands:
   check [--json] IP               is IP blocked, and why
   top [-n N] [--json]             most-blocked sources (default 10)
   version [--json]                sikkerctl's and the daemon's versions
+  hub status [--json]             a fleet hub's hosts, pulls and reports
 
 The system bus is used unless --address or DBUS_SYSTEM_BUS_ADDRESS names
 another. Exit codes: 0 ok, 1 error, 2 usage.
@@ -127,6 +128,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdTop(ctx, rest, g, e)
 	case "version":
 		return cmdVersion(ctx, rest, g, e)
+	case "hub":
+		return cmdHub(ctx, rest, g, e)
 	}
 	return usagef("unknown command %q", cmd)
 }

@@ -60,5 +60,6 @@ func (h healthSource) Snapshot() health.Snapshot {
 		s.LastReport = ms.LastReport
 		s.ServiceTotals = mon.ServiceTotals()
 	}
+	s.Hub = d.hubMetrics()
 	return s
 }

@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
+	"github.com/sikkerapi/sikkerguard/internal/health"
 	"github.com/sikkerapi/sikkerguard/internal/hub"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
@@ -127,4 +130,43 @@ func (d *Daemon) hubStatus() (hub.Status, bool) {
 		return hub.Status{}, false
 	}
 	return h.Status(), true
+}
+
+// HubStatus implements dbusapi.Daemon: the hub's hosts and counters, with
+// the reporter's forwarded and pending rows.
+func (d *Daemon) HubStatus() (dbusapi.HubStatus, error) {
+	st, ok := d.hubStatus()
+	if !ok {
+		return dbusapi.HubStatus{}, fmt.Errorf("hub status: hub.listen is off: %w", dbusapi.ErrNotFound)
+	}
+	now := d.o.Now()
+	out := dbusapi.HubStatus{Listen: st.Listen, Generation: st.Generation, Entries: clampU32(uint64(st.Entries)),
+		Window: HubActiveWindow, Active: uint32(st.Active(now, HubActiveWindow)), Requests: st.Requests,
+		NotMod: st.NotMod, Refused: st.Refused, Received: st.Received}
+	d.mu.Lock()
+	m := d.monForHealth
+	d.mu.Unlock()
+	if m != nil && m.fleet != nil {
+		rs := m.fleet.Stats()
+		out.Forwarded, out.Pending = rs.Sent, uint64(rs.Pending)
+	}
+	for _, h := range st.Hosts {
+		out.Hosts = append(out.Hosts, dbusapi.HubHost{Name: h.Name, Addr: h.Addr, LastPull: h.LastPull,
+			Generation: h.Generation, Reports: h.Reports})
+	}
+	return out, nil
+}
+
+// hubMetrics is the hub's part of /metrics; nil when this is no hub.
+func (d *Daemon) hubMetrics() *health.Hub {
+	st, err := d.HubStatus()
+	if err != nil {
+		return nil
+	}
+	h := &health.Hub{ActiveHosts: uint64(st.Active), Generation: st.Generation, Requests: st.Requests,
+		NotModified: st.NotMod, Refused: st.Refused, Received: st.Received, Forwarded: st.Forwarded}
+	for _, x := range st.Hosts {
+		h.Hosts = append(h.Hosts, health.HubHost{Name: x.Name, LastPull: x.LastPull, Generation: x.Generation, Reports: x.Reports})
+	}
+	return h
 }

@@ -35,6 +35,7 @@ func InterfaceIntrospection() introspect.Interface {
 			{Name: "Check", Args: []introspect.Arg{
 				arg("address", "s", "in"), arg("blocked", "b", "out"), arg("explanation", "s", "out")}},
 			{Name: "TopBlocked", Args: []introspect.Arg{arg("n", "u", "in"), arg("entries", "a(sqssu)", "out")}},
+			{Name: "HubStatus", Args: []introspect.Arg{arg("status", "a{sv}", "out")}},
 		},
 		Signals: []introspect.Signal{
 			{Name: SignalBlocklistUpdated, Args: []introspect.Arg{arg("ipv4", "u", ""), arg("ipv6", "u", "")}},

@@ -31,6 +31,9 @@ type Daemon interface {
 	Check(a netip.Addr) (blocked bool, explanation string)
 	// TopBlocked returns at most n sources, most dropped first.
 	TopBlocked(n int) []TopEntry
+	// HubStatus is the fleet hub's state; an error wrapping ErrNotFound
+	// when hub.listen is off.
+	HubStatus() (HubStatus, error)
 }
 
 // Limits of TopBlocked(n): 0 asks for the default, larger values are capped

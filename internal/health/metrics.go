@@ -102,6 +102,7 @@ func renderMetrics(snap Snapshot) []byte {
 			m.sample("sikkerguard_blocked_by_service_total", snap.ServiceTotals[svc], "service", svc)
 		}
 	}
+	renderHubMetrics(&m, snap.Hub)
 	return m.buf.Bytes()
 }
 

@@ -74,6 +74,8 @@ type Snapshot struct {
 	ReportRejected uint64 // reports SikkerAPI refused for good
 
 	ServiceTotals map[string]uint64 // blocked connections per service name (ssh, telnet…)
+
+	Hub *Hub // nil unless hub.listen is set
 }
 
 // Feed is one blocklist source in a Snapshot.

@@ -182,6 +182,8 @@ type Fake struct {
 	blocked   map[netip.Addr]string
 	top       []dbusapi.TopEntry
 	reloadErr error
+	// Hub, when set, makes the fake a fleet hub with this status.
+	Hub *dbusapi.HubStatus
 }
 
 // NewFake returns a Fake with the given status, blocked addresses (address →
@@ -275,4 +277,15 @@ func (f *Fake) TopBlocked(n int) []dbusapi.TopEntry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.top[:min(n, len(f.top))])
+}
+
+// HubStatus implements dbusapi.Daemon: set Hub to answer as a hub.
+func (f *Fake) HubStatus() (dbusapi.HubStatus, error) {
+	f.record("HubStatus")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Hub == nil {
+		return dbusapi.HubStatus{}, fmt.Errorf("hub status: %w", dbusapi.ErrNotFound)
+	}
+	return *f.Hub, nil
 }
