@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -14,12 +15,38 @@ import (
 // DiscoverFunc finds the never-block addresses of the host.
 type DiscoverFunc func(ctx context.Context, cfg config.Config) (safety.NeverBlock, error)
 
-// discover is the production never-block discovery: netlink, resolv.conf
-// and the API host.
+// discover is the production never-block discovery: netlink, resolv.conf,
+// the API host and a fleet host's hub.
 func discover(ctx context.Context, cfg config.Config) (safety.NeverBlock, error) {
-	return safety.Discover(ctx, safety.Discovery{
+	n, err := safety.Discover(ctx, safety.Discovery{
 		Net: safety.Netlink{}, APIURL: cfg.API.URL, Resolver: net.DefaultResolver, LookupTimeout: 5 * time.Second,
 	})
+	var errs []error
+	for _, u := range hubURLs(cfg) {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ep, herr := safety.ResolveEndpoint(lctx, net.DefaultResolver, u)
+		cancel()
+		errs = append(errs, herr)
+		n.API = append(n.API, ep.Addrs...)
+	}
+	return n, errors.Join(append(errs, err)...)
+}
+
+// hubURLs are the fleet hubs a host talks to: feeds with a token and
+// report.hub. They join the never-block list like the API host, so that a
+// hub listing its own address cannot cut the host off from the next,
+// corrected list.
+func hubURLs(cfg config.Config) []string {
+	var out []string
+	for _, f := range cfg.Feeds {
+		if f.TokenFile != "" && f.URL != "" {
+			out = append(out, f.URL)
+		}
+	}
+	if cfg.Report.Hub != "" {
+		out = append(out, cfg.Report.Hub)
+	}
+	return out
 }
 
 // protection is the never-block list of one run: what discovery found and
