@@ -67,6 +67,10 @@ type Options struct {
 	// OneBasedRows numbers bulk-report error rows from 1 instead of 0;
 	// which one SikkerAPI uses is not documented.
 	OneBasedRows bool
+	// LabAddresses accepts reports of the documentation ranges
+	// (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32),
+	// which namespace labs use as their internet; the API refuses them.
+	LabAddresses bool
 
 	Entries []Entry // the list to serve; see ParseList and Generate
 
