@@ -57,7 +57,9 @@ func (d *Daemon) startHub(ctx context.Context) {
 
 // publishHub hands the hub what the kernel holds: the applied plan's
 // blocklist and each feed's list in use, never a pull no decision
-// accepted. Called on the main loop after every reconcile.
+// accepted. Called on the main loop after every reconcile, and rendered
+// there too (about a second for 1 M entries, once per change), so that
+// READY=1 after a reload means the hub already serves the new list.
 func (d *Daemon) publishHub() {
 	h := d.hub
 	if h == nil || !d.hasApplied {

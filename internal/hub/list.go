@@ -66,7 +66,9 @@ func NewList(name string, set ipnet.Set, now time.Time, prev *List) *List {
 		return prev
 	}
 	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression) // the level is valid
+	// The default level: BestCompression saves a few per cent of the bytes
+	// for several times the CPU, paid again on every change of the list.
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression) // the level is valid
 	zw.Write(buf.Bytes())
 	zw.Close()
 	return &List{Name: name, Generated: now.UTC().Truncate(time.Second), Entries: n,
@@ -87,6 +89,12 @@ func Publish(merged ipnet.Set, feeds map[string]ipnet.Set, now time.Time, prev *
 		old = nil
 		if prev != nil {
 			old = prev.Feeds[name]
+		}
+		if set.Equal(merged) {
+			// One feed alone is the common case: render it once.
+			a := p.All
+			p.Feeds[name] = &List{Name: name, Generated: a.Generated, Entries: a.Entries, text: a.text, gz: a.gz, etag: a.etag, set: a.set}
+			continue
 		}
 		p.Feeds[name] = NewList(name, set, now, old)
 	}
