@@ -16,10 +16,16 @@ _sikkerctl() {
         esac
     done
     case $cmd in
-        "") COMPREPLY=($(compgen -W "status reload whitelist check top version help --address --timeout" -- "$cur")) ;;
+        "") COMPREPLY=($(compgen -W "status reload whitelist check top version hub help --address --timeout" -- "$cur")) ;;
         status|version) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
         check) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
         top) COMPREPLY=($(compgen -W "-n --json" -- "$cur")) ;;
+        hub)
+            if ((COMP_CWORD == i + 1)); then
+                COMPREPLY=($(compgen -W "status" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "--json" -- "$cur"))
+            fi ;;
         whitelist)
             if ((COMP_CWORD == i + 1)); then
                 COMPREPLY=($(compgen -W "add remove list" -- "$cur"))
