@@ -170,7 +170,7 @@ func NewMonitor(cfg config.Config, key config.Secret, log *slog.Logger, opt Moni
 			return nil, fmt.Errorf("monitor: %w", err)
 		}
 		snd, err := hub.NewSender(hub.SenderConfig{URL: cfg.Report.Hub, Token: tok.Reveal(), UserAgent: version.UserAgent(),
-			Interval: cfg.Report.Interval, Filter: opt.Filter, AllowNonGlobal: !cfg.Safety.StripPrivate, Now: opt.Now}, log)
+			Interval: cfg.Report.Interval, StateDir: cfg.StateDir, Filter: opt.Filter, AllowNonGlobal: !cfg.Safety.StripPrivate, Now: opt.Now}, log)
 		if err != nil {
 			return nil, fmt.Errorf("monitor: %w", err)
 		}

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,3 +272,71 @@ func FuzzParseReports(f *testing.F) {
 type ipnetSet = ipnet.Set
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestSenderSpoolKeepsEventsAcrossARestart(t *testing.T) {
+	_, sk, h := newTestServer(t)
+	var down atomic.Bool
+	down.Store(true)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	cfg := SenderConfig{URL: ts.URL + "/v1/reports", Token: tokA, StateDir: dir, Now: func() time.Time { return t0 }}
+	snd, err := NewSender(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd.Add(nflog.Count{Src: mustAddr("203.0.113.9"), Port: 22, Transport: nflog.TransportTCP, Count: 4})
+	if err := snd.Flush(t.Context()); err == nil {
+		t.Fatal("flush to a hub that is down succeeded")
+	}
+	down.Store(false)
+	again, err := NewSender(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Stats().Pending != 1 {
+		t.Fatalf("restarted sender has %d pending, want 1", again.Stats().Pending)
+	}
+	if err := again.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(sk.got) != 1 || sk.got[0].Count != 4 {
+		t.Fatalf("hub got %+v", sk.got)
+	}
+	if third, _ := NewSender(cfg, nil); third.Stats().Pending != 0 {
+		t.Fatal("a sent event stayed in the spool")
+	}
+}
+
+func TestLoadTokensChecksTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/hub-tokens"
+	if err := os.WriteFile(path, []byte("web1 "+tokA+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTokens(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable tokens file: err = %v", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(path, dir+"/link"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTokens(dir + "/link"); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("symlinked tokens file: err = %v", err)
+	}
+	tk, err := LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := tk.Lookup(tokA); !ok || n != "web1" {
+		t.Fatal("token not loaded")
+	}
+}

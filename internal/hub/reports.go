@@ -62,6 +62,10 @@ func ParseReports(data []byte, now time.Time) ([]Event, error) {
 	if len(data) > MaxReportBytes {
 		return nil, fmt.Errorf("body larger than %d bytes", MaxReportBytes)
 	}
+	return parseEvents(data, now, MaxReportEvents)
+}
+
+func parseEvents(data []byte, now time.Time, maxEvents int) ([]Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var body ReportBody
@@ -71,8 +75,8 @@ func ParseReports(data []byte, now time.Time) ([]Event, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("body: data after the JSON object")
 	}
-	if len(body.Events) > MaxReportEvents {
-		return nil, fmt.Errorf("%d events; at most %d a request", len(body.Events), MaxReportEvents)
+	if len(body.Events) > maxEvents {
+		return nil, fmt.Errorf("%d events; at most %d", len(body.Events), maxEvents)
 	}
 	for i := range body.Events {
 		if err := checkEvent(&body.Events[i], now); err != nil {

@@ -6,16 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
 	"github.com/sikkerapi/sikkerguard/internal/report"
 	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
+	"github.com/sikkerapi/sikkerguard/internal/statefile"
 )
 
 // SenderConfig configures a host's report stream to its hub.
@@ -30,8 +33,12 @@ type SenderConfig struct {
 	Filter         func(netip.Addr) bool
 	AllowNonGlobal bool
 	MaxPending     int // events kept while the hub is away; 0 = report.DefaultMaxPending
-	Client         *http.Client
-	Now            func() time.Time
+	// StateDir keeps the events the hub has not taken yet in SpoolFile,
+	// so a restart while the hub is away loses none; "" keeps them in
+	// memory only.
+	StateDir string
+	Client   *http.Client
+	Now      func() time.Time
 }
 
 type eventKey struct {
@@ -49,6 +56,8 @@ type Sender struct {
 	api  *sikkerapi.Client
 	path string
 	log  *slog.Logger
+
+	spool string // "" without a state directory
 
 	flushMu sync.Mutex
 	mu      sync.Mutex
@@ -84,7 +93,67 @@ func NewSender(cfg SenderConfig, log *slog.Logger) (*Sender, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{cfg: cfg, api: api, path: u.EscapedPath(), log: log, pending: map[eventKey]*Event{}}, nil
+	s := &Sender{cfg: cfg, api: api, path: u.EscapedPath(), log: log, pending: map[eventKey]*Event{}}
+	if cfg.StateDir != "" {
+		s.spool = filepath.Join(cfg.StateDir, SpoolFile)
+		if err := s.load(); err != nil {
+			log.Warn("hub report spool unreadable; its events are lost", "err", err)
+		}
+	}
+	return s, nil
+}
+
+// SpoolFile holds a host's events that its hub has not taken yet.
+const SpoolFile = "hub-report-spool.json"
+
+// maxSpoolBytes bounds the spool read: DefaultMaxPending events of about
+// 160 bytes each.
+const maxSpoolBytes = 32 << 20
+
+// load reads the spool, checked like a report body: it is state on disk,
+// but a bad event must not stop every later report.
+func (s *Sender) load() error {
+	var data []byte
+	err := statefile.Read(s.spool, func(r io.Reader) (err error) {
+		data, err = io.ReadAll(io.LimitReader(r, maxSpoolBytes+1))
+		if err == nil && len(data) > maxSpoolBytes {
+			err = fmt.Errorf("larger than %d bytes", maxSpoolBytes)
+		}
+		return err
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	events, err := parseEvents(data, s.cfg.Now(), s.cfg.MaxPending)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.spool, err)
+	}
+	for _, e := range events {
+		s.pending[eventKey{e.Source, e.Port, protocols[e.Protocol]}] = &e
+	}
+	s.stats.Pending = len(s.pending)
+	return nil
+}
+
+// save writes what is pending (an empty spool when nothing is).
+func (s *Sender) save() error {
+	if s.spool == "" {
+		return nil
+	}
+	s.mu.Lock()
+	body := ReportBody{Events: make([]Event, 0, len(s.pending))}
+	for _, e := range s.pending {
+		body.Events = append(body.Events, *e)
+	}
+	s.mu.Unlock()
+	err := statefile.WriteAtomic(s.spool, func(w io.Writer) error { return json.NewEncoder(w).Encode(body) }, 0o600)
+	if err != nil {
+		return fmt.Errorf("save hub report spool: %w", err)
+	}
+	return nil
 }
 
 // Add counts drops for the next cycle. It never blocks on the network.
@@ -140,10 +209,15 @@ func (s *Sender) Run(ctx context.Context) {
 }
 
 // Flush sends what is pending in requests of at most MaxReportEvents. What
-// the hub did not take stays pending.
-func (s *Sender) Flush(ctx context.Context) error {
+// the hub did not take stays pending, and in the spool.
+func (s *Sender) Flush(ctx context.Context) (err error) {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	defer func() {
+		if serr := s.save(); serr != nil {
+			s.log.Warn("hub report spool not saved", "err", serr)
+		}
+	}()
 	s.mu.Lock()
 	batch := make([]Event, 0, len(s.pending))
 	for _, e := range s.pending {
