@@ -190,23 +190,33 @@ func (s *Server) Serve(ctx context.Context) error {
 	ln := s.ln
 	s.mu.Unlock()
 	s.log.Info("Health endpoint listening", "addr", ln.Addr().String())
+	if err := ServeUntil(ctx, s.srv, ln); err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	return nil
+}
 
+// ServeUntil serves srv on ln until ctx ends, then shuts down, giving
+// requests in flight up to ShutdownTimeout. It returns nil after a clean
+// shutdown, and an error when serving fails or the shutdown had to cut
+// requests off. The fleet hub shares it.
+func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	done := make(chan error, 1)
-	go func() { done <- s.srv.Serve(ln) }()
+	go func() { done <- srv.Serve(ln) }()
 	select {
 	case err := <-done:
-		return fmt.Errorf("health: serve: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	err := s.srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if err != nil {
-		s.srv.Close()
+		srv.Close()
 	}
 	<-done // http.ErrServerClosed once Serve has returned
 	if err != nil {
-		return fmt.Errorf("health: shutdown: %w", err)
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
 }

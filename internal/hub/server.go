@@ -22,8 +22,7 @@ import (
 
 // Server limits.
 const (
-	MaxConns        = 512
-	ShutdownTimeout = 5 * time.Second
+	MaxConns = 512
 	// CacheControl lets shared caches store the list but makes them ask
 	// the hub again (If-None-Match, with the client's token) before every
 	// use, so a revoked token is refused even behind a cache.
@@ -173,22 +172,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	ln := s.ln
 	s.mu.Unlock()
 	s.log.Info("Hub listening", "addr", ln.Addr().String(), "tls", s.o.TLSCert != "")
-	done := make(chan error, 1)
-	go func() { done <- s.srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("hub: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	err := s.srv.Shutdown(sctx)
-	if err != nil {
-		s.srv.Close()
-	}
-	<-done
-	if err != nil {
-		return fmt.Errorf("hub: shutdown: %w", err)
+	if err := health.ServeUntil(ctx, s.srv, ln); err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
 	return nil
 }
