@@ -252,43 +252,38 @@ func (s *Server) blocklist(w http.ResponseWriter, r *http.Request) {
 	h.Set("Last-Modified", l.Generated.Format(http.TimeFormat))
 	h.Set("Vary", "Accept-Encoding")
 	format := r.URL.Query().Get("format")
-	var body []byte
+	var tag, ctype string
+	gz := false
 	switch format {
 	case "", "text":
-		gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
-		tag := l.ETag()
+		gz = acceptsGzip(r.Header.Get("Accept-Encoding"))
+		tag, ctype = l.ETag(), "text/plain; charset=utf-8"
 		if gz {
 			tag = l.gzETag()
 		}
-		h.Set("ETag", tag)
-		if noneMatch(r.Header.Get("If-None-Match"), l) {
-			s.notMod.Add(1)
-			s.pulled(host, r.RemoteAddr, l, pub)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-		body = l.text
-		if gz {
-			h.Set("Content-Encoding", "gzip")
-			body = l.gz
-		}
 	case "json":
-		h.Set("ETag", `"`+l.etag+`-json"`)
-		if noneMatch(r.Header.Get("If-None-Match"), l) {
-			s.notMod.Add(1)
-			s.pulled(host, r.RemoteAddr, l, pub)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		h.Set("Content-Type", "application/json")
-		body = pub.JSON(l)
+		tag, ctype = `"`+l.etag+`-json"`, "application/json"
 	default:
 		http.Error(w, "format must be text or json", http.StatusBadRequest)
 		return
 	}
+	h.Set("ETag", tag)
+	s.pulled(host, r.RemoteAddr, l)
+	if noneMatch(r.Header.Get("If-None-Match"), l) {
+		s.notMod.Add(1)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", ctype)
+	body := l.text
+	switch {
+	case format == "json":
+		body = pub.JSON(l)
+	case gz:
+		h.Set("Content-Encoding", "gzip")
+		body = l.gz
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	s.pulled(host, r.RemoteAddr, l, pub)
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -297,7 +292,7 @@ func (s *Server) blocklist(w http.ResponseWriter, r *http.Request) {
 
 // pulled records a host's pull; its generation is that of the merged list
 // it now holds (a feed's pull records the feed's).
-func (s *Server) pulled(host, addr string, l *List, _ *Published) {
+func (s *Server) pulled(host, addr string, l *List) {
 	now := s.o.Now()
 	s.touch(host, addr, func(h *HostStatus) { h.LastPull, h.Generation = now, l.Generated })
 }
