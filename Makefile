@@ -20,21 +20,30 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DBUSPOLICYDIR ?= $(PREFIX)/share/dbus-1/system.d
 DESTDIR ?=
 
-# Debian packages the daemon and its tests drive; installed by `check`/`demo`
-# when missing (command → package).
-DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus
+# Debian packages the daemon, the demo and the tests run; installed by
+# `check`/`demo` when missing (command, or file for a path, → package).
+# ping warms up the test labs' links, busctl and setpriv drive the bus tests,
+# and the CA certificates let Go download the modules over HTTPS.
+# internal/testnet's prerequisite check names the same packages (a test
+# keeps the two in step).
+DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus \
+	ping:iputils-ping busctl:systemd setpriv:util-linux \
+	/etc/ssl/certs/ca-certificates.crt:ca-certificates
 
 CMDS := sikkerguard sikkerctl sikkerapi-mock
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install missing Debian packages (nftables, iptables, ipset, iproute2, dbus); needs root
+deps: ## Install the missing Debian packages that make check and make demo run (DEB_DEPS); needs root
 	@missing=""; for pair in $(DEB_DEPS); do \
 		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
-		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg"; \
+		case $$cmd in \
+		/*) [ -e $$cmd ] || missing="$$missing $$pkg" ;; \
+		*) command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg" ;; \
+		esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing — run as root (sudo make ...) to install them" >&2; exit 1; fi; \
