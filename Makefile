@@ -1,5 +1,6 @@
 # SikkerGuard — build, test and install.
-# `make help` lists the targets; `sudo make check` is exactly what CI runs.
+# `make help` lists the targets. CI (.ci/run) runs `make check` in a pristine Debian
+# (`make check-fresh`), then the host-only end-to-end test and `make race`.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -75,11 +76,25 @@ fmt-check: ## Fail when gofmt would change a file
 vet: ## go vet every package
 	$(GO) vet ./...
 
+# PKGS and RUN narrow make check and make check-fresh while working on one
+# part, e.g. `sudo make check PKGS=./internal/nft/... RUN=TestAtomic`.
+PKGS ?= ./...
+RUN ?=
+
 .PHONY: check
 check: deps fmt-check vet ## Install what is missing, then gofmt, vet and every test incl. fuzz seeds and netns tests (root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make check runs network-namespace tests and needs root: sudo make check" >&2; exit 1; fi
-	SIKKER_NETNS_TESTS=1 $(GO) test -count=1 -timeout 30m ./...
+	SIKKER_NETNS_TESTS=1 $(GO) test -count=1 -timeout 30m $(if $(RUN),-run '$(RUN)') $(PKGS)
 	@echo "make check: all tests passed"
+
+.PHONY: check-fresh
+check-fresh: ## make check inside a pristine Debian 12 (debootstrap minbase, cached), as a fresh machine runs it (root, ~15 min)
+	bash .ci/check-fresh.sh PKGS='$(PKGS)' RUN='$(RUN)'
+
+.PHONY: check-host
+check-host: deps ## The test make check-fresh leaves to the host: the systemd-nspawn end-to-end test (root)
+	@if [ "$$(id -u)" != 0 ]; then echo "the end-to-end test boots a container and needs root: sudo make check-host" >&2; exit 1; fi
+	SIKKER_NETNS_TESTS=1 $(GO) test -count=1 -timeout 20m -run '^TestSystemd$$' ./internal/e2e
 
 .PHONY: race
 race: ## Unit tests under the race detector
