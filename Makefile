@@ -88,7 +88,7 @@ check: deps fmt-check vet ## Install what is missing, then gofmt, vet and every 
 	@echo "make check: all tests passed"
 
 .PHONY: check-fresh
-check-fresh: ## make check inside a pristine Debian 12 (debootstrap minbase, cached), as a fresh machine runs it (root, ~15 min)
+check-fresh: ## make check inside a pristine Debian 12 (debootstrap minbase, cached), as a fresh machine runs it (root, ~7 min)
 	bash .ci/check-fresh.sh PKGS='$(PKGS)' RUN='$(RUN)'
 
 .PHONY: check-host

@@ -26,11 +26,13 @@
 #   because /run/netns lives in the private tmpfs.
 #
 # Arguments of the form NAME=VALUE (PKGS, RUN) are passed to make check.
+# CHECK_FRESH_TARGET=demo runs the other set-up command, `make demo`, instead;
 # CHECK_FRESH_SUITE picks another Debian suite; CHECK_FRESH_KEEP=1 keeps the
 # copy for a post-mortem.
 set -euo pipefail
 
 suite=${CHECK_FRESH_SUITE:-bookworm}
+target=${CHECK_FRESH_TARGET:-check}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 if [ "${1:-}" = --inside ]; then
@@ -66,7 +68,7 @@ if [ "${1:-}" = --inside ]; then
 		HOME=/root TERM=dumb LANG=C.UTF-8 CI=true \
 		GOPROXY="$proxy" GOSUMDB="$GOSUMDB" GOTOOLCHAIN=local "${certs[@]}" \
 		SIKKER_CHECK_FRESH=1 \
-		/bin/sh -c 'cd /root/sikkerguard && exec make check "$@"' make-check "$@" </dev/null
+		/bin/sh -c 'cd /root/sikkerguard && exec make "$@"' make "$target" "$@" </dev/null
 fi
 
 say() { printf '== check-fresh: %s\n' "$*"; }
@@ -78,6 +80,10 @@ for arg in "$@"; do
 	*) die "unexpected argument $arg (only PKGS=... and RUN=... are passed to make check)" ;;
 	esac
 done
+case $target in
+check | demo) ;;
+*) die "CHECK_FRESH_TARGET=$target: only check and demo are set-up commands" ;;
+esac
 [ "$(id -u)" = 0 ] || die "needs root to build the root file system and to mount in it: sudo make check-fresh"
 
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
@@ -145,7 +151,7 @@ say "copied $(cd "$repo" && "${as_owner[@]}" git rev-parse --short HEAD) with $d
 
 from=$GOPROXY
 [ -z "$modcache" ] || from="the host's module cache, then $GOPROXY"
-say "make check $* in the fresh system (apt installs what is missing; Go modules from $from)"
+say "make $target $* in the fresh system (apt installs what is missing; Go modules from $from)"
 run=$SECONDS
 unshare --mount --pid --fork --kill-child --propagation private -- "$0" --inside "$root" "$goroot" "$modcache" "$@" &
 inner=$!
@@ -154,8 +160,8 @@ wait "$inner" || rc=$?
 inner=""
 took=$((SECONDS - run))
 if [ $rc = 0 ]; then
-	echo "make check-fresh: make check passed in a fresh Debian $suite in $((took / 60)) min $((took % 60)) s ($((SECONDS - start)) s in all)"
+	echo "make check-fresh: make $target passed in a fresh Debian $suite in $((took / 60)) min $((took % 60)) s ($((SECONDS - start)) s in all)"
 else
-	echo "make check-fresh: make check FAILED (exit $rc) in a fresh Debian $suite after $((took / 60)) min $((took % 60)) s" >&2
+	echo "make check-fresh: make $target FAILED (exit $rc) in a fresh Debian $suite after $((took / 60)) min $((took % 60)) s" >&2
 fi
 exit $rc
