@@ -113,12 +113,24 @@ say "using $tarball ($((SECONDS - start)) s)"
 
 work=$(mktemp -d /var/tmp/sikkerguard-fresh.XXXXXX)
 root=$work/root
+# rooted_inside reports whether a process still has its root in the copy.
+rooted_inside() {
+	local p r
+	for p in /proc/[0-9]*/root; do
+		r=$(readlink "$p" 2>/dev/null) || continue
+		case $r in "$root" | "$root"/*) return 0 ;; esac
+	done
+	return 1
+}
 cleanup() {
-	local rc=$?
-	# The mounts lived in the private namespace, which is gone by now;
+	local rc=${interrupted:-$?} i
+	# The PID namespace dies with its first process, but its members take a
+	# moment to go: never delete the copy under a process still using it.
+	for i in $(seq 100); do rooted_inside || break; sleep 0.1; done
+	# The mounts lived in the private namespace, so the host sees none;
 	# never remove a tree that still has something mounted in it.
-	if findmnt -rn -o TARGET | grep -qF "$work"; then
-		echo "make check-fresh: something is still mounted under $work; leaving it in place" >&2
+	if rooted_inside || findmnt -rn -o TARGET | grep -qF "$work"; then
+		echo "make check-fresh: $work is still in use; leaving it in place" >&2
 	elif [ "${CHECK_FRESH_KEEP:-}" = 1 ]; then
 		echo "make check-fresh: kept $root" >&2
 	else
@@ -128,9 +140,10 @@ cleanup() {
 }
 trap cleanup EXIT
 inner=""
-# Ending unshare ends its PID namespace (--kill-child), so nothing of the run
-# outlives an interrupted check-fresh.
-trap '[ -z "$inner" ] || kill "$inner" 2>/dev/null; exit 130' INT TERM
+# unshare --fork ignores SIGINT and SIGTERM while it waits; killing it ends
+# its child (--kill-child), the PID namespace's first process, and with it
+# every process of the run.
+trap 'interrupted=130; [ -z "$inner" ] || { kill -KILL "$inner" 2>/dev/null; wait "$inner"; }; exit 130' INT TERM
 mkdir "$root"
 tar --numeric-owner -C "$root" -xf "$tarball"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
