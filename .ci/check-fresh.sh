@@ -17,9 +17,10 @@
 #   module download cache, mounted read-only as a file:// proxy (checked
 #   against go.sum like any download), then through the host's GOPROXY.
 #   CHECK_FRESH_MODCACHE=0 skips the host's cache.
-# - A host that sets SSL_CERT_FILE (a TLS-inspecting egress proxy, say) has
-#   that bundle passed to Go inside; apt uses plain HTTP and the container's
-#   own keys.
+# - The host's proxy variables (http_proxy, https_proxy, no_proxy) go in;
+#   a host that sets SSL_CERT_FILE (a TLS-inspecting egress proxy, say) has
+#   that bundle passed to Go inside. apt uses plain HTTP and the
+#   container's own archive keys.
 # - It runs in a private mount and PID namespace with /proc, /sys, /dev and
 #   a tmpfs /run mounted in, not under systemd; the network is the host's,
 #   so apt and the module proxy are reachable, and `ip netns add` works
@@ -56,17 +57,22 @@ if [ "${1:-}" = --inside ]; then
 		robind "$modcache" $host/modcache
 		proxy=file://$host/modcache,$GOPROXY
 	fi
-	certs=()
+	# What the host needs to reach the network: its proxy settings, and
+	# the CA bundle of a TLS-inspecting proxy when it names one.
+	netenv=()
+	for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+		[ -z "${!v:-}" ] || netenv+=("$v=${!v}")
+	done
 	if [ -n "${SSL_CERT_FILE:-}" ] && [ -r "$SSL_CERT_FILE" ]; then
 		cp -L "$SSL_CERT_FILE" "$root$host/ca.crt"
-		certs=(SSL_CERT_FILE=$host/ca.crt)
+		netenv+=(SSL_CERT_FILE=$host/ca.crt)
 	fi
 	# The environment of `sudo make check` on a fresh machine: root's PATH
 	# without Go on it (the Makefile finds /usr/local/go/bin/go itself).
 	exec chroot "$root" /usr/bin/env -i \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		HOME=/root TERM=dumb LANG=C.UTF-8 CI=true \
-		GOPROXY="$proxy" GOSUMDB="$GOSUMDB" GOTOOLCHAIN=local "${certs[@]}" \
+		GOPROXY="$proxy" GOSUMDB="$GOSUMDB" GOTOOLCHAIN=local "${netenv[@]}" \
 		SIKKER_CHECK_FRESH=1 \
 		/bin/sh -c 'cd /root/sikkerguard && exec make "$@"' make "$target" "$@" </dev/null
 fi
