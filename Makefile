@@ -23,13 +23,16 @@ DESTDIR ?=
 
 # Debian packages the daemon, the demo and the tests run; installed by
 # `check`/`demo` when missing (command, or file for a path, → package).
-# ping warms up the test labs' links, busctl and setpriv drive the bus tests,
-# and the CA certificates let Go download the modules over HTTPS.
+# ping warms up the test labs' links, sysctl turns on forwarding in them,
+# busctl and setpriv drive the bus tests, gcc links the hardened binaries of
+# `make deb` (the end-to-end test builds the package) and needs the C
+# library's headers, since with gcc present Go builds cgo too, and the CA
+# certificates let Go download the modules over HTTPS.
 # internal/testnet's prerequisite check names the same packages (a test
 # keeps the two in step).
 DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus \
-	ping:iputils-ping busctl:systemd setpriv:util-linux \
-	/etc/ssl/certs/ca-certificates.crt:ca-certificates
+	ping:iputils-ping sysctl:procps busctl:systemd setpriv:util-linux gcc:gcc \
+	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates
 
 CMDS := sikkerguard sikkerctl sikkerapi-mock
 

@@ -62,9 +62,11 @@ func requireE2E(t *testing.T) {
 			fail("installing %v failed: %v\n%s", missing, err, tail(out, 2000))
 		}
 	}
-	for _, bin := range []string{"systemd-nspawn", "debootstrap", "nsenter", "dpkg-deb", "make", "tar"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			fail("end-to-end test needs %s", bin)
+	// make deb links externally, with gcc (Debian's hardening flags).
+	for _, need := range [][2]string{{"nsenter", "util-linux"}, {"dpkg-deb", "dpkg"}, {"make", "make"}, {"tar", "tar"}, {"gcc", "gcc"},
+		{"systemd-nspawn", "systemd-container"}, {"debootstrap", "debootstrap"}} {
+		if _, err := exec.LookPath(need[0]); err != nil {
+			fail("end-to-end test needs %s (Debian package %s)", need[0], need[1])
 		}
 	}
 }

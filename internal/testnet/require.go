@@ -18,6 +18,7 @@ var debianPackage = map[string]string{
 	"ip":             "iproute2",
 	"nft":            "nftables",
 	"ping":           "iputils-ping",
+	"sysctl":         "procps",
 	"iptables":       "iptables",
 	"ip6tables":      "iptables",
 	"iptables-save":  "iptables",
@@ -26,12 +27,13 @@ var debianPackage = map[string]string{
 	"dbus-daemon":    "dbus",
 	"busctl":         "systemd",
 	"setpriv":        "util-linux",
+	"gcc":            "gcc",
 }
 
-// kernelTools is what the namespace tests run: ip builds the labs, ping
-// warms their links up (WaitLink), nft, iptables and ipset drive and
-// snapshot the firewalls.
-var kernelTools = []string{"ip", "nft", "ping", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "ipset"}
+// kernelTools is what the namespace tests run: ip and sysctl build the
+// labs, ping warms their links up (WaitLink), nft, iptables and ipset drive
+// and snapshot the firewalls.
+var kernelTools = []string{"ip", "sysctl", "nft", "ping", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "ipset"}
 
 // RequireRoot skips t unless the process may create namespaces and has
 // every program the kernel tests run; with SIKKER_NETNS_TESTS=1 it fails
