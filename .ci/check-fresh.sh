@@ -114,7 +114,7 @@ fi
 
 start=$SECONDS
 say "root file system: Debian $suite, debootstrap --variant=minbase --include=make (cached)"
-tarball=$(cd "$repo" && "$GO" run ./internal/e2e/mkrootfs -suite "$suite" -include make)
+tarball=$(cd "$repo" && "$GO" run -buildvcs=false ./internal/e2e/mkrootfs -suite "$suite" -include make)
 say "using $tarball ($((SECONDS - start)) s)"
 
 work=$(mktemp -d /var/tmp/sikkerguard-fresh.XXXXXX)
