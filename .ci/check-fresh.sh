@@ -158,7 +158,9 @@ cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 # git runs as the checkout's owner, which it insists on.
 owner=$(stat -c %u "$repo")
 as_owner=()
-[ "$owner" = 0 ] || as_owner=(setpriv --reuid="$owner" --regid="$(stat -c %g "$repo")" --clear-groups)
+if [ "$owner" != 0 ]; then
+	as_owner=(env HOME="$(getent passwd "$owner" | cut -d: -f6)" setpriv --reuid="$owner" --regid="$(stat -c %g "$repo")" --clear-groups)
+fi
 mkdir -p "$root/root/sikkerguard"
 dirty=$(cd "$repo" && "${as_owner[@]}" git status --porcelain --untracked-files=normal | wc -l)
 (cd "$repo" && "${as_owner[@]}" git ls-files -z --cached --others --exclude-standard --deduplicate) |
