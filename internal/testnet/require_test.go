@@ -27,17 +27,6 @@ func TestMissingTools(t *testing.T) {
 	}
 }
 
-// recorder stands in for a test so that require's skip and failure can be
-// observed without ending the real test.
-type recorder struct {
-	testing.TB
-	fatal, skip string
-}
-
-func (r *recorder) Helper()           {}
-func (r *recorder) Fatal(args ...any) { r.fatal = fmt.Sprint(args...) }
-func (r *recorder) Skip(args ...any)  { r.skip = fmt.Sprint(args...) }
-
 func TestRequireFailsUnderMakeCheck(t *testing.T) {
 	missing := []string{"ping (Debian package iputils-ping)"}
 
