@@ -75,8 +75,25 @@ func feedInterval(cfg config.Config, name string) time.Duration {
 	return cfg.API.PullInterval
 }
 
+// loadToken reads the feed's token_file into the spec, so that a new token
+// in the same file is a change of the feed on reload.
+func (s *feedSpec) loadToken() error {
+	if s.Feed.TokenFile == "" || s.Token != "" {
+		return nil
+	}
+	tok, err := config.LoadToken(s.Feed.TokenFile)
+	if err != nil {
+		return fmt.Errorf("feed %s: %w", s.Name, err)
+	}
+	s.Token = tok.Reveal()
+	return nil
+}
+
 // openSource builds a feed's source, wrapped in its last-good cache.
 func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSource, error) {
+	if err := s.loadToken(); err != nil {
+		return nil, err
+	}
 	var (
 		src feed.Source
 		err error
@@ -124,12 +141,8 @@ func syncFeeds(feeds []*feedState, cfg config.Config, key config.Secret, now tim
 	}
 	specs := feedSpecs(cfg, key)
 	for i := range specs {
-		if tf := specs[i].Feed.TokenFile; tf != "" {
-			tok, err := config.LoadToken(tf)
-			if err != nil {
-				return feeds, fmt.Errorf("feed %s: %w", specs[i].Name, err)
-			}
-			specs[i].Token = tok.Reveal()
+		if err := specs[i].loadToken(); err != nil {
+			return feeds, err
 		}
 	}
 	out := make([]*feedState, 0, len(specs))
