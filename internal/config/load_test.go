@@ -85,6 +85,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-feed-token-file-relative", `:4: feeds[0].token_file: "hub.token" is not an absolute path`},
 		{"invalid-feed-token-file-on-file", `:4: feeds[0].token_file: only a url feed sends a token`},
 		{"invalid-report-hub-url", `:2: report.hub: "ftp://hub.example/v1/reports" is not an http:// or https:// URL`},
+		{"invalid-report-hub-no-token", `:4: report.hub: no feed with a token_file has this URL's scheme, host and port; the host sends that feed's token with its reports`},
 		{"invalid-health-hostname", `:2: health.listen: "localhost" is not an IP address; use 127.0.0.1 or [::1]`},
 		{"invalid-health-format", `:2: health.listen: "9547" is not host:port (e.g. 127.0.0.1:9547)`},
 		{"invalid-health-port", `:2: health.listen: 0 is out of range 1..65535 (port)`},

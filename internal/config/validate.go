@@ -215,7 +215,11 @@ func (c *Config) validateReport(p *problems) {
 	r := c.Report
 	durationInRange(p, "report.interval", r.Interval, time.Minute, 24*time.Hour)
 	if r.Hub != "" {
+		n := len(*p)
 		checkURL(p, "report.hub", r.Hub)
+		if _, ok := c.HubTokenFile(); !ok && len(*p) == n {
+			p.add("report.hub", "no feed with a token_file has this URL's scheme, host and port; the host sends that feed's token with its reports")
+		}
 	}
 	owner := map[uint16]string{}
 	for _, svc := range sortedKeys(r.PortMap) {
@@ -258,6 +262,22 @@ func (c *Config) validateHealth(p *problems) {
 	} else {
 		inRange(p, "health.listen", n, 1, 65535, "port")
 	}
+}
+
+// HubTokenFile is the token file for report.hub: that of the first feed
+// with a token_file whose URL has report.hub's scheme, host and port.
+func (c *Config) HubTokenFile() (string, bool) {
+	want, err := url.Parse(c.Report.Hub)
+	if err != nil || c.Report.Hub == "" {
+		return "", false
+	}
+	for _, f := range c.Feeds {
+		u, err := url.Parse(f.URL)
+		if err == nil && f.TokenFile != "" && f.URL != "" && u.Scheme == want.Scheme && u.Host == want.Host {
+			return f.TokenFile, true
+		}
+	}
+	return "", false
 }
 
 func (c *Config) validateHub(p *problems) {

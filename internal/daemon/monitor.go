@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	neturl "net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -203,21 +202,13 @@ func (m *Monitor) AddFleet(counts []nflog.Count) bool {
 	return true
 }
 
-// hubReportToken is the token for report.hub: that of the first feed
-// whose URL has report.hub's scheme, host and port and a token_file.
+// hubReportToken is the token for report.hub (config.HubTokenFile).
 func hubReportToken(cfg config.Config) (config.Secret, error) {
-	want, err := neturl.Parse(cfg.Report.Hub)
-	if err != nil {
-		return config.Secret{}, fmt.Errorf("report.hub: %w", err)
+	path, ok := cfg.HubTokenFile()
+	if !ok {
+		return config.Secret{}, errors.New("report.hub: no feed of that hub has a token_file")
 	}
-	for _, f := range cfg.Feeds {
-		u, err := neturl.Parse(f.URL)
-		if err != nil || f.TokenFile == "" || u.Scheme != want.Scheme || u.Host != want.Host {
-			continue
-		}
-		return config.LoadToken(f.TokenFile)
-	}
-	return config.Secret{}, fmt.Errorf("report.hub %s: no feed of that hub has a token_file", want.Redacted())
+	return config.LoadToken(path)
 }
 
 // reportingWanted tells whether drops are reported: a dry run blocks
