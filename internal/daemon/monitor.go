@@ -164,14 +164,16 @@ func NewMonitor(cfg config.Config, key config.Secret, log *slog.Logger, opt Moni
 		return m, nil
 	}
 	if cfg.Report.Hub != "" {
+		// A token that cannot be read stops the reports, not the drop log.
 		tok, err := hubReportToken(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("monitor: %w", err)
+		var snd *hub.Sender
+		if err == nil {
+			snd, err = hub.NewSender(hub.SenderConfig{URL: cfg.Report.Hub, Token: tok.Reveal(), UserAgent: version.UserAgent(),
+				Interval: cfg.Report.Interval, StateDir: cfg.StateDir, Filter: opt.Filter, AllowNonGlobal: !cfg.Safety.StripPrivate, Now: opt.Now}, log)
 		}
-		snd, err := hub.NewSender(hub.SenderConfig{URL: cfg.Report.Hub, Token: tok.Reveal(), UserAgent: version.UserAgent(),
-			Interval: cfg.Report.Interval, StateDir: cfg.StateDir, Filter: opt.Filter, AllowNonGlobal: !cfg.Safety.StripPrivate, Now: opt.Now}, log)
 		if err != nil {
-			return nil, fmt.Errorf("monitor: %w", err)
+			log.Error("reports to the hub off", "err", err)
+			return m, nil
 		}
 		m.rep = snd
 		return m, nil
