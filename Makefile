@@ -115,13 +115,16 @@ install: build ## Install binaries, unit, D-Bus policy, config, man pages and do
 		install -m0644 configs/sikkerguard.yaml $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml; \
 	fi
 
+# The maintainer named by both packages (.deb Maintainer:, .rpm Packager:
+# and changelogs): the project, not whoever made the last commit.
+MAINTAINER := SikkerGuard Maintainers <maintainers@sikkerapi.com>
+
 # Debian package: version from git describe made Debian-safe, architecture
-# from dpkg, maintainer from the last commit unless given.
+# from dpkg.
 ifndef DEB_VERSION
 DEB_VERSION := $(shell sh systemd/debian/version.sh)
 endif
 DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
-DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
 DEB_ROOT := dist/deb-root
 # Debian's hardening flags for the packaged binaries: PIE, full RELRO.
 DEB_GOFLAGS ?= $(GOFLAGS) -buildmode=pie
@@ -133,7 +136,7 @@ deb: ## Build dist/sikkerguard_VERSION_ARCH.deb with dpkg-deb
 	rm -rf $(DEB_ROOT)
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \
 		SYSTEMDUNITDIR=/lib/systemd/system GOFLAGS='$(DEB_GOFLAGS)' LDFLAGS='$(DEB_LDFLAGS)'
-	bash systemd/debian/build-deb.sh $(DEB_ROOT) '$(DEB_VERSION)' '$(DEB_ARCH)' '$(DEB_MAINTAINER)' dist
+	bash systemd/debian/build-deb.sh $(DEB_ROOT) '$(DEB_VERSION)' '$(DEB_ARCH)' '$(MAINTAINER)' dist
 	rm -rf $(DEB_ROOT)
 
 .PHONY: lint-deb

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -299,5 +300,21 @@ func TestNoKernelDependencies(t *testing.T) {
 				t.Errorf("sikkerctl links %s", d)
 			}
 		}
+	}
+}
+
+// --help shows each global flag once, with two dashes and its argument, as
+// sikkerctl(8) writes them; a flag added to globals must be added there.
+func TestHelpShowsEachFlagOnce(t *testing.T) {
+	fs := newFlags("sikkerctl", &globals{})
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, _ := flag.UnquoteUsage(f)
+		want := "\n  --" + f.Name + " " + arg + " "
+		if n := strings.Count(usage, want); n != 1 {
+			t.Errorf("help has %d lines starting %q, want one", n, want)
+		}
+	})
+	if strings.Contains(usage, "\n  -address") || strings.Contains(usage, "\n  -timeout") {
+		t.Error("help spells a long flag with one dash")
 	}
 }

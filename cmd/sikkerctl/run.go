@@ -25,6 +25,11 @@ const (
 
 const usage = `usage: sikkerctl [--address ADDR] [--timeout DUR] COMMAND [ARGS]
 
+options (before or after the command):
+  --address ADDR                  D-Bus address (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)
+  --timeout DUR                   give up on a call after this long (default 2m)
+  -h, --help                      show this help
+
 commands:
   status [--json]                 daemon state, counts and feeds
   reload                          re-read the config and re-pull the lists (root)
@@ -63,8 +68,8 @@ type globals struct {
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.address, "address", g.address, "D-Bus address (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up on a call after this long")
+	fs.StringVar(&g.address, "address", g.address, "D-Bus address `ADDR` (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up on a call after this long (`DUR`)")
 }
 
 func newFlags(name string, g *globals) *flag.FlagSet {

@@ -95,3 +95,34 @@ func TestCheckConfigWithoutKey(t *testing.T) {
 		})
 	}
 }
+
+// --help shows one line per flag, long names with two dashes and the short
+// alias beside them (`-c, --config PATH`), as sikkerguard(8) writes them.
+func TestHelpText(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, config.MapEnv(nil), &stdout, &stderr); code != exitOK {
+		t.Fatalf("--help exit %d", code)
+	}
+	help := stderr.String()
+	for _, want := range []string{
+		"\n  -c, --config PATH ",
+		"\n  -t, --check-config ",
+		"\n      --once ",
+		"\n      --dry-run ",
+		"\n      --cleanup ",
+		"\n      --version ",
+		"\n  -h, --help ",
+	} {
+		if n := strings.Count(help, want); n != 1 {
+			t.Errorf("help has %q %d times, want once:\n%s", want, n, help)
+		}
+	}
+	for _, line := range strings.Split(help, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "-") && !strings.HasPrefix(f[0], "--") && len(f[0]) > 3 {
+			t.Errorf("a long flag with one dash: %q", line)
+		}
+	}
+	if strings.Contains(help, `"/etc/`) {
+		t.Errorf("default shown Go-quoted:\n%s", help)
+	}
+}
