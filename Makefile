@@ -139,6 +139,22 @@ deb: ## Build dist/sikkerguard_VERSION_ARCH.deb with dpkg-deb
 	bash systemd/debian/build-deb.sh $(DEB_ROOT) '$(DEB_VERSION)' '$(DEB_ARCH)' '$(MAINTAINER)' dist
 	rm -rf $(DEB_ROOT)
 
+# RPM package for RPM distributions, built on Debian with rpmbuild from the
+# same installed tree as the .deb; the unit goes where those distributions
+# keep it.
+RPM_ROOT := dist/rpm-root
+
+.PHONY: rpm
+rpm: ## Build dist/sikkerguard-VERSION-1.ARCH.rpm with rpmbuild (Debian package rpm, installed when missing; root)
+	@command -v rpmbuild >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then echo "rpmbuild missing — run as root (sudo make rpm) to install Debian's rpm package" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm; }
+	rm -rf $(RPM_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(RPM_ROOT) PREFIX=/usr SYSCONFDIR=/etc \
+		SYSTEMDUNITDIR=/usr/lib/systemd/system GOFLAGS='$(DEB_GOFLAGS)' LDFLAGS='$(DEB_LDFLAGS)'
+	bash systemd/build-rpm.sh $(RPM_ROOT) '$(DEB_VERSION)' '$(MAINTAINER)' dist
+	rm -rf $(RPM_ROOT)
+
 .PHONY: lint-deb
 lint-deb: deb ## Build the .deb and check it with lintian (installed when missing; root)
 	@command -v lintian >/dev/null || { \

@@ -112,20 +112,7 @@ func repoRoot(t *testing.T) string {
 // buildDeb runs make deb and returns the package's path.
 func buildDeb(t *testing.T, repo string) string {
 	t.Helper()
-	cmd := exec.Command("make", "--no-print-directory", "deb")
-	cmd.Dir = repo
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("make deb: %v\n%s", err, tail(out, 3000))
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); strings.HasSuffix(l, ".deb") && !strings.Contains(l, " ") {
-			return filepath.Join(repo, l)
-		}
-	}
-	t.Fatalf("make deb printed no package path:\n%s", tail(out, 2000))
-	return ""
+	return buildPackage(t, repo, "deb", ".deb")
 }
 
 // goBuild builds one command of the repository into dir.
