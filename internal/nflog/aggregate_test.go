@@ -35,7 +35,7 @@ func newTestAggregator(t *testing.T, cfg AggregatorConfig) (*Aggregator, *clock,
 	if cfg.Services == nil {
 		cfg.Services = services
 	}
-	return NewAggregator(cfg, slog.New(slog.NewJSONHandler(&buf, nil))), c, &buf
+	return NewAggregator(cfg, slog.New(logging.Check(slog.NewJSONHandler(&buf, nil), t.Errorf))), c, &buf
 }
 
 func ev(src string, port uint16, transport string) Event {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"golang.org/x/sys/unix"
 )
@@ -279,7 +280,7 @@ func TestReplaceForeignTable(t *testing.T) {
 	l := newLab(t)
 	l.fw.MustRun("nft", "add table inet sikkerguard { chain prerouting { type filter hook prerouting priority 0; policy drop; }; }")
 	var logs strings.Builder
-	b, err := New(testConfig{}.settings(), slog.New(slog.NewTextHandler(&logs, nil)), WithNetNSFd(l.fw.FD()))
+	b, err := New(testConfig{}.settings(), slog.New(logging.Check(slog.NewTextHandler(&logs, nil), t.Errorf)), WithNetNSFd(l.fw.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +58,7 @@ func set(prefixes ...string) ipnet.Set {
 
 func (l lab) backend(t *testing.T, cfg testConfig) *Backend {
 	t.Helper()
-	b, err := New(cfg.settings(), nil, WithNetNSFd(l.fw.FD()))
+	b, err := New(cfg.settings(), logging.Checked(t), WithNetNSFd(l.fw.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
