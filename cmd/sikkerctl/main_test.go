@@ -124,7 +124,7 @@ func TestCommands(t *testing.T) {
 Version:      1.2.3-test
 Backend:      nftables
 Dry run:      no
-Blocked:      1,234,567 IPv4, 20 IPv6
+Blocked:      1,234,567 IPv4 addresses, 20 IPv6 ranges
 Whitelisted:  3 entries
 Last pull:    2023-11-14 22:13:20 UTC (3h0m0s ago)
 Next pull:    2023-11-15 22:13:20 UTC (in 21h0m0s)
@@ -132,7 +132,7 @@ Last report:  never
 Started:      2023-11-13 01:13:20 UTC (48h0m0s ago)
 Last error:   feed spamhaus-drop: HTTP 503
 
-FEED           ENTRIES    DROPPED  LAST PULL                             ERROR
+FEED           RANGES     DROPPED  LAST PULL                             ERROR
 sikkerapi      1,234,500  48,213   2023-11-14 22:13:20 UTC (3h0m0s ago)  -
 spamhaus-drop  87         0        never                                 HTTP 503
 `, ""},

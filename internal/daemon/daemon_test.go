@@ -254,7 +254,7 @@ func TestReadyOnlyAfterTheListIsApplied(t *testing.T) {
 	}
 	msgs := l.note.all()
 	for i, m := range msgs {
-		if m == "READY=1" && (i+1 == len(msgs) || !strings.HasPrefix(msgs[i+1], "STATUS=running: blocking 2 IPv4 and 0 IPv6 ranges")) {
+		if m == "READY=1" && (i+1 == len(msgs) || !strings.HasPrefix(msgs[i+1], "STATUS=running: blocking 257 IPv4 addresses in 2 ranges and 0 IPv6 ranges")) {
 			t.Errorf("READY=1 not followed by the status: %q", msgs)
 		}
 	}
