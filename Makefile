@@ -77,9 +77,13 @@ race: ## Unit tests under the race detector
 	$(GO) test -count=1 -race ./...
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
-	@for t in $$($(GO) test -list '^Fuzz' ./internal/ipnet | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} ./internal/ipnet || exit 1; done
+fuzz: ## Run every Fuzz* target of every package for FUZZTIME each (default 30s)
+	@for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for t in $$($(GO) test -list '^Fuzz' $$dir | grep '^Fuzz'); do \
+			echo "fuzz $$dir $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $${FUZZTIME:-30s} $$dir || exit 1; \
+		done; \
+	done
 
 .PHONY: bench
 bench: deps ## Benchmarks: address math, and the firewall backends against nft -f and ipset (root, minutes)

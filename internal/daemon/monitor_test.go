@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -247,7 +246,6 @@ func TestMonitorRetriesAFailingListener(t *testing.T) {
 }
 
 var (
-	monFW4    = netip.MustParseAddr("192.0.2.1")
 	monGood4  = netip.MustParseAddr("192.0.2.2")
 	monBad4   = netip.MustParseAddr("192.0.2.50")
 	monFlood4 = netip.MustParseAddr("192.0.2.60")
@@ -256,28 +254,26 @@ var (
 
 const monGroup = 7
 
-// monLab is a firewall namespace running the nft backend with NFLOG
-// logging, and a peer namespace sending from listed and unlisted addresses.
+// monLab is the shared two-namespace lab with the nft backend and NFLOG
+// logging in Host, and listed and unlisted addresses in Peer.
 type monLab struct {
-	fw, peer *testnet.NS
-	backend  *nft.Backend
+	*testnet.Lab
+	backend *nft.Backend
 }
 
 func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 	t.Helper()
 	testnet.RequireRoot(t)
-	l := &monLab{fw: testnet.New(t, "mon"), peer: testnet.New(t, "monp")}
 	peerAddrs := []netip.Prefix{netip.PrefixFrom(monGood4, 24)}
 	for _, a := range blocked {
 		peerAddrs = append(peerAddrs, netip.PrefixFrom(a, 24))
 	}
-	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{netip.PrefixFrom(monFW4, 24)}, l.peer, "pe0", peerAddrs)
-	// Pin the firewall's MAC on the peer, so that no neighbour probe from a
-	// listed address is dropped and logged beside the packets under test.
-	mac := strings.TrimSpace(l.fw.MustRun("cat", "/sys/class/net/fw0/address"))
-	l.peer.MustRun("ip", "neigh", "replace", monFW4.String(), "lladdr", mac, "dev", "pe0", "nud", "permanent")
+	l := &monLab{Lab: testnet.NewLab(t, "mon", testnet.Link{Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)}, Peer: peerAddrs})}
+	// No neighbour probe from a listed address may be dropped and logged
+	// beside the packets under test.
+	l.PinNeighbours()
 	b, err := nft.New(firewall.Settings{Hooks: []firewall.Hook{nft.HookInput}, Action: firewall.ActionDrop, LogGroup: monGroup, LogRate: rate, LogPer: time.Second, IPv6: true},
-		slog.New(slog.DiscardHandler), nft.WithNetNSFd(l.fw.FD()))
+		slog.New(slog.DiscardHandler), nft.WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,17 +286,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 		t.Fatal(err)
 	}
 	l.backend = b
-	l.peer.WaitLink(t, [2]netip.Addr{monGood4, monFW4})
 	return l
-}
-
-func (l *monLab) dropped4(t *testing.T) uint64 {
-	t.Helper()
-	d, err := l.backend.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.Packets4
 }
 
 // syns sends n TCP SYNs from src to the firewall's telnet port, one per
@@ -308,7 +294,7 @@ func (l *monLab) dropped4(t *testing.T) uint64 {
 func (l *monLab) syns(t *testing.T, src netip.Addr, n int) {
 	t.Helper()
 	for range n {
-		if err := l.peer.DialTCP(src, netip.AddrPortFrom(monFW4, 23), 300*time.Millisecond); err == nil {
+		if err := l.Peer.DialTCP(src, netip.AddrPortFrom(testnet.Host4, 23), 300*time.Millisecond); err == nil {
 			t.Fatalf("TCP from listed %v connected", src)
 		}
 	}
@@ -337,7 +323,7 @@ func TestMonitorLogsAndReportsDrops(t *testing.T) {
 	var filtered []netip.Addr
 	var fmu sync.Mutex
 	opt := MonitorOptions{
-		NetNSFd: l.fw.FD(), Window: 200 * time.Millisecond, ReportURL: api.URL, Now: clock.Now,
+		NetNSFd: l.Host.FD(), Window: 200 * time.Millisecond, ReportURL: api.URL, Now: clock.Now,
 		Filter: func(a netip.Addr) bool {
 			fmu.Lock()
 			filtered = append(filtered, a)
@@ -353,10 +339,10 @@ func TestMonitorLogsAndReportsDrops(t *testing.T) {
 	monWait(t, "the listener", func() bool { return m.Stats().Listening })
 
 	const n = 4
-	before := l.dropped4(t)
+	before := l.Drops(t).V4
 	l.syns(t, monBad4, n)
-	monWait(t, "the nft counter", func() bool { return l.dropped4(t)-before >= n })
-	if d := l.dropped4(t) - before; d != n {
+	monWait(t, "the nft counter", func() bool { return l.Drops(t).V4-before >= n })
+	if d := l.Drops(t).V4 - before; d != n {
 		t.Fatalf("nft counter dropped %d packets, sent %d SYNs", d, n)
 	}
 	// Every SYN is within the rule's rate, so each was logged.
@@ -385,13 +371,13 @@ func TestMonitorLogsAndReportsDrops(t *testing.T) {
 	monWait(t, "the bulk report", func() bool { return len(rows.all()) >= 1 })
 	// Two more SYNs in a window that only stop ends: the line comes from the
 	// last flush, and the pair, already reported, is not reported again.
-	before = l.dropped4(t)
+	before = l.Drops(t).V4
 	l.syns(t, monBad4, 2)
 	monWait(t, "two more events", func() bool { return m.Stats().Events >= n+2 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if d := l.dropped4(t) - before; d != 2 {
+	if d := l.Drops(t).V4 - before; d != 2 {
 		t.Errorf("nft counter dropped %d packets, sent 2 SYNs", d)
 	}
 	if last := fmt.Sprintf("BLOCKED %v:23 (telnet) proto=TCP x2", monBad4); rec.count(last) != 1 {
@@ -486,21 +472,15 @@ func TestMonitorFloodSender(t *testing.T) {
 	if !ok || !ok2 || err != nil {
 		t.Fatalf("bad %s=%q", monFloodEnv, spec)
 	}
-	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(src)), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(dst)))
+	c, err := testnet.DialUDP(netip.MustParseAddrPort(src).Addr(), netip.MustParseAddrPort(dst))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	payload := []byte("INVITE sip:flood")
-	sent := 0
 	start := time.Now()
-	for end := start.Add(d); time.Now().Before(end); {
-		for range 256 {
-			if _, err := c.Write(payload); err == nil {
-				sent++
-			}
-		}
-	}
+	stop := testnet.Flood(c)
+	time.Sleep(d)
+	sent := stop()
 	fmt.Printf("sent %d %d\n", sent, time.Since(start).Nanoseconds())
 }
 
@@ -524,7 +504,7 @@ func TestMonitorFlood(t *testing.T) {
 	l := newMonLab(t, rate, monFlood4, monLate4)
 	rec := &monLog{}
 	m, err := NewMonitor(monConfig(t, monGroup), config.Secret{}, slog.New(rec),
-		MonitorOptions{NetNSFd: l.fw.FD(), Window: 200 * time.Millisecond})
+		MonitorOptions{NetNSFd: l.Host.FD(), Window: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,14 +516,14 @@ func TestMonitorFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before4 := l.dropped4(t)
+	before4 := l.Drops(t).V4
 	self0 := monRusage(t, syscall.RUSAGE_SELF)
 	child0 := monRusage(t, syscall.RUSAGE_CHILDREN)
 	ev0 := m.Stats().Events
 	t0 := time.Now()
-	cmd := exec.Command("ip", "netns", "exec", l.peer.Name, exe, "-test.run=^TestMonitorFloodSender$", "-test.count=1")
+	cmd := exec.Command("ip", "netns", "exec", l.Peer.Name, exe, "-test.run=^TestMonitorFloodSender$", "-test.count=1")
 	cmd.Env = append(os.Environ(), monFloodEnv+"="+netip.AddrPortFrom(monFlood4, 0).String()+">"+
-		netip.AddrPortFrom(monFW4, 5060).String()+",3s")
+		netip.AddrPortFrom(testnet.Host4, 5060).String()+",3s")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("sender: %v\n%s", err, out)
@@ -571,7 +551,7 @@ func TestMonitorFlood(t *testing.T) {
 	self1 := monRusage(t, syscall.RUSAGE_SELF)
 	child1 := monRusage(t, syscall.RUSAGE_CHILDREN)
 	st := m.Stats()
-	dropped := l.dropped4(t) - before4
+	dropped := l.Drops(t).V4 - before4
 	events := st.Events - ev0
 
 	if events == 0 {

@@ -159,7 +159,7 @@ func TestBadInputNeverReachesDaemon(t *testing.T) {
 		{"WhitelistAdd 300.1.1.1", func() error { return e.client.WhitelistAdd(c, "300.1.1.1") }, `invalid address "300.1.1.1"`},
 		{"WhitelistAdd empty", func() error { return e.client.WhitelistAdd(c, "") }, `invalid address ""`},
 		{"WhitelistRemove garbage", func() error { return e.client.WhitelistRemove(c, "not-an-ip") }, `invalid address "not-an-ip"`},
-		{"WhitelistAdd host bits", func() error { return e.client.WhitelistAdd(c, "192.0.2.1/24") }, "did you mean 192.0.2.0/24"},
+		{"WhitelistAdd zone", func() error { return e.client.WhitelistAdd(c, "fe80::1%eth0") }, "has an interface zone"},
 		{"Check empty", func() error { _, _, err := e.client.Check(c, ""); return err }, `invalid address ""`},
 		{"Check CIDR", func() error { _, _, err := e.client.Check(c, "192.0.2.0/24"); return err }, "single IP address"},
 	}
