@@ -352,6 +352,10 @@ func TestSystemd(t *testing.T) {
 			t.Errorf("is-active = %q", st)
 		}
 		show := c.must("systemctl", "show", "-p", "StatusText", "-p", "Type", "-p", "WatchdogUSec", "sikkerguard")
+		// Each number with its unit: addresses and ranges (see README, The numbers).
+		if !regexp.MustCompile(`StatusText=running: blocking \d+ IPv4 addresses in \d+ ranges and \d+ IPv6 ranges`).MatchString(show) {
+			t.Errorf("STATUS= does not name its units:\n%s", show)
+		}
 		if !strings.Contains(show, "Type=notify") || !strings.Contains(show, "StatusText=") {
 			t.Errorf("unexpected unit state:\n%s", show)
 		}
@@ -394,7 +398,7 @@ func TestSystemd(t *testing.T) {
 
 	t.Run("journal", func(t *testing.T) {
 		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat")
-		for _, want := range []string{"Score threshold:", "Safety whitelist:", "Firewall ready", "Blocking "} {
+		for _, want := range []string{"Score threshold:", "Safety whitelist:", "Firewall ready", "Blocking ", " addresses_ipv4=", " ranges_ipv4=", "feed pulled feed=sikkerapi entries="} {
 			if !strings.Contains(j, want) {
 				t.Errorf("journal lacks %q:\n%s", want, tail([]byte(j), 2000))
 			}
