@@ -5,6 +5,10 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 )
 
 // The journal, STATUS= and sikkerctl name each number with its unit:
@@ -21,5 +25,24 @@ func TestBlockCountsWording(t *testing.T) {
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("Blocking 259 IPs", c.Attrs()...)
 	if want := `msg="Blocking 259 IPs" addresses_ipv4=257 ranges_ipv4=2 ranges_ipv6=2`; !strings.Contains(buf.String(), want) {
 		t.Errorf("logged %q, want %q", buf.String(), want)
+	}
+}
+
+// "feed pulled" gives the entries as listed for a fresh list only: a cached
+// list is stored merged, so its listed entries are unknown.
+func TestLogPullEntries(t *testing.T) {
+	for _, tc := range []struct {
+		cached bool
+		want   string
+	}{
+		{false, `msg="feed pulled" feed=f entries=3 ranges_ipv4=1 ranges_ipv6=0 cached=false`},
+		{true, `msg="feed pulled" feed=f ranges_ipv4=1 ranges_ipv6=0 cached=true`},
+	} {
+		var buf bytes.Buffer
+		snap := &feed.Snapshot{Name: "f", Set: set(t, "198.51.100.0/24"), Stats: ipnet.ParseStats{Entries: 3}, FromCache: tc.cached}
+		logPull(slog.New(logging.Check(slog.NewTextHandler(&buf, nil), t.Errorf)), "f", snap, nil)
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("logged %q, want %q", buf.String(), tc.want)
+		}
 	}
 }

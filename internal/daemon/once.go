@@ -132,9 +132,14 @@ func logPull(log *slog.Logger, name string, snap *feed.Snapshot, err error, extr
 		log.Error("feed failed and has no last good list", append([]any{"feed", name, "err", err}, extra...)...)
 	default:
 		v4, v6 := snap.Count()
-		// Entries as the feed listed them; ranges after merging its overlaps.
-		log.Info("feed pulled", "feed", name, "entries", snap.Stats.Entries, "ranges_ipv4", v4, "ranges_ipv6", v6,
-			"cached", snap.FromCache, "malformed", snap.Stats.Malformed)
+		// Entries as the feed listed them, ranges after merging its overlaps.
+		// A cached list is stored merged: its listed entries are not known.
+		attrs := []any{"feed", name}
+		if !snap.FromCache {
+			attrs = append(attrs, "entries", snap.Stats.Entries)
+		}
+		log.Info("feed pulled", append(attrs, "ranges_ipv4", v4, "ranges_ipv6", v6,
+			"cached", snap.FromCache, "malformed", snap.Stats.Malformed)...)
 		for _, m := range snap.Stats.Samples {
 			log.Warn("malformed line", "feed", name, "line", m.Line, "text", m.Text)
 		}
