@@ -32,7 +32,8 @@ DESTDIR ?=
 # keeps the two in step).
 DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus \
 	ping:iputils-ping sysctl:procps busctl:systemd setpriv:util-linux gcc:gcc \
-	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates
+	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates \
+	rpmbuild:rpm
 
 CMDS := sikkerguard sikkerctl sikkerapi-mock
 
