@@ -126,6 +126,10 @@ type Safety struct {
 	VerifyConnectivity bool    `yaml:"verify_connectivity"`
 	MaxShrink          float64 `yaml:"max_shrink"`
 	MaxBlockShare      float64 `yaml:"max_block_share"`
+	// IntegrityInterval is the period of the fallback check of the kernel
+	// objects; changes are normally seen and undone at once through
+	// nftables events.
+	IntegrityInterval time.Duration `yaml:"integrity_interval"`
 }
 
 // Report configures reporting of dropped traffic to SikkerAPI.
@@ -170,6 +174,7 @@ func Default() Config {
 			MaxBlockShare:      0.10,
 			MaxEntries:         5_000_000,
 			VerifyConnectivity: true,
+			IntegrityInterval:  time.Minute,
 		},
 		Report: Report{
 			Enabled:  true,

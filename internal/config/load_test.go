@@ -70,6 +70,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-max-growth", `:2: safety.max_growth: 1 must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)`},
 		{"invalid-max-entries", `:2: safety.max_entries: 0 is out of range 1..100000000`},
 		{"invalid-report-interval", `:2: report.interval: 30s is out of range 1m..24h`},
+		{"invalid-integrity-interval", `:2: safety.integrity_interval: 1s is out of range 5s..1h`},
 		{"invalid-port-map-name", `:3: report.port_map.Web Admin: service name "Web Admin" must match [a-z0-9_-]+`},
 		{"invalid-port-map-port", `:3: report.port_map.ssh[1]: 0 is out of range 1..65535`},
 		{"invalid-port-map-port-overflow", `:3: report.port_map.ssh[1]: "70000" is not a port number 1..65535`},
@@ -147,7 +148,7 @@ func TestLoadValid(t *testing.T) {
 		netip.MustParsePrefix("2001:db8::1/128"),
 		netip.MustParsePrefix("203.0.113.9/32"),
 	}
-	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000}
+	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000, IntegrityInterval: time.Minute}
 	full.Report = Report{Enabled: false, Interval: time.Hour,
 		PortMap: map[string][]uint16{"ssh": {2222}, "minecraft": {25565, 25566}, "ftp": {}}}
 	full.Health.Listen = "[::1]:9547"

@@ -141,6 +141,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"safety.max_growth", d.Safety.MaxGrowth, 2.0},
 		{"safety.max_entries", d.Safety.MaxEntries, 5000000},
 		{"safety.verify_connectivity", d.Safety.VerifyConnectivity, true},
+		{"safety.integrity_interval", d.Safety.IntegrityInterval, time.Minute},
 		{"report.enabled", d.Report.Enabled, true},
 		{"report.interval", d.Report.Interval, 30 * time.Minute},
 		{"report.port_map", len(d.Report.PortMap), 0},

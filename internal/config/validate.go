@@ -190,6 +190,7 @@ func (c *Config) validateSafety(p *problems) {
 		p.add("safety.max_growth", "%v must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)", s.MaxGrowth)
 	}
 	inRange(p, "safety.max_entries", s.MaxEntries, 1, MaxEntriesLimit, "")
+	durationInRange(p, "safety.integrity_interval", s.IntegrityInterval, 5*time.Second, time.Hour)
 }
 
 func (c *Config) validateReport(p *problems) {

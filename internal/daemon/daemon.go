@@ -62,7 +62,7 @@ type Options struct {
 	// Watchdog is the ping interval; 0 reads WATCHDOG_USEC (half of it).
 	Watchdog time.Duration
 	// IntegrityCheck is how often the kernel objects are checked for
-	// removal by another tool (default 1 min).
+	// removal by another tool (default: safety.integrity_interval).
 	IntegrityCheck time.Duration
 	// RetryMin is the first retry delay of a failed feed (default 1 min).
 	RetryMin time.Duration
@@ -94,6 +94,16 @@ type Daemon struct {
 	badPlan    *Plan  // last plan rolled back; not retried until it changes
 	planIssue  string // why the current plan is not applied
 	reloading  bool
+
+	// Drift (drift.go): the backend's change reports, and the restores.
+	changes        <-chan firewall.Change
+	watchStop      func()
+	guard          restoreGuard
+	pendingRestore *firewall.Change // a restore waiting for the guard
+	fightIssue     string           // why the state is degraded by restores
+	restoreTimer   *time.Timer
+	restoreAt      time.Time     // when restoreTimer fires; zero when idle
+	restored       atomic.Uint64 // restores done, for /metrics
 
 	bus           *dbusapi.Server
 	monitor       *Monitor
@@ -139,6 +149,9 @@ func New(o Options) (*Daemon, error) {
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = time.Minute
+	}
+	if o.IntegrityCheck <= 0 {
+		o.IntegrityCheck = o.Config.Safety.IntegrityInterval
 	}
 	if o.IntegrityCheck <= 0 {
 		o.IntegrityCheck = time.Minute
@@ -201,6 +214,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.bus = srv
 		defer srv.Close()
 	}
+	d.startWatch(ctx)
+	defer func() { d.stopWatch() }()
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
 	d.startHealth(ctx)
@@ -240,6 +255,15 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.reload(ctx)
 		case <-integrity.C:
 			d.checkIntegrity(ctx)
+		case c, ok := <-d.changes:
+			if !ok {
+				d.changes = nil
+				d.log.Warn("the firewall watch ended; only the periodic check remains", "interval", d.o.IntegrityCheck)
+				continue
+			}
+			d.onChange(ctx, c)
+		case <-d.restoreTimerC():
+			d.restoreDue()
 		case f := <-d.cmds:
 			f()
 		case r := <-d.results:
@@ -302,7 +326,7 @@ func (d *Daemon) buildFirewall() error {
 
 func (d *Daemon) updateState() {
 	st := StateRunning
-	if d.planIssue != "" || slices.ContainsFunc(d.feeds, func(f *feedState) bool { return f.problem != "" }) {
+	if d.planIssue != "" || d.fightIssue != "" || slices.ContainsFunc(d.feeds, func(f *feedState) bool { return f.problem != "" }) {
 		st = StateDegraded
 	}
 	d.setState(st)

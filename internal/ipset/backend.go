@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
@@ -51,7 +52,11 @@ type Backend struct {
 	log    *slog.Logger
 	cfg    firewall.Settings
 	prefix []string // runs every command inside a namespace, e.g. ip netns exec NAME
-	bins   map[string]string
+	netns  string   // that namespace's name, for the event watcher
+	// poll is how often Watch compares the sets' element counts with the
+	// copy (ipset has no events).
+	poll time.Duration
+	bins map[string]string
 
 	mu     sync.Mutex
 	synced bool // block, allow and caps describe the kernel
@@ -68,8 +73,12 @@ type Option func(*Backend)
 // WithNetNS runs every command inside the named network namespace (with
 // `ip netns exec`), for tests and benchmarks.
 func WithNetNS(name string) Option {
-	return func(b *Backend) { b.prefix = []string{"ip", "netns", "exec", name} }
+	return func(b *Backend) { b.prefix, b.netns = []string{"ip", "netns", "exec", name}, name }
 }
+
+// WithPollInterval sets how often Watch counts the sets' elements
+// (default 5 s).
+func WithPollInterval(d time.Duration) Option { return func(b *Backend) { b.poll = d } }
 
 // ErrLegacy is returned by New when iptables is the legacy (x_tables)
 // build: its rules would live beside, not in, the nftables ruleset.
@@ -86,7 +95,7 @@ func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Backend{log: log, cfg: cfg, bins: map[string]string{}}
+	b := &Backend{log: log, cfg: cfg, bins: map[string]string{}, poll: 5 * time.Second}
 	for _, o := range opts {
 		o(b)
 	}

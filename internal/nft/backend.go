@@ -55,6 +55,10 @@ type Backend struct {
 	// although block covers them with a range (see moved.go).
 	moved ipnet.Set
 	seq   uint32
+	// everBuilt: block and allow hold the lists of the last Apply, which
+	// Restore puts back; Remove clears it.
+	everBuilt bool
+	sig       []string // the declaration the last build left (intact.go)
 }
 
 // Option tunes New.
@@ -168,7 +172,8 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 	if err := b.sendOn(fd, bt, op); err != nil {
 		return err
 	}
-	b.built, b.block, b.allow, b.moved = true, block, allow, ipnet.Set{}
+	b.built, b.everBuilt, b.block, b.allow, b.moved = true, true, block, allow, ipnet.Set{}
+	b.recordSignature()
 	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
 		"ranges4", len(block.V4), "ranges6", len(block.V6), "allow4", len(allow.V4), "allow6", len(allow.V6))
 	if op == "adopt" {
@@ -372,7 +377,7 @@ func (b *Backend) Remove() error {
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	b.built, b.block, b.allow, b.moved = false, ipnet.Set{}, ipnet.Set{}, ipnet.Set{}
+	b.built, b.everBuilt, b.block, b.allow, b.moved, b.sig = false, false, ipnet.Set{}, ipnet.Set{}, ipnet.Set{}, nil
 	return nil
 }
 
@@ -388,13 +393,6 @@ var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
 // Exists reports whether the table is in the kernel (left by any process).
 func (b *Backend) Exists() (bool, error) {
-	return b.tableExists()
-}
-
-// Intact reports whether the table still stands. Another tool's
-// `flush ruleset` (a restart of nftables.service, for one) removes it whole;
-// the objects inside it are ours alone.
-func (b *Backend) Intact() (bool, error) {
 	return b.tableExists()
 }
 

@@ -1,0 +1,288 @@
+package nft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"golang.org/x/sys/unix"
+)
+
+// Watching: nf_tables multicasts every committed change to the
+// NFNLGRP_NFTABLES group, one message per object (table, chain, rule, set,
+// element list), followed by one NEWGEN message per transaction that names
+// the new generation and the pid and name of the process that committed
+// it. A transaction's messages are sent under the commit mutex, so they
+// arrive together and in order: the watcher collects what a transaction
+// did to the tables it is asked about and reports it when the NEWGEN
+// arrives, unless the committing pid is this process. A dropped message
+// (ENOBUFS: the socket buffer ran full, for example during our own load of
+// a million elements, which the kernel announces element by element) is
+// reported as a Lost change, which makes the daemon check the objects.
+
+// nfnlgrpNFTables is NFNLGRP_NFTABLES (linux/netfilter/nfnetlink.h).
+const nfnlgrpNFTables = 7
+
+// Attributes of NFT_MSG_NEWGEN (linux nf_tables.h).
+const (
+	nftaGenProcPID  = 2
+	nftaGenProcName = 3
+)
+
+// TableEvent is one object message of a transaction, as the matcher of
+// WatchTables sees it.
+type TableEvent struct {
+	Family uint8  // unix.NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6…
+	Table  string // the table the object belongs to
+	Msg    int    // unix.NFT_MSG_NEWRULE, NFT_MSG_DELSETELEM…
+	Name   string // the chain (of a rule), set (of elements) or object name
+}
+
+// Delete reports whether the event removes something.
+func (e TableEvent) Delete() bool {
+	switch e.Msg {
+	case unix.NFT_MSG_DELTABLE, unix.NFT_MSG_DELCHAIN, unix.NFT_MSG_DELRULE, unix.NFT_MSG_DELSET,
+		unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_DELOBJ, nftMsgDestroyTable, nftMsgDestroyChain,
+		nftMsgDestroyRule, nftMsgDestroySet, nftMsgDestroySetElem, nftMsgDestroyObj:
+		return true
+	}
+	return false
+}
+
+// Elements reports whether the event changes set elements only.
+func (e TableEvent) Elements() bool {
+	return e.Msg == unix.NFT_MSG_NEWSETELEM || e.Msg == unix.NFT_MSG_DELSETELEM || e.Msg == nftMsgDestroySetElem
+}
+
+// NFT_MSG_DESTROY* (Linux 6.3): deletions that do not fail on a missing
+// object; notifications use the DEL types, but a kernel may echo either.
+const (
+	nftMsgDestroyTable   = 26
+	nftMsgDestroyChain   = 27
+	nftMsgDestroyRule    = 28
+	nftMsgDestroySet     = 29
+	nftMsgDestroySetElem = 30
+	nftMsgDestroyObj     = 31
+)
+
+func (e TableEvent) String() string {
+	fam := familyName(e.Family)
+	switch e.Msg {
+	case unix.NFT_MSG_NEWTABLE:
+		return "table " + fam + " " + e.Table + " changed"
+	case unix.NFT_MSG_DELTABLE, nftMsgDestroyTable:
+		return "table " + fam + " " + e.Table + " deleted"
+	case unix.NFT_MSG_NEWCHAIN:
+		return "chain " + e.Name + " added or changed in " + fam + " " + e.Table
+	case unix.NFT_MSG_DELCHAIN, nftMsgDestroyChain:
+		return "chain " + e.Name + " deleted from " + fam + " " + e.Table
+	case unix.NFT_MSG_NEWRULE:
+		return "rule added to chain " + e.Name + " of " + fam + " " + e.Table
+	case unix.NFT_MSG_DELRULE, nftMsgDestroyRule:
+		return "rule deleted from chain " + e.Name + " of " + fam + " " + e.Table
+	case unix.NFT_MSG_NEWSET:
+		return "set " + e.Name + " added or changed in " + fam + " " + e.Table
+	case unix.NFT_MSG_DELSET, nftMsgDestroySet:
+		return "set " + e.Name + " deleted from " + fam + " " + e.Table
+	case unix.NFT_MSG_NEWSETELEM:
+		return "elements added to set " + e.Name + " of " + fam + " " + e.Table
+	case unix.NFT_MSG_DELSETELEM, nftMsgDestroySetElem:
+		return "elements deleted from set " + e.Name + " of " + fam + " " + e.Table
+	case unix.NFT_MSG_NEWOBJ:
+		return "object " + e.Name + " added or changed in " + fam + " " + e.Table
+	case unix.NFT_MSG_DELOBJ, nftMsgDestroyObj:
+		return "object " + e.Name + " deleted from " + fam + " " + e.Table
+	}
+	return fmt.Sprintf("message %d for %s %s", e.Msg, fam, e.Table)
+}
+
+func familyName(f uint8) string {
+	switch f {
+	case unix.NFPROTO_INET:
+		return "inet"
+	case unix.NFPROTO_IPV4:
+		return "ip"
+	case unix.NFPROTO_IPV6:
+		return "ip6"
+	case unix.NFPROTO_ARP:
+		return "arp"
+	case unix.NFPROTO_BRIDGE:
+		return "bridge"
+	case unix.NFPROTO_NETDEV:
+		return "netdev"
+	}
+	return fmt.Sprintf("family %d", f)
+}
+
+// WatchTables reports the transactions of other processes that contain an
+// event for which match is true, until ctx ends; nsFD > 0 watches that
+// network namespace. The channel is closed when ctx ends or the socket
+// fails. Changes are coalesced when the reader is slow: a restore only
+// needs to know that something changed.
+func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(TableEvent) bool) (<-chan firewall.Change, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fd, err := openSocket(nsFD)
+	if err != nil {
+		return nil, fmt.Errorf("nftables watch: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, nfnlgrpNFTables); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("nftables watch: join the nftables event group: %w", err)
+	}
+	// Room for the events of ordinary transactions; a big load of our own
+	// overruns it anyway, and that is reported as Lost.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	}
+	// A bounded wait lets the reader notice the end of ctx.
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000})
+	out := make(chan firewall.Change, 1)
+	go func() {
+		defer close(out)
+		defer unix.Close(fd)
+		w := watcher{self: os.Getpid(), match: match, out: out}
+		buf := make([]byte, 256<<10)
+		for ctx.Err() == nil {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			switch {
+			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.ENOBUFS):
+				w.pending = w.pending[:0]
+				w.emit(firewall.Change{What: "nftables events were lost (socket buffer overrun)", Lost: true})
+				continue
+			case err != nil:
+				log.Error("nftables watch stopped; only the periodic check remains", "err", err)
+				return
+			}
+			w.feed(buf[:n])
+		}
+	}()
+	return out, nil
+}
+
+// watcher collects the events of one transaction at a time.
+type watcher struct {
+	self    int
+	match   func(TableEvent) bool
+	out     chan firewall.Change
+	pending []TableEvent // matching events of the transaction in progress
+}
+
+// feed parses one datagram of notifications.
+func (w *watcher) feed(b []byte) {
+	for off := 0; off+unix.NLMSG_HDRLEN <= len(b); {
+		l := int(binary.NativeEndian.Uint32(b[off:]))
+		if l < unix.NLMSG_HDRLEN || off+l > len(b) {
+			return
+		}
+		typ := binary.NativeEndian.Uint16(b[off+4:])
+		m := b[off+unix.NLMSG_HDRLEN : off+l]
+		off += (l + 3) &^ 3
+		if typ>>8 != unix.NFNL_SUBSYS_NFTABLES || len(m) < 4 {
+			continue
+		}
+		msg := int(typ & 0xff)
+		attrs := parseAttrs(m[4:])
+		if msg == nftMsgNewGen {
+			w.commit(int(attrs.u32(nftaGenProcPID)), attrs.str(nftaGenProcName))
+			continue
+		}
+		ev := TableEvent{Family: m[0], Msg: msg, Table: attrs.str(1)} // NFTA_*_TABLE (NFTA_TABLE_NAME) is 1 for all
+		switch msg {
+		case unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_DELCHAIN, nftMsgDestroyChain:
+			ev.Name = attrs.str(unix.NFTA_CHAIN_NAME)
+		case unix.NFT_MSG_NEWRULE, unix.NFT_MSG_DELRULE, nftMsgDestroyRule:
+			ev.Name = attrs.str(unix.NFTA_RULE_CHAIN)
+		case unix.NFT_MSG_NEWSET, unix.NFT_MSG_DELSET, nftMsgDestroySet:
+			ev.Name = attrs.str(unix.NFTA_SET_NAME)
+		case unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM, nftMsgDestroySetElem:
+			ev.Name = attrs.str(unix.NFTA_SET_ELEM_LIST_SET)
+		case unix.NFT_MSG_NEWOBJ, unix.NFT_MSG_DELOBJ, nftMsgDestroyObj:
+			ev.Name = attrs.str(unix.NFTA_OBJ_NAME)
+		}
+		if w.match(ev) && len(w.pending) < 64 {
+			w.pending = append(w.pending, ev)
+		}
+	}
+}
+
+// commit ends a transaction: a foreign one that touched a watched table is
+// reported.
+func (w *watcher) commit(pid int, comm string) {
+	evs := w.pending
+	w.pending = w.pending[:0]
+	if len(evs) == 0 || pid == w.self {
+		return
+	}
+	c := firewall.Change{PID: pid, Comm: comm, Content: true}
+	var what []string
+	for _, e := range evs {
+		if !e.Elements() {
+			c.Content = false
+		}
+		if s := e.String(); !slices.Contains(what, s) && len(what) < 4 {
+			what = append(what, s)
+		}
+	}
+	c.What = strings.Join(what, "; ")
+	if c.Comm == "" && pid > 0 {
+		c.Comm = procComm(pid)
+	}
+	w.emit(c)
+}
+
+// emit hands a change to the reader; when one is already waiting, the two
+// are merged, since the reader restores once for both.
+func (w *watcher) emit(c firewall.Change) {
+	select {
+	case w.out <- c:
+		return
+	default:
+	}
+	select {
+	case old := <-w.out:
+		c = mergeChanges(old, c)
+	default:
+	}
+	select {
+	case w.out <- c:
+	default: // the reader took the old one meanwhile and another came
+	}
+}
+
+func mergeChanges(a, b firewall.Change) firewall.Change {
+	m := b
+	m.Lost = a.Lost || b.Lost
+	m.Content = a.Content && b.Content
+	if a.What != b.What {
+		m.What = a.What + "; " + b.What
+	}
+	return m
+}
+
+// procComm reads a process's name from /proc, best effort: the process
+// may be gone, or in another pid namespace.
+func procComm(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Watch reports changes that other programs make to table inet
+// sikkerguard: structure (Content false) or elements only (Content true).
+func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
+	return WatchTables(ctx, b.nsFD, b.log, func(e TableEvent) bool {
+		return e.Family == unix.NFPROTO_INET && e.Table == TableName
+	})
+}
