@@ -1,0 +1,202 @@
+package nft
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
+)
+
+// restorer does what the daemon does with the backend's reports: element
+// changes are restored at once, structural ones once Intact confirms them.
+// It records when each restore finished.
+type restorer struct {
+	mu    sync.Mutex
+	done  []time.Time
+	whos  []string
+	stop  func()
+	ended chan struct{}
+}
+
+func startRestorer(t *testing.T, b *Backend) *restorer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := b.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &restorer{stop: cancel, ended: make(chan struct{})}
+	go func() {
+		defer close(r.ended)
+		for c := range ch {
+			seen := time.Now()
+			if !c.Content {
+				if ok, err := b.Intact(); err == nil && ok {
+					continue
+				}
+			}
+			if err := b.Restore(); err != nil {
+				t.Errorf("restore after %q: %v", c.What, err)
+				continue
+			}
+			r.mu.Lock()
+			r.done, r.whos = append(r.done, time.Now()), append(r.whos, fmt.Sprintf("restore took %.1f ms; %s: %s", float64(time.Since(seen).Microseconds())/1000, c.Who(), c.What))
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-r.ended })
+	return r
+}
+
+func (r *restorer) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.done)
+}
+
+// waitAfter waits for a restore that finished after n restores, and
+// returns when it finished and who the change was attributed to.
+func (r *restorer) waitAfter(t *testing.T, n int, limit time.Duration) (time.Time, string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		if len(r.done) > n {
+			at, who := r.done[n], r.whos[n]
+			r.mu.Unlock()
+			return at, who
+		}
+		r.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("no restore within %v", limit)
+	return time.Time{}, ""
+}
+
+var reHandle = regexp.MustCompile(`# handle (\d+)$`)
+
+// TestRestoreAfterForeignChanges changes the table the way other programs
+// do, under a flood from a listed single address, and measures how long
+// until the restore finished and how many probes got through. Timings are
+// logged for docs/benchmarks.md; only generous bounds are asserted.
+func TestRestoreAfterForeignChanges(t *testing.T) {
+	l := newLab(t)
+	b := l.backend(t, testConfig{})
+	block := randomList(3, 10_000, "192.0.2.48/28", "192.0.2.77/32")
+	if err := b.Apply(block, set("192.0.2.55/32")); err != nil {
+		t.Fatal(err)
+	}
+	r := startRestorer(t, b)
+	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+	foreignFile := "testdata/debian-nftables.conf"
+	cases := []struct {
+		name string
+		run  func() error
+	}{
+		{"nft flush ruleset", func() error { _, err := l.fw.Run("nft", "flush", "ruleset"); return err }},
+		{"nft delete table inet sikkerguard", func() error {
+			_, err := l.fw.Run("nft", "delete", "table", "inet", TableName)
+			return err
+		}},
+		{"nft flush set inet sikkerguard blockhost4", func() error {
+			_, err := l.fw.Run("nft", "flush", "set", "inet", TableName, "blockhost4")
+			return err
+		}},
+		{"nft delete rule (the blockhost4 lookup)", func() error {
+			out := l.fw.MustRun("nft", "-a", "list", "table", "inet", TableName)
+			for _, line := range strings.Split(out, "\n") {
+				if m := reHandle.FindStringSubmatch(strings.TrimSpace(line)); m != nil && strings.Contains(line, "@blockhost4") {
+					chain := ruleChain(out, line)
+					_, err := l.fw.Run("nft", "delete", "rule", "inet", TableName, chain, "handle", m[1])
+					return err
+				}
+			}
+			t.Fatalf("no rule references blockhost4:\n%s", out)
+			return nil
+		}},
+		{"nft delete element blockhost4 { 192.0.2.77 }", func() error {
+			_, err := l.fw.Run("nft", "delete", "element", "inet", TableName, "blockhost4", "{ 192.0.2.77 }")
+			return err
+		}},
+		{"nft -f debian-nftables.conf (flush ruleset)", func() error { _, err := l.fw.Run("nft", "-f", foreignFile); return err }},
+	}
+	for _, tc := range cases {
+		n := r.count()
+		before := sink.CountFrom(newAddr4)
+		stop := l.flood(t, sink.Addr(), newAddr4)
+		time.Sleep(50 * time.Millisecond)
+		start := time.Now()
+		if err := tc.run(); err != nil {
+			stop()
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		at, who := r.waitAfter(t, n, 5*time.Second)
+		time.Sleep(100 * time.Millisecond)
+		sent := stop()
+		through := sink.CountFrom(newAddr4) - before
+		took := at.Sub(start)
+		t.Logf("%-45s restored %6.1f ms after the command started, %d of %d probes through (%s)",
+			tc.name, float64(took.Microseconds())/1000, through, sent, who)
+		if took > 2*time.Second {
+			t.Errorf("%s: restored after %v", tc.name, took)
+		}
+		if !l.udpPasses(t, sink, goodAddr4) || l.udpPasses(t, sink, newAddr4) {
+			t.Fatalf("%s: after the restore the good address must pass and the listed one must not", tc.name)
+		}
+		if ok, err := b.Intact(); err != nil || !ok {
+			t.Fatalf("%s: not intact after the restore: %v %v", tc.name, ok, err)
+		}
+	}
+
+	// An element added by another program is removed again.
+	n := r.count()
+	l.fw.MustRun("nft", "add", "element", "inet", TableName, "blockhost4", "{ 192.0.2.2 }")
+	at, who := r.waitAfter(t, n, 5*time.Second)
+	t.Logf("%-45s restored (%s)", "nft add element blockhost4 { 192.0.2.2 }", who)
+	_ = at
+	waitPass(t, l, sink, goodAddr4)
+	if !strings.Contains(who, "nft") {
+		t.Errorf("the change was attributed to %q, want the nft process", who)
+	}
+
+	// Our own transactions are not reported.
+	n = r.count()
+	if err := b.Apply(randomList(4, 10_000, "192.0.2.48/28", "192.0.2.77/32"), set("192.0.2.55/32")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := r.count(); got != n {
+		t.Errorf("our own apply caused %d restores", got-n)
+	}
+}
+
+func waitPass(t *testing.T, l lab, sink *testnet.UDPSink, a netip.Addr) {
+	t.Helper()
+	for range 20 {
+		if l.udpPasses(t, sink, a) {
+			return
+		}
+	}
+	t.Fatalf("%v never passed again", a)
+}
+
+// ruleChain finds the chain a listed rule line belongs to.
+func ruleChain(listing, line string) string {
+	chain := ""
+	for _, l := range strings.Split(listing, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "chain" {
+			chain = f[1]
+		}
+		if l == line {
+			return chain
+		}
+	}
+	return chain
+}
