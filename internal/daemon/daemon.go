@@ -73,6 +73,11 @@ type Options struct {
 	// Bus, when set, carries the D-Bus API; the name is owned before
 	// READY=1. Nil runs without it.
 	Bus *dbus.Conn
+	// KeepOnStop decides whether the kernel objects stay at a stop although
+	// cleanup_on_stop is set, and why (default: ask systemd over Bus
+	// whether the stop is a restart or the unit is enabled; see
+	// stopkind.go).
+	KeepOnStop func() (bool, string)
 }
 
 // Daemon is the long-running service. Its state is owned by the main loop
@@ -161,6 +166,10 @@ func New(o Options) (*Daemon, error) {
 	}
 	if o.Jitter == nil {
 		o.Jitter = jitter
+	}
+	if o.KeepOnStop == nil {
+		bus := o.Bus
+		o.KeepOnStop = func() (bool, string) { return systemdKeeps(bus) }
 	}
 	if o.NewFirewall == nil && !o.Config.DryRun {
 		return nil, errors.New("daemon: no firewall backend")
@@ -366,6 +375,11 @@ func (d *Daemon) stop() error {
 	d.notify(sddaemon.SdNotifyStopping)
 	if !d.cfg.CleanupOnStop || d.cfg.DryRun {
 		d.log.Info("stopping; the blocklist stays in the kernel (cleanup_on_stop: false)")
+		return nil
+	}
+	if keep, why := d.o.KeepOnStop(); keep {
+		d.log.Info("stopping; the blocklist stays in the kernel for the next start to adopt without a gap: "+why,
+			"remove_with", "systemctl disable --now sikkerguard, or sikkerguard --cleanup")
 		return nil
 	}
 	if err := d.fw.Remove(); err != nil {

@@ -524,22 +524,34 @@ func TestSystemd(t *testing.T) {
 		if out := c.must("ipset", "list", "-n"); !strings.Contains(out, "sikkerguard4") {
 			t.Errorf("no sikkerguard4 set:\n%s", out)
 		}
+		// The unit is enabled, so a stop keeps the rules for the next start;
+		// --cleanup removes them.
 		c.must("systemctl", "stop", "sikkerguard")
+		if out := c.must("iptables", "-S", "INPUT"); !strings.Contains(out, "-j SIKKERGUARD") {
+			t.Errorf("the stop of an enabled unit removed the jump:\n%s", out)
+		}
+		c.must("sikkerguard", "--cleanup")
 		if out := c.must("iptables", "-S"); strings.Contains(out, "SIKKERGUARD") {
-			t.Errorf("iptables rules left after stop:\n%s", out)
+			t.Errorf("iptables rules left after --cleanup:\n%s", out)
 		}
 		if out := c.must("ipset", "list", "-n"); out != "" {
-			t.Errorf("ipset sets left after stop:\n%s", out)
+			t.Errorf("ipset sets left after --cleanup:\n%s", out)
 		}
 		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
 		c.must("systemctl", "start", "sikkerguard")
 	})
 
-	tm.step("systemctl stop removes the table", func() {
+	tm.step("systemctl stop keeps the table of an enabled unit; disable --now removes it", func() {
 		c.must("systemctl", "stop", "sikkerguard")
-		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
-			t.Errorf("table still there after stop:\n%s", tail([]byte(out), 500))
+		if _, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil {
+			t.Errorf("the stop of an enabled unit removed the table: %v", err)
 		}
+		c.must("systemctl", "start", "sikkerguard")
+		c.must("systemctl", "disable", "--now", "sikkerguard")
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
+			t.Errorf("table still there after disable --now:\n%s", tail([]byte(out), 500))
+		}
+		c.must("systemctl", "enable", "sikkerguard")
 		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "20")
 		if strings.Contains(j, "Failed with result") && !strings.Contains(j, "Stopped") {
 			t.Errorf("unclean stop:\n%s", j)
