@@ -65,14 +65,37 @@ func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 // SIKKER_API_KEY, then cfg.API.KeyFile. source says where the key came from,
 // for logging. When none is present the error wraps ErrNoAPIKey. No error
 // ever contains the key.
+//
+// The key file, when it exists, is checked whichever source wins: under
+// LoadCredential= it is what systemd copied the credential from, and a copy
+// on disk that others can read leaks the key as surely as the original.
 func LoadAPIKey(cfg Config, env LookupFunc, credentialsDir string) (key Secret, source string, err error) {
+	path := cfg.API.KeyFile
+	// For a key taken from elsewhere the file need not be readable by the
+	// daemon; its metadata is enough to tell whether others can read it.
+	checkIdle := func() error {
+		if path == "" {
+			return nil
+		}
+		st, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("api key: %w", err)
+		}
+		return checkKeyFileInfo(path, st)
+	}
 	if credentialsDir != "" {
-		path := filepath.Join(credentialsDir, CredentialName)
+		cpath := filepath.Join(credentialsDir, CredentialName)
 		// systemd controls access to credentials itself (a private,
-		// read-only mount), so the file mode is not checked here.
-		k, err := readKeyFile(path, false)
+		// read-only mount), so the mode and owner are not checked here.
+		k, err := readKeyFile(cpath, false)
 		switch {
 		case err == nil:
+			if err := checkIdle(); err != nil {
+				return Secret{}, "", err
+			}
 			return k, "systemd credential " + CredentialName, nil
 		case !errors.Is(err, fs.ErrNotExist):
 			return Secret{}, "", err
@@ -84,10 +107,12 @@ func LoadAPIKey(cfg Config, env LookupFunc, credentialsDir string) (key Secret, 
 			if err != nil {
 				return Secret{}, "", fmt.Errorf("%s: %w", EnvAPIKey, err)
 			}
+			if err := checkIdle(); err != nil {
+				return Secret{}, "", err
+			}
 			return k, EnvAPIKey, nil
 		}
 	}
-	path := cfg.API.KeyFile
 	if path == "" {
 		return Secret{}, "", fmt.Errorf("%w: api.key_file is empty and neither the %s credential nor %s is set",
 			ErrNoAPIKey, CredentialName, EnvAPIKey)
@@ -103,10 +128,48 @@ func LoadAPIKey(cfg Config, env LookupFunc, credentialsDir string) (key Secret, 
 	return k, "key file " + path, nil
 }
 
-// readKeyFile reads a one-line key file. With checkMode it refuses a file that
-// group or others can access, since the key grants the account's quota.
-func readKeyFile(path string, checkMode bool) (Secret, error) {
-	f, err := os.Open(path)
+// keyOwnerTrusted says whether a key file owned by uid may be used: root's,
+// or that of the user the program runs as (root for the daemon), since the
+// owner can change the file's mode and content. A variable so that tests,
+// which may not run as root, can see a foreign owner refused.
+var keyOwnerTrusted = func(uid uint32) bool { return uid == 0 || int64(uid) == int64(os.Geteuid()) }
+
+// checkKeyFileInfo applies the rules for a key file to its metadata: a
+// regular file, not a symbolic link (whoever can change the link's target
+// chooses the key), owned by root, readable by its owner alone.
+func checkKeyFileInfo(path string, st fs.FileInfo) error {
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		return symlinkError(path)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("api key file %s is not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("api key file %s has mode %04o, open to group or others; run: chmod 600 %s", path, perm, path)
+	}
+	uid, ok := fileOwner(st)
+	if !ok || !keyOwnerTrusted(uid) {
+		owner := "an unknown user"
+		if ok {
+			owner = fmt.Sprintf("uid %d", uid)
+		}
+		return fmt.Errorf("api key file %s is owned by %s, not root; run: chown root:root %s", path, owner, path)
+	}
+	return nil
+}
+
+func symlinkError(path string) error {
+	return fmt.Errorf("api key file %s is a symbolic link; point api.key_file (and LoadCredential=) at the file itself", path)
+}
+
+// readKeyFile reads a one-line key file. With checkFile it also applies
+// checkKeyFileInfo, since the key grants the account's quota. A symbolic
+// link is never followed.
+func readKeyFile(path string, checkFile bool) (Secret, error) {
+	f, err := openNoFollow(path)
+	if isSymlinkErr(err) {
+		return Secret{}, symlinkError(path)
+	}
 	if err != nil {
 		return Secret{}, fmt.Errorf("api key: %w", err)
 	}
@@ -119,8 +182,10 @@ func readKeyFile(path string, checkMode bool) (Secret, error) {
 	if !st.Mode().IsRegular() {
 		return Secret{}, fmt.Errorf("api key file %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); checkMode && perm&0o077 != 0 {
-		return Secret{}, fmt.Errorf("api key file %s has mode %04o, open to group or others; run: chmod 600 %s", path, perm, path)
+	if checkFile {
+		if err := checkKeyFileInfo(path, st); err != nil {
+			return Secret{}, err
+		}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {

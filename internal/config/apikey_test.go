@@ -27,13 +27,21 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-func TestLoadAPIKeyPrecedence(t *testing.T) {
-	dir := t.TempDir()
+// credentials makes dir/creds a credentials directory holding the key
+// sk_cred, as systemd would, and returns it.
+func credentials(t *testing.T, dir string) string {
+	t.Helper()
 	credDir := filepath.Join(dir, "creds")
 	if err := os.Mkdir(credDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(credDir, CredentialName), "sk_cred\n", 0o400)
+	return credDir
+}
+
+func TestLoadAPIKeyPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	credDir := credentials(t, dir)
 	keyFile := filepath.Join(dir, "api.key")
 	writeFile(t, keyFile, "sk_file\n", 0o600)
 	cfg := Default()
@@ -193,5 +201,126 @@ func TestSecretNeverPrinted(t *testing.T) {
 	}
 	if s.Reveal() != testKey || s.IsZero() || !(Secret{}).IsZero() {
 		t.Error("Reveal/IsZero do not return the held key")
+	}
+}
+
+// trustOwner makes keyOwnerTrusted answer trusted for the test's duration.
+func trustOwner(t *testing.T, trusted func(uid uint32) bool) {
+	t.Helper()
+	old := keyOwnerTrusted
+	keyOwnerTrusted = trusted
+	t.Cleanup(func() { keyOwnerTrusted = old })
+}
+
+// The key file is checked even when the key comes from the systemd
+// credential (systemd copied it from there) or from the environment.
+func TestKeyFileCheckedWhateverTheSource(t *testing.T) {
+	dir := t.TempDir()
+	credDir := credentials(t, dir)
+	keyFile := filepath.Join(dir, "api.key")
+	cfg := Default()
+	cfg.API.KeyFile = keyFile
+	env := MapEnv(map[string]string{EnvAPIKey: "sk_env"})
+
+	// No key file on disk: nothing to leak.
+	for _, cd := range []string{credDir, ""} {
+		if k, _, err := LoadAPIKey(cfg, env, cd); err != nil || k.IsZero() {
+			t.Errorf("credentials %q without a key file: %v", cd, err)
+		}
+	}
+
+	writeFile(t, keyFile, "sk_file\n", 0o644)
+	want := "api key file " + keyFile + " has mode 0644, open to group or others; run: chmod 600 " + keyFile
+	for name, cd := range map[string]string{"credential": credDir, "environment": ""} {
+		if _, _, err := LoadAPIKey(cfg, env, cd); err == nil || err.Error() != want {
+			t.Errorf("%s with a 0644 key file: error\n got: %v\nwant: %s", name, err, want)
+		}
+	}
+
+	trustOwner(t, func(uint32) bool { return false })
+	writeFile(t, keyFile, "sk_file\n", 0o600)
+	if _, _, err := LoadAPIKey(cfg, env, credDir); err == nil || !strings.Contains(err.Error(), "not root; run: chown root:root "+keyFile) {
+		t.Errorf("credential with a key file of another owner: %v", err)
+	}
+}
+
+func TestKeyFileOwner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "api.key")
+	writeFile(t, path, testKey, 0o600)
+	cfg := Default()
+	cfg.API.KeyFile = path
+	var asked []uint32
+	trustOwner(t, func(uid uint32) bool { asked = append(asked, uid); return false })
+	_, _, err := LoadAPIKey(cfg, nil, "")
+	want := fmt.Sprintf("api key file %s is owned by uid %d, not root; run: chown root:root %s", path, os.Getuid(), path)
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got: %v\nwant: %s", err, want)
+	}
+	if len(asked) != 1 || asked[0] != uint32(os.Getuid()) {
+		t.Errorf("owner check saw %v, want the file's owner uid %d", asked, os.Getuid())
+	}
+}
+
+// The real rule: root's file is trusted, another user's is not.
+func TestKeyOwnerTrustedDefault(t *testing.T) {
+	if !keyOwnerTrusted(0) {
+		t.Error("a root-owned key file is refused")
+	}
+	other := uint32(65534)
+	if other == uint32(os.Geteuid()) {
+		other = 65533
+	}
+	if keyOwnerTrusted(other) {
+		t.Errorf("a key file of uid %d is trusted", other)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	// As root the check can be seen end to end on a file given away.
+	path := filepath.Join(t.TempDir(), "api.key")
+	writeFile(t, path, testKey, 0o600)
+	if err := os.Chown(path, int(other), int(other)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.API.KeyFile = path
+	if _, _, err := LoadAPIKey(cfg, nil, ""); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("owned by uid %d, not root", other)) {
+		t.Errorf("key file of uid %d: error = %v", other, err)
+	}
+}
+
+// A symbolic link is refused, not followed: whoever can change its target
+// chooses the key. That holds for the key file under the credential too, and
+// for the credential itself.
+func TestKeyFileSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.key")
+	writeFile(t, real, testKey, 0o600)
+	link := filepath.Join(dir, "api.key")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.API.KeyFile = link
+	want := "api key file " + link + " is a symbolic link; point api.key_file (and LoadCredential=) at the file itself"
+	if _, _, err := LoadAPIKey(cfg, nil, ""); err == nil || err.Error() != want {
+		t.Errorf("error\n got: %v\nwant: %s", err, want)
+	}
+
+	credDir := credentials(t, dir)
+	if _, _, err := LoadAPIKey(cfg, nil, credDir); err == nil || err.Error() != want {
+		t.Errorf("under the credential: error\n got: %v\nwant: %s", err, want)
+	}
+
+	cfg.API.KeyFile = real
+	cred := filepath.Join(credDir, CredentialName)
+	if err := os.Remove(cred); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, cred); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadAPIKey(cfg, nil, credDir); err == nil || !strings.Contains(err.Error(), cred+" is a symbolic link") {
+		t.Errorf("credential as a link: error = %v", err)
 	}
 }

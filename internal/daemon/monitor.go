@@ -323,7 +323,9 @@ func addListenerStats(a, b nflog.Stats) nflog.Stats {
 }
 
 // TopBlocked returns the n (source, port, transport) pairs with the most
-// logged packets, largest first. Counts are lower bounds (see Monitor).
+// logged packets, largest first. Counts are lower bounds (see Monitor), and
+// up to nflog.TopRefresh old: any local user may call this over the bus, so
+// it is served from the aggregator's snapshot (see nflog.Aggregator.TopBlocked).
 func (m *Monitor) TopBlocked(n int) []nflog.Count {
 	return m.agg.TopBlocked(n)
 }

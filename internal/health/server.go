@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +33,12 @@ var states = []string{StateStarting, StateRunning, StateDegraded, StateFailed}
 // ShutdownTimeout bounds how long Serve waits for requests in flight once
 // its context ends; the endpoint must never hold up a daemon stop.
 const ShutdownTimeout = 2 * time.Second
+
+// MaxConns bounds the connections served at once. Local probes and a
+// scraper need a few; more wait in the kernel's backlog until one closes, so
+// a local program opening connections by the thousand costs the daemon no
+// more than MaxConns goroutines and buffers.
+const MaxConns = 16
 
 // Source supplies the values the endpoints show. Snapshot is called once per
 // request, from the server's goroutines, so it must be safe for concurrent use
@@ -86,6 +94,7 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 	srv  *http.Server
+	port atomic.Uint32 // the port a request's Host must name: the bound one once listening
 
 	mu sync.Mutex
 	ln net.Listener
@@ -106,6 +115,9 @@ func New(addr string, src Source, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{addr: addr, src: src, log: log, now: time.Now}
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.ParseUint(port, 10, 16) // checked by checkAddr
+	s.port.Store(uint32(n))
 	s.srv = &http.Server{
 		Handler: s.Handler(),
 		// Slow or idle clients must not pin goroutines: the endpoint serves
@@ -149,7 +161,10 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("health: listen: %w", err)
 	}
-	s.ln = ln
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.port.Store(uint32(ta.Port)) // the real one, with port 0
+	}
+	s.ln = newLimitListener(ln, MaxConns)
 	return nil
 }
 
@@ -201,7 +216,92 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/status", s.status)
 	mux.HandleFunc("/metrics", s.metrics)
-	return readOnly(mux)
+	return s.loopbackHost(readOnly(mux))
+}
+
+// loopbackHost answers 421 to a request whose Host is not a loopback name
+// with the listening port. Without it, a web page could rebind its own name
+// to 127.0.0.1 and have the visitor's browser read the endpoint; a browser
+// always sends the name it resolved, so that Host is never a loopback one.
+// A request without Host (HTTP/1.0) cannot come from a browser and passes.
+func (s *Server) loopbackHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHostOK(r.Host, uint16(s.port.Load())) {
+			s.log.Debug("health request refused: Host is not loopback", "host", r.Host, "remote", r.RemoteAddr)
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "misdirected request: the health endpoint answers only to localhost, 127.0.0.1 or [::1]", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHostOK accepts localhost, a loopback IP literal (127.0.0.0/8, ::1)
+// and nothing else, with the given port, which may be left out only when
+// it is HTTP's default.
+func loopbackHostOK(hostport string, port uint16) bool {
+	if hostport == "" {
+		return true
+	}
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		// No port: "localhost", "127.0.0.1", "[::1]".
+		host, p = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), "80"
+		if strings.HasPrefix(hostport, "[") != strings.HasSuffix(hostport, "]") {
+			return false
+		}
+	}
+	if p != strconv.Itoa(int(port)) {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == "" && a.Unmap().IsLoopback()
+}
+
+// limitListener holds Accept while max connections are open, as
+// golang.org/x/net/netutil.LimitListener does.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(l net.Listener, max int) *limitListener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, max), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.sem })}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
 
 // readOnly answers 405 to everything but GET and HEAD and marks every

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -57,8 +58,16 @@ func newTest(t *testing.T, snap Snapshot) (*Server, *fakeSource) {
 func get(t *testing.T, h http.Handler, method, path string) *http.Response {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	h.ServeHTTP(rec, localRequest(method, path, nil))
 	return rec.Result()
+}
+
+// localRequest is a request as a local client sends it to the unbound test
+// server (127.0.0.1:0); httptest's default Host, example.com, is refused.
+func localRequest(method, path string, body io.Reader) *http.Request {
+	r := httptest.NewRequest(method, path, body)
+	r.Host = "127.0.0.1:0"
+	return r
 }
 
 func readBody(t *testing.T, r *http.Response) string {
@@ -284,15 +293,8 @@ func TestMetricsStates(t *testing.T) {
 }
 
 func TestServeShutsDownOnCancel(t *testing.T) {
-	s, src := newTest(t, running)
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-
-	url := "http://" + s.Addr().String()
+	_, src, addr, stop := serveTest(t)
+	url := "http://" + addr
 	resp, err := http.Get(url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -313,14 +315,8 @@ func TestServeShutsDownOnCancel(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(ShutdownTimeout + 3*time.Second):
-		t.Fatal("Serve did not return after cancel")
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 	if _, err := http.Get(url + "/healthz"); err == nil {
 		t.Error("still answering after shutdown")
@@ -345,7 +341,7 @@ func TestServeBusyPort(t *testing.T) {
 
 func TestServeIgnoresRequestBody(t *testing.T) {
 	s, _ := newTest(t, running)
-	req := httptest.NewRequest("GET", "/healthz", errReader{})
+	req := localRequest("GET", "/healthz", errReader{})
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, req)
 	if rec.Code != 200 {
@@ -490,4 +486,133 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// DNS rebinding: a page on attacker.example rebinds its name to 127.0.0.1,
+// and the browser then sends Host: attacker.example:PORT. Only loopback
+// names with the listening port are answered.
+func TestHostMustBeLoopback(t *testing.T) {
+	s, _ := newTest(t, running)
+	s.port.Store(9547)
+	for host, want := range map[string]int{
+		"127.0.0.1:9547":                  200,
+		"127.0.0.2:9547":                  200,
+		"[::1]:9547":                      200,
+		"localhost:9547":                  200,
+		"LOCALHOST.:9547":                 200,
+		"":                                200, // HTTP/1.0 without Host: never a browser
+		"attacker.example:9547":           421,
+		"attacker.example":                421,
+		"localhost.attacker.example:9547": 421,
+		"127.0.0.1.nip.io:9547":           421,
+		"192.0.2.1:9547":                  421,
+		"[fe80::1%25lo]:9547":             421,
+		"127.0.0.1:80":                    421, // another port: not this endpoint
+		"127.0.0.1":                       421,
+		"localhost:9547:1":                421,
+		"[::1":                            421,
+	} {
+		r := localRequest("GET", "/status", nil)
+		r.Host = host
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, r)
+		if rec.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, rec.Code, want)
+		}
+		if want == 421 && strings.Contains(rec.Body.String(), "blockedIps") {
+			t.Errorf("Host %q: status leaked: %s", host, rec.Body)
+		}
+	}
+	// Port 80 may be left out, as browsers do.
+	s.port.Store(80)
+	for _, host := range []string{"localhost", "127.0.0.1", "[::1]"} {
+		r := localRequest("GET", "/healthz", nil)
+		r.Host = host
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, r)
+		if rec.Code != 200 {
+			t.Errorf("Host %q on port 80: %d", host, rec.Code)
+		}
+	}
+}
+
+// serveTest serves a test server on a free loopback port until stop is
+// called or the test ends; stop returns Serve's error.
+func serveTest(t *testing.T) (s *Server, src *fakeSource, addr string, stop func() error) {
+	t.Helper()
+	s, src = newTest(t, running)
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(ShutdownTimeout + 3*time.Second):
+			return errors.New("Serve did not return after cancel")
+		}
+	})
+	t.Cleanup(func() { stop() })
+	return s, src, s.Addr().String(), stop
+}
+
+// The bound port, not the configured 0, is the one a Host must name.
+func TestHostPortIsTheBoundOne(t *testing.T) {
+	s, _, addr, _ := serveTest(t)
+	for host, want := range map[string]int{addr: 200, "evil.example:" + strconv.Itoa(s.Addr().(*net.TCPAddr).Port): 421} {
+		req, err := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
+
+// A local program holding MaxConns idle connections must not get more: the
+// next client waits until one of them closes.
+func TestConnectionLimit(t *testing.T) {
+	_, _, addr, _ := serveTest(t)
+
+	var idle []net.Conn
+	t.Cleanup(func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	})
+	for range MaxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	// Every idle connection has been accepted once a request behind them
+	// cannot be: wait for that rather than guess a delay.
+	client := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := client.Get("http://" + addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("request %d answered (%d) while %d connections were open", MaxConns+1, resp.StatusCode, MaxConns)
+	}
+	idle[0].Close()
+	client.Timeout = 5 * time.Second
+	resp, err := client.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatalf("after one connection closed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("after one connection closed: %d", resp.StatusCode)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/journal"
 )
@@ -108,7 +109,7 @@ func priority(l slog.Level) int {
 
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	var text strings.Builder
-	text.WriteString(r.Message)
+	text.WriteString(escapeControls(r.Message))
 	text.WriteString(h.prefix)
 	var fields map[string]string
 	if h.opt.Journal && h.opt.Send != nil {
@@ -203,12 +204,35 @@ func appendAttr(b *strings.Builder, fields map[string]string, group string, a sl
 		fields[fieldName(group+a.Key)] = s
 	}
 	b.WriteByte(' ')
-	b.WriteString(group + a.Key)
+	b.WriteString(escapeControls(group + a.Key))
 	b.WriteByte('=')
-	if s == "" || strings.ContainsAny(s, " \t\n\"=") {
+	if s == "" || strings.ContainsAny(s, " \"=") || !printable(s) {
 		s = strconv.Quote(s)
 	}
 	b.WriteString(s)
+}
+
+// printable reports whether s is valid UTF-8 made of printable characters
+// only. Values often carry text from feeds and servers: an ESC would drive
+// the terminal of whoever reads the log, a CR would overwrite the line
+// before it, and U+202E would reorder it.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return false // RuneError also for a byte that is not UTF-8
+		}
+	}
+	return true
+}
+
+// escapeControls writes the non-printable characters of a message or key
+// as Go escapes, leaving a clean one as it is.
+func escapeControls(s string) string {
+	if printable(s) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // fieldName turns an attribute key into a journal field name: SIKKER_ and

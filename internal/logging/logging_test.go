@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,6 +103,37 @@ func TestFieldName(t *testing.T) {
 	for in, want := range map[string]string{"src": "SIKKER_SRC", "api.h.remaining": "SIKKER_API_H_REMAINING", "retry-in": "SIKKER_RETRY_IN"} {
 		if got := fieldName(in); got != want {
 			t.Errorf("fieldName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Text from a feed line or a server reaches the log in attributes (and now
+// and then in a message): an ESC must not reach the reader's terminal and a
+// CR must not overwrite the line, in either output format.
+func TestControlCharactersEscaped(t *testing.T) {
+	for _, journal := range []bool{true, false} {
+		var buf bytes.Buffer
+		log := New(&buf, Options{Journal: journal})
+		log.Warn("malformed line", "line", "\x1b[2J\x1b[31m203.0.113.9", "feed", "evil\rBlocking 0 IPs")
+		log.Warn("feed said \x1b]0;owned\x07", "body", "ok\u202egnp.exe", "raw", "\xff\xfe", "city", "Zürich")
+		log.Warn("key", "k\x1bey", "v")
+		out := buf.String()
+		for _, bad := range []string{"\x1b", "\r", "\x07", "\u202e", "\xff"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("journal=%v: raw %q in the log:\n%q", journal, bad, out)
+			}
+		}
+		for _, want := range []string{
+			`malformed line line="\x1b[2J\x1b[31m203.0.113.9" feed="evil\rBlocking 0 IPs"`,
+			`feed said \x1b]0;owned\a body="ok\u202egnp.exe" raw="\xff\xfe" city=Zürich`,
+			`key k\x1bey=v`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("journal=%v: no %s in\n%s", journal, want, out)
+			}
+		}
+		if got := strings.Count(out, "\n"); got != 3 {
+			t.Errorf("journal=%v: %d lines, want 3", journal, got)
 		}
 	}
 }

@@ -23,6 +23,11 @@ const (
 	DefaultWindow            = 10 * time.Second
 	DefaultMaxSources        = 100_000
 	DefaultMaxPortsPerSource = 64
+
+	// MaxTop caps TopBlocked(n), as dbusapi.MaxTop caps the bus method.
+	MaxTop = 1000
+	// TopRefresh is how often, at most, TopBlocked goes over the totals.
+	TopRefresh = time.Second
 )
 
 // Service names for packets without a mapped port.
@@ -132,6 +137,13 @@ type Aggregator struct {
 	packets     uint64
 	evicted     uint64
 	portsEvict  uint64
+	gen         uint64 // bumped on every change of the totals
+
+	topMu    sync.Mutex // one TopBlocked rebuild at a time; guards top
+	top      []Count    // the best MaxTop pairs, best first
+	topGen   uint64     // gen when top was built
+	topAt    time.Time
+	topBuilt bool
 }
 
 // NewAggregator returns an aggregator whose first window starts now. With a
@@ -186,6 +198,7 @@ func (a *Aggregator) Add(ev Event) {
 	defer a.mu.Unlock()
 	a.window[k]++
 	a.packets++
+	a.gen++
 	a.services[ServiceName(a.cfg.Services, k.port, k.transport)]++
 	st := a.sources[src]
 	if st == nil {
@@ -282,32 +295,98 @@ func (a *Aggregator) Flush() []Count {
 
 // sortCounts orders by count, largest first, then by source, port and
 // transport so that the order is total.
-func sortCounts(cs []Count) {
-	slices.SortFunc(cs, func(x, y Count) int {
-		return cmp.Or(cmp.Compare(y.Count, x.Count), x.Src.Compare(y.Src), cmp.Compare(x.Port, y.Port), cmp.Compare(x.Transport, y.Transport))
-	})
+func sortCounts(cs []Count) { slices.SortFunc(cs, compareCounts) }
+
+func compareCounts(x, y Count) int {
+	return cmp.Or(cmp.Compare(y.Count, x.Count), x.Src.Compare(y.Src), cmp.Compare(x.Port, y.Port), cmp.Compare(x.Transport, y.Transport))
 }
 
 // TopBlocked returns the n (source, port, transport) pairs with the most
-// packets over the totals, largest first. n <= 0 returns nil.
+// packets over the totals, largest first; n <= 0 returns nil and n is
+// capped at MaxTop.
+//
+// Any local user may ask (over D-Bus), and the totals hold up to
+// MaxSources × MaxPortsPerSource pairs, so a call must not copy and sort
+// them all. The answer comes from a snapshot of the top MaxTop pairs, found
+// with a bounded heap in one pass; it is rebuilt only when the totals have
+// changed and the snapshot is at least TopRefresh old, by one caller at a
+// time while the others wait for it. A call thus costs a copy of n rows,
+// and the pass over the totals runs at most once per TopRefresh however
+// many callers there are; the answer is at most TopRefresh old.
 func (a *Aggregator) TopBlocked(n int) []Count {
 	if n <= 0 {
 		return nil
 	}
+	n = min(n, MaxTop)
+	a.topMu.Lock()
+	defer a.topMu.Unlock()
+	now := a.cfg.Now()
 	a.mu.Lock()
-	out := make([]Count, 0, len(a.sources))
-	for src, st := range a.sources {
-		for _, p := range st.ports {
-			out = append(out, Count{Src: src, Port: p.Port, Transport: p.Transport, Count: p.Count})
-		}
+	stale := a.topGen != a.gen || !a.topBuilt
+	if stale && a.topBuilt && now.Sub(a.topAt) < TopRefresh && !now.Before(a.topAt) {
+		stale = false // changed, but refreshed too recently
+	}
+	if stale {
+		a.top = a.topLocked(a.top[:0])
+		a.topGen, a.topAt, a.topBuilt = a.gen, now, true
 	}
 	a.mu.Unlock()
-	sortCounts(out)
-	out = out[:min(n, len(out))]
-	for i := range out {
-		out[i].Service = ServiceName(a.cfg.Services, out[i].Port, out[i].Transport)
+	if stale {
+		for i := range a.top {
+			a.top[i].Service = ServiceName(a.cfg.Services, a.top[i].Port, a.top[i].Transport)
+		}
 	}
-	return slices.Clip(out)
+	return slices.Clone(a.top[:min(n, len(a.top))])
+}
+
+// topLocked fills h with the MaxTop best pairs, best first. h is kept as a
+// heap whose root is the worst pair kept, so each of the other pairs costs
+// one comparison with it.
+func (a *Aggregator) topLocked(h []Count) []Count {
+	worse := func(x, y Count) bool { return compareCounts(x, y) > 0 }
+	for src, st := range a.sources {
+		for _, p := range st.ports {
+			c := Count{Src: src, Port: p.Port, Transport: p.Transport, Count: p.Count}
+			switch {
+			case len(h) < MaxTop:
+				h = append(h, c)
+				siftUp(h, len(h)-1, worse)
+			case worse(h[0], c):
+				h[0] = c
+				siftDown(h, 0, worse)
+			}
+		}
+	}
+	sortCounts(h)
+	return h
+}
+
+func siftUp(h []Count, i int, worse func(x, y Count) bool) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !worse(h[i], h[parent]) {
+			return
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func siftDown(h []Count, i int, worse func(x, y Count) bool) {
+	for {
+		w := i
+		if l := 2*i + 1; l < len(h) && worse(h[l], h[w]) {
+			w = l
+		}
+		if r := 2*i + 2; r < len(h) && worse(h[r], h[w]) {
+			w = r
+		}
+		if w == i {
+			return
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
+	}
 }
 
 // SourceTotal returns the packets counted from src (0 when untracked).
@@ -427,6 +506,7 @@ func (a *Aggregator) load() error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen++
 	a.packets, a.evicted, a.portsEvict = sf.Packets, sf.Evicted, sf.PortsEvicted
 	for s, n := range sf.Services {
 		a.services[s] = n

@@ -8,10 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sikkerapi/sikkerguard/internal/logging"
 )
@@ -298,4 +301,147 @@ func BenchmarkAggregatorAdd(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		a.Add(evs[i%len(evs)])
 	}
+}
+
+// fill adds sources × ports pairs with varied counts: pair (s, p) gets
+// 1 + (s*ports+p) % spread packets.
+func fill(a *Aggregator, sources, ports, spread int) {
+	for s := range sources {
+		src := netip.AddrFrom4([4]byte{198, 51, byte(s >> 8), byte(s)})
+		if s >= 1<<16 {
+			src = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(s >> 24), 13: byte(s >> 16), 14: byte(s >> 8), 15: byte(s)})
+		}
+		for p := range ports {
+			for range 1 + (s*ports+p)%spread {
+				a.Add(Event{Src: src, DstPort: uint16(1000 + p), Transport: TransportTCP})
+			}
+		}
+	}
+}
+
+// naiveTop is the reference: every pair, sorted.
+func naiveTop(a *Aggregator, n int) []Count {
+	var all []Count
+	a.mu.Lock()
+	for src, st := range a.sources {
+		for _, p := range st.ports {
+			all = append(all, Count{Src: src, Port: p.Port, Transport: p.Transport,
+				Service: ServiceName(a.cfg.Services, p.Port, p.Transport), Count: p.Count})
+		}
+	}
+	a.mu.Unlock()
+	sortCounts(all)
+	return all[:min(n, len(all))]
+}
+
+func TestTopBlockedMatchesFullSort(t *testing.T) {
+	a, _, _ := newTestAggregator(t, AggregatorConfig{MaxPortsPerSource: 16})
+	fill(a, 300, 16, 97) // 4800 pairs, more than MaxTop
+	for _, n := range []int{1, 7, 500, MaxTop, MaxTop + 1, 10 * MaxTop} {
+		got, want := a.TopBlocked(n), naiveTop(a, min(n, MaxTop))
+		if !slices.Equal(got, want) {
+			t.Fatalf("TopBlocked(%d): %d rows differ from the full sort (%d rows)", n, len(got), len(want))
+		}
+	}
+}
+
+// bytesPerCall measures the heap allocated by f, per call, over runs calls.
+func bytesPerCall(runs int, f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / uint64(runs)
+}
+
+// A local user can call TopBlocked as often as they like: a call must cost
+// the rows it returns, not a copy of every (source, port) pair. With 10 000
+// sources × 16 ports the old full copy allocated over 10 MB per call.
+func TestTopBlockedBoundedCost(t *testing.T) {
+	a, c, _ := newTestAggregator(t, AggregatorConfig{MaxPortsPerSource: 16})
+	fill(a, 10_000, 16, 2)
+	const rowBytes = uint64(unsafe.Sizeof(Count{}))
+
+	a.TopBlocked(10) // the first call builds the snapshot
+	if n := testing.AllocsPerRun(100, func() { a.TopBlocked(10) }); n > 1 {
+		t.Errorf("TopBlocked(10) on an unchanged snapshot: %.0f allocations per call, want 1", n)
+	}
+	if b := bytesPerCall(100, func() { a.TopBlocked(10) }); b > 10*rowBytes+512 {
+		t.Errorf("TopBlocked(10): %d bytes per call, want about %d", b, 10*rowBytes)
+	}
+	// Totals that change under a steady stream of calls: at most one pass a
+	// second, and a pass allocates no more than its heap of MaxTop rows.
+	busy := bytesPerCall(100, func() {
+		a.Add(ev("192.0.2.1", 22, TransportTCP))
+		a.TopBlocked(MaxTop)
+	})
+	if limit := 2 * MaxTop * rowBytes; busy > limit {
+		t.Errorf("TopBlocked(%d) while totals change: %d bytes per call, want at most %d", MaxTop, busy, limit)
+	}
+	rebuild := bytesPerCall(20, func() {
+		a.Add(ev("192.0.2.1", 22, TransportTCP))
+		c.Advance(TopRefresh)
+		a.TopBlocked(MaxTop)
+	})
+	if limit := 4 * MaxTop * rowBytes; rebuild > limit {
+		t.Errorf("TopBlocked(%d) rebuilding every call: %d bytes per call, want at most %d", MaxTop, rebuild, limit)
+	}
+}
+
+// The snapshot follows the totals, at most TopRefresh late.
+func TestTopBlockedRefresh(t *testing.T) {
+	a, c, _ := newTestAggregator(t, AggregatorConfig{})
+	a.Add(ev("198.51.100.1", 22, TransportTCP))
+	if got := a.TopBlocked(1); len(got) != 1 || got[0].Count != 1 {
+		t.Fatalf("TopBlocked = %v", got)
+	}
+	for range 3 {
+		a.Add(ev("198.51.100.2", 23, TransportTCP))
+	}
+	c.Advance(TopRefresh - time.Millisecond)
+	if got := a.TopBlocked(1); got[0].Src != netip.MustParseAddr("198.51.100.1") {
+		t.Errorf("rebuilt before TopRefresh: %v", got)
+	}
+	c.Advance(time.Millisecond)
+	if got := a.TopBlocked(1); got[0].Src != netip.MustParseAddr("198.51.100.2") || got[0].Count != 3 || got[0].Service != "telnet" {
+		t.Errorf("after TopRefresh: %v, want 198.51.100.2:23 x3", got)
+	}
+	// A clock that steps back does not freeze the snapshot.
+	a.Add(ev("198.51.100.3", 53, TransportUDP))
+	c.Advance(-time.Hour)
+	if got := a.TopBlocked(3); len(got) != 3 {
+		t.Errorf("after the clock stepped back: %v", got)
+	}
+	// A caller may change what it was given.
+	got := a.TopBlocked(1)
+	got[0].Count = 99
+	if a.TopBlocked(1)[0].Count == 99 {
+		t.Error("TopBlocked returned the snapshot itself")
+	}
+}
+
+// Concurrent callers and a stream of events (run with -race).
+func TestTopBlockedConcurrent(t *testing.T) {
+	a, _, _ := newTestAggregator(t, AggregatorConfig{})
+	fill(a, 50, 4, 97)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if got := a.TopBlocked(5); len(got) != 5 {
+					t.Errorf("TopBlocked(5) = %d rows", len(got))
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 2000 {
+			a.Add(ev("192.0.2.9", uint16(i%7), TransportUDP))
+		}
+	})
+	wg.Wait()
 }

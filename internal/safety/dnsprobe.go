@@ -24,7 +24,31 @@ func dnsQuery(id uint16) []byte {
 	return q
 }
 
-var errNotAnswer = errors.New("not a DNS answer to the query")
+var (
+	errNotAnswer  = errors.New("not a DNS answer to the query")
+	errStubFailed = errors.New("the local stub resolver answered but could not resolve")
+)
+
+// DNS rcodes a stub gives when its upstream servers do not answer.
+const (
+	rcodeServFail = 2
+	rcodeRefused  = 5
+)
+
+// isStub tells a resolver on the host itself (systemd-resolved's
+// 127.0.0.53, a local dnsmasq) from one across the network.
+func isStub(a netip.Addr) bool { return a.Unmap().IsLoopback() }
+
+// checkStubAnswer refuses an answer from a stub that only says its own
+// upstream servers failed: reaching the stub over loopback is never in
+// question, reaching the servers behind it is.
+func checkStubAnswer(b []byte) error {
+	switch rcode := b[3] & 0x0f; rcode {
+	case rcodeServFail, rcodeRefused:
+		return fmt.Errorf("%w: rcode %d", errStubFailed, rcode)
+	}
+	return nil
+}
 
 // checkDNSAnswer accepts any well-formed response to query id, whatever its
 // rcode: a SERVFAIL or REFUSED still proves the server is reachable.
@@ -94,7 +118,10 @@ func (p *Prober) probeDNS(ctx context.Context, at netip.AddrPort) error {
 				}
 				return fail(err)
 			}
-			if lastBad = checkDNSAnswer(buf[:n], id); lastBad == nil {
+			if lastBad = checkDNSAnswer(buf[:n], id); lastBad == nil && isStub(at.Addr()) {
+				lastBad = checkStubAnswer(buf[:n])
+			}
+			if lastBad == nil {
 				return nil
 			}
 		}

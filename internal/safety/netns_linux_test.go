@@ -61,7 +61,8 @@ func discoverIn(t *testing.T, ns *testnet.NS) NeverBlock {
 	}
 	var n NeverBlock
 	err := ns.Do(func() (err error) {
-		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv, APIURL: "https://192.0.2.1:8443/"})
+		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv,
+			UpstreamResolvConf: filepath.Join(t.TempDir(), "none"), Upstream: NoUpstream{}, APIURL: "https://192.0.2.1:8443/"})
 		return err
 	})
 	if err != nil {
@@ -129,14 +130,7 @@ func TestVerifyNetns(t *testing.T) {
 	n := discoverIn(t, host)
 
 	gw.ServeTCP(netip.MustParseAddrPort("192.0.2.1:8443")) // the API; nothing on :53, so the gateway answers RST
-	var dns *net.UDPConn
-	if err := gw.Do(func() (err error) {
-		dns, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	serveDNS(t, dns, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 5)} })
+	serveDNS(t, listenUDPIn(t, gw, "192.0.2.53:53"), func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 5)} })
 
 	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
 	b, err := p.Before(context.Background(), n.Targets(0))
@@ -159,9 +153,7 @@ func TestVerifyNetns(t *testing.T) {
 		t.Fatalf("After with no change = %v, %v", lost, err)
 	}
 
-	host.MustRun("nft", "add table inet sgtest")
-	host.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
-	host.MustRun("nft", "add rule inet sgtest in ip saddr 192.0.2.1 drop")
+	dropFrom(host, "192.0.2.1")
 
 	lost, err := b.After(context.Background())
 	if want := []Target{target(KindGateway, "192.0.2.1:53"), target(KindAPI, "192.0.2.1:8443")}; !slices.Equal(lost, want) {
@@ -170,6 +162,26 @@ func TestVerifyNetns(t *testing.T) {
 	if _, ok := err.(*LostError); !ok {
 		t.Errorf("err = %v, want a *LostError", err)
 	}
+}
+
+// listenUDPIn opens a UDP socket on addr inside ns.
+func listenUDPIn(t *testing.T, ns *testnet.NS, addr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dropFrom makes ns drop every packet from src, as a blocklist would.
+func dropFrom(ns *testnet.NS, src string) {
+	ns.MustRun("nft", "add table inet sgtest")
+	ns.MustRun("nft", "add chain inet sgtest in { type filter hook input priority 0 ; }")
+	ns.MustRun("nft", "add rule inet sgtest in ip saddr "+src+" drop")
 }
 
 // An IPv6 default route via the gateway's link-local address: discovery must
@@ -211,5 +223,90 @@ func TestLinkLocalGatewayNetns(t *testing.T) {
 	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
 	if err := p.Probe(context.Background(), Target{KindGateway, netip.AddrPortFrom(want, 53)}); err != nil {
 		t.Error(err)
+	}
+}
+
+// systemd-resolved in miniature: a stub on 127.0.0.53 in the host namespace
+// forwards to 192.0.2.53, which only resolv.conf's upstream file names, and
+// answers SERVFAIL when it gets nothing back. When the rules cut that server
+// off, the server and the stub must both count as lost. Before, the server
+// was not on the list at all and the stub's SERVFAIL counted as an answer.
+func TestStubAndUpstreamNetns(t *testing.T) {
+	host, gw := hostNet(t)
+	serveDNS(t, listenUDPIn(t, gw, "192.0.2.53:53"), func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 0)} })
+
+	var stub, fwd *net.UDPConn
+	if err := host.Do(func() (err error) {
+		if stub, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.53:53"))); err != nil {
+			return err
+		}
+		fwd, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.53:53")))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Close() })
+	serveDNS(t, stub, func(_ int, q []byte) [][]byte {
+		if _, err := fwd.Write(q); err != nil {
+			return [][]byte{withRcode(q, 2)}
+		}
+		buf := make([]byte, 512)
+		fwd.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		for {
+			n, err := fwd.Read(buf)
+			if err != nil {
+				return [][]byte{withRcode(q, 2)}
+			}
+			if n >= 2 && buf[0] == q[0] && buf[1] == q[1] {
+				return [][]byte{slices.Clone(buf[:n])}
+			}
+		}
+	})
+
+	dir := t.TempDir()
+	resolv, upstream := filepath.Join(dir, "resolv.conf"), filepath.Join(dir, "upstream.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.53\noptions edns0 trust-ad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(upstream, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var n NeverBlock
+	if err := host.Do(func() (err error) {
+		n, err = Discover(context.Background(), Discovery{Net: Netlink{}, ResolvConf: resolv,
+			UpstreamResolvConf: upstream, Upstream: NoUpstream{}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := addrs("127.0.0.53", "192.0.2.53"); !slices.Equal(n.DNS, want) {
+		t.Fatalf("DNS = %v, want %v", n.DNS, want)
+	}
+	if !n.Set().Contains(netip.MustParseAddr("192.0.2.53")) {
+		t.Error("the upstream server is not exempt")
+	}
+
+	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
+	b, err := p.Before(context.Background(), n.Targets(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range []Target{target(KindDNS, "127.0.0.53:53"), target(KindDNS, "192.0.2.53:53")} {
+		if !slices.Contains(b.Reachable(), tg) {
+			t.Fatalf("%v not reachable before the change (unreachable: %v)", tg, b.Unreachable())
+		}
+	}
+
+	dropFrom(host, "192.0.2.53")
+
+	lost, err := b.After(context.Background())
+	if want := []Target{target(KindDNS, "127.0.0.53:53"), target(KindDNS, "192.0.2.53:53")}; !slices.Equal(lost, want) {
+		t.Errorf("lost = %v, want %v (%v)", lost, want, err)
+	}
+	// Whether the stub's SERVFAIL arrives in time or not depends on the
+	// machine's load; either way the stub is lost (TestProbeStub checks the
+	// message).
+	if _, ok := err.(*LostError); !ok {
+		t.Errorf("err = %v, want a *LostError", err)
 	}
 }

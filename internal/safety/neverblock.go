@@ -26,7 +26,7 @@ import (
 // probed; the zone is dropped in Set.
 type NeverBlock struct {
 	Gateways []netip.Addr   // default-route next hops, IPv4 and IPv6
-	DNS      []netip.Addr   // nameservers from resolv.conf
+	DNS      []netip.Addr   // nameservers from resolv.conf, and the upstream servers of systemd-resolved
 	Own      []netip.Addr   // addresses assigned to the host's interfaces
 	API      []netip.Addr   // the API endpoint's addresses
 	APIPort  uint16         // the API endpoint's port, for probing
@@ -205,8 +205,14 @@ const DefaultLookupTimeout = 5 * time.Second
 
 // Discovery says where Discover looks.
 type Discovery struct {
-	Net           Source   // routes and addresses; Netlink{} on a real host
-	ResolvConf    string   // default DefaultResolvConf
+	Net        Source // routes and addresses; Netlink{} on a real host
+	ResolvConf string // default DefaultResolvConf
+	// UpstreamResolvConf lists systemd-resolved's upstream servers; default
+	// DefaultUpstreamResolvConf. A missing file adds nothing.
+	UpstreamResolvConf string
+	// Upstream asks a local resolver for its servers; default Resolved{},
+	// systemd-resolved over the system bus. NoUpstream{} asks nobody.
+	Upstream      UpstreamSource
 	APIURL        string   // the SikkerAPI base URL; empty skips the API
 	Resolver      Resolver // default net.DefaultResolver
 	LookupTimeout time.Duration
@@ -232,15 +238,9 @@ func Discover(ctx context.Context, d Discovery) (NeverBlock, error) {
 	}
 	n := Classify(routes, addrs)
 
-	path := d.ResolvConf
-	if path == "" {
-		path = DefaultResolvConf
-	}
-	dns, err := ReadResolvConf(path)
+	dns, err := discoverDNS(ctx, d)
 	n.DNS = dns
-	if err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, err)
 
 	if d.APIURL != "" {
 		timeout := d.LookupTimeout
@@ -256,4 +256,39 @@ func Discover(ctx context.Context, d Discovery) (NeverBlock, error) {
 		n.API, n.APIPort = ep.Addrs, ep.Port
 	}
 	return n, errors.Join(errs...)
+}
+
+// discoverDNS joins the resolvers of resolv.conf with the servers a local
+// stub forwards to: with systemd-resolved, /etc/resolv.conf names only
+// 127.0.0.53, and the servers that actually answer are elsewhere.
+func discoverDNS(ctx context.Context, d Discovery) ([]netip.Addr, error) {
+	path := orDefault(d.ResolvConf, DefaultResolvConf)
+	dns, err := ReadResolvConf(path)
+	errs := []error{err}
+	up, err := ReadResolvConf(orDefault(d.UpstreamResolvConf, DefaultUpstreamResolvConf))
+	dns, errs = appendNew(dns, up...), append(errs, err)
+	var src UpstreamSource = Resolved{}
+	if d.Upstream != nil {
+		src = d.Upstream
+	}
+	up, err = src.UpstreamDNS(ctx)
+	dns, errs = appendNew(dns, up...), append(errs, err)
+	return dns, errors.Join(errs...)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// appendNew appends the addresses of add that as does not hold yet.
+func appendNew(as []netip.Addr, add ...netip.Addr) []netip.Addr {
+	for _, a := range add {
+		if !slices.Contains(as, a) {
+			as = append(as, a)
+		}
+	}
+	return as
 }

@@ -200,10 +200,12 @@ func TestDiscover(t *testing.T) {
 		addrs:  []IfAddr{ifaddr("192.168.0.9", "192.168.0.0/24")},
 	}
 	n, err := Discover(context.Background(), Discovery{
-		Net:        src,
-		ResolvConf: filepath.Join("testdata", "resolv-linklocal.conf"),
-		APIURL:     "https://api.example.com",
-		Resolver:   &fakeResolver{addrs: addrs("198.51.100.80")},
+		Net:                src,
+		ResolvConf:         filepath.Join("testdata", "resolv-linklocal.conf"),
+		UpstreamResolvConf: filepath.Join("testdata", "missing.conf"),
+		Upstream:           NoUpstream{},
+		APIURL:             "https://api.example.com",
+		Resolver:           &fakeResolver{addrs: addrs("198.51.100.80")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -236,10 +238,12 @@ func TestDiscoverPartial(t *testing.T) {
 	routesErr := errors.New("dump routes: permission denied")
 	lookupErr := errors.New("no such host")
 	n, err := Discover(context.Background(), Discovery{
-		Net:        fakeSource{addrs: []IfAddr{ifaddr("10.1.0.9", "10.1.0.0/16")}, routesErr: routesErr},
-		ResolvConf: filepath.Join("testdata", "resolv-bad.conf"),
-		APIURL:     "https://api.example.com",
-		Resolver:   &fakeResolver{err: lookupErr},
+		Net:                fakeSource{addrs: []IfAddr{ifaddr("10.1.0.9", "10.1.0.0/16")}, routesErr: routesErr},
+		ResolvConf:         filepath.Join("testdata", "resolv-bad.conf"),
+		UpstreamResolvConf: filepath.Join("testdata", "missing.conf"),
+		Upstream:           NoUpstream{},
+		APIURL:             "https://api.example.com",
+		Resolver:           &fakeResolver{err: lookupErr},
 	})
 	if !errors.Is(err, routesErr) || !errors.Is(err, lookupErr) || !strings.Contains(err.Error(), "line 2:") {
 		t.Errorf("err = %v; want the routes, resolv.conf and lookup failures", err)

@@ -21,7 +21,9 @@ const (
 	KindGateway Kind = "gateway"
 	// KindDNS is probed with a DNS query over UDP (any well-formed answer,
 	// SERVFAIL and REFUSED included, counts), then a TCP connect to the same
-	// port judged like a gateway's.
+	// port judged like a gateway's. A resolver on loopback is a stub that
+	// forwards elsewhere: its SERVFAIL or REFUSED, or a TCP connect to it,
+	// prove nothing, so only a real answer counts.
 	KindDNS Kind = "dns"
 	// KindAPI is probed with a TCP connect that must be accepted.
 	KindAPI Kind = "api"
@@ -100,7 +102,9 @@ func (p *Prober) Probe(ctx context.Context, t Target) error {
 	case KindAPI:
 		err = p.probeTCP(ctx, t.Addr, false)
 	case KindDNS:
-		if err = p.probeDNS(ctx, t.Addr); err != nil && ctx.Err() == nil {
+		// The stub always accepts TCP, also when every upstream server is
+		// cut off.
+		if err = p.probeDNS(ctx, t.Addr); err != nil && ctx.Err() == nil && !isStub(t.Addr.Addr()) {
 			if terr := p.probeTCP(ctx, t.Addr, true); terr == nil {
 				err = nil
 			} else {

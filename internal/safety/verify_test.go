@@ -174,14 +174,17 @@ func withRcode(q []byte, rcode byte) []byte {
 	return q
 }
 
+// These servers listen on loopback, so they are judged as stubs: only an
+// answer that is not SERVFAIL or REFUSED counts (TestProbeStub). A remote
+// server's SERVFAIL counts too (TestCheckDNSAnswer, TestVerifyNetns).
 func TestProbeDNS(t *testing.T) {
-	refused := dnsServer(t, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 5)} })
+	nxdomain := dnsServer(t, func(_ int, q []byte) [][]byte { return [][]byte{withRcode(q, 3)} })
 	// Silent on the first query: the probe must send it again.
 	lossy := dnsServer(t, func(n int, q []byte) [][]byte {
 		if n == 0 {
 			return nil
 		}
-		return [][]byte{withRcode(q, 2)}
+		return [][]byte{withRcode(q, 0)}
 	})
 	// A stray datagram with another id before the real answer.
 	stray := dnsServer(t, func(_ int, q []byte) [][]byte {
@@ -192,7 +195,7 @@ func TestProbeDNS(t *testing.T) {
 	garbage := dnsServer(t, func(int, []byte) [][]byte { return [][]byte{[]byte("HTTP/1.1 400 Bad Request\r\n")} })
 
 	p := &Prober{Timeout: 800 * time.Millisecond}
-	for name, at := range map[string]netip.AddrPort{"refused": refused, "lossy": lossy, "stray": stray} {
+	for name, at := range map[string]netip.AddrPort{"nxdomain": nxdomain, "lossy": lossy, "stray": stray} {
 		if err := p.probeDNS(context.Background(), at); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -203,8 +206,9 @@ func TestProbeDNS(t *testing.T) {
 }
 
 // Nothing listens on the port: the ICMP port unreachable and the RST both
-// come from a live host, so the server counts as reachable; the UDP step
-// alone does not count it.
+// come from a live host, so a remote server counts as reachable; the UDP
+// step alone does not count it. A stub on loopback that does not listen is
+// simply down.
 func TestProbeDNSClosedPort(t *testing.T) {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
@@ -216,8 +220,12 @@ func TestProbeDNSClosedPort(t *testing.T) {
 	if err := p.probeDNS(context.Background(), at); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("probeDNS err = %v, want ECONNREFUSED", err)
 	}
-	if err := p.Probe(context.Background(), Target{KindDNS, at}); err != nil {
-		t.Errorf("Probe: %v", err)
+	if err := p.Probe(context.Background(), Target{KindDNS, at}); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Probe of a stub that is down: err = %v, want ECONNREFUSED", err)
+	}
+	remote := &Prober{Dialer: newFakeDialer(map[string][]error{"udp 192.0.2.53:53": {errRefused}, "tcp 192.0.2.53:53": {errRefused}})}
+	if err := remote.Probe(context.Background(), target(KindDNS, "192.0.2.53:53")); err != nil {
+		t.Errorf("Probe of a remote host with port 53 closed: %v", err)
 	}
 }
 
