@@ -61,7 +61,7 @@ func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
 }
 
 // Restore puts the last applied lists back.
-func (f *fakeFirewall) Restore() error {
+func (f *fakeFirewall) Restore([]netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.block, f.allow = f.last.Clone(), f.lastAllow.Clone()

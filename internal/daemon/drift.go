@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
@@ -144,7 +145,7 @@ func (d *Daemon) wantRestore(c firewall.Change) {
 func (d *Daemon) restore(c firewall.Change) {
 	start := time.Now()
 	d.guard.record(d.o.Now())
-	if err := d.fw.Restore(); err != nil {
+	if err := d.fw.Restore(d.hotSources()); err != nil {
 		d.log.Error("restoring the firewall failed", "change", c.What, "err", err)
 		d.pendingRestore = &c
 		d.armRestoreTimer(max(d.guard.delay(d.o.Now()), backoffMin))
@@ -224,3 +225,20 @@ func (d *Daemon) checkIntegrity(ctx context.Context) {
 		d.wantRestore(firewall.Change{What: "the periodic check found the rules removed or changed"})
 	}
 }
+
+// hotSources are the sources dropped most often, which a backend reloading
+// a large list puts in first; nil without drop monitoring.
+func (d *Daemon) hotSources() []netip.Addr {
+	if d.monitor == nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, c := range d.monitor.TopBlocked(hotSourceCount) {
+		out = append(out, c.Src)
+	}
+	return out
+}
+
+// hotSourceCount bounds the hot sources of a restore: enough for a
+// distributed flood, few enough for a first transaction of milliseconds.
+const hotSourceCount = 4096

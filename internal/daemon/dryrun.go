@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
@@ -24,7 +25,7 @@ func (dryRunFirewall) Remove() error { return nil }
 func (dryRunFirewall) Intact() (bool, error) { return true, nil }
 
 // Restore does nothing: the dry run put nothing in the kernel.
-func (dryRunFirewall) Restore() error { return nil }
+func (dryRunFirewall) Restore([]netip.Addr) error { return nil }
 
 // Watch reports nothing: no other program can change what is not there.
 func (dryRunFirewall) Watch(context.Context) (<-chan firewall.Change, error) { return nil, nil }

@@ -210,11 +210,11 @@ func (f tamperableFirewall) Intact() (bool, error) {
 	return !*f.wiped, nil
 }
 
-func (f tamperableFirewall) Restore() error {
+func (f tamperableFirewall) Restore(hot []netip.Addr) error {
 	f.mu.Lock()
 	*f.wiped = false
 	f.mu.Unlock()
-	return f.fakeFirewall.Restore()
+	return f.fakeFirewall.Restore(hot)
 }
 
 func TestRestoresRulesRemovedByAnotherProgram(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -33,8 +34,10 @@ type Firewall interface {
 	// Restore puts the rules and the last applied lists back after another
 	// program removed or changed them, without reading the lists back: from
 	// the backend's own copy, in one transaction where the backend has
-	// them. Without an earlier Apply it does nothing.
-	Restore() error
+	// them. hot are the sources dropped most recently: a backend that has
+	// to reload a large list may load the entries covering them first.
+	// Without an earlier Apply it does nothing.
+	Restore(hot []netip.Addr) error
 	// Watch reports, until ctx ends, changes that other programs make to the
 	// backend's objects; the backend's own changes are not reported. A
 	// backend that cannot see changes as they happen returns a nil channel,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
@@ -48,7 +49,7 @@ func (nopFirewall) Apply(ipnet.Set, ipnet.Set) error { return nil }
 func (nopFirewall) Remove() error                    { return nil }
 func (nopFirewall) Intact() (bool, error)            { return true, nil }
 func (nopFirewall) Counters() (Counters, error)      { return Counters{}, nil }
-func (nopFirewall) Restore() error                   { return nil }
+func (nopFirewall) Restore([]netip.Addr) error       { return nil }
 func (nopFirewall) Watch(context.Context) (<-chan Change, error) {
 	return nil, nil
 }

@@ -3,6 +3,7 @@ package ipset
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -129,8 +130,9 @@ func parseCounts(listing string) map[string]int {
 
 // Restore puts the sets and rules back from the backend's copy: a full
 // refresh (temporary sets swapped in) and the chains and jumps, each added
-// only where missing.
-func (b *Backend) Restore() error {
+// only where missing. hot is not needed: a flushed set keeps its rules, and
+// the rules reference the sets, so no rule stands without its set.
+func (b *Backend) Restore([]netip.Addr) error {
 	b.mu.Lock()
 	if b.block.IsEmpty() && b.allow.IsEmpty() && !b.rules {
 		b.mu.Unlock()

@@ -117,9 +117,13 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 // transaction: it creates the table, or adopts the one an earlier process
 // left (see adopt.go). A batch the kernel refuses because the ruleset changed
 // since it was read is planned again.
-func (b *Backend) build(block, allow ipnet.Set) error {
+func (b *Backend) build(block, allow ipnet.Set) error { return b.buildHot(block, allow, ipnet.Set{}) }
+
+// buildHot is build; a missing table with a large list gets the entries of
+// hot first (hot.go).
+func (b *Backend) buildHot(block, allow, hot ipnet.Set) error {
 	for attempt := 1; ; attempt++ {
-		err := b.buildOnce(block, allow)
+		err := b.buildOnce(block, allow, hot)
 		if attempt < 3 && (errors.Is(err, errDumpInterrupted) || errors.Is(err, unix.ERESTART)) {
 			b.log.Debug("nftables ruleset changed while building, retrying", "attempt", attempt, "err", err)
 			continue
@@ -128,7 +132,7 @@ func (b *Backend) build(block, allow ipnet.Set) error {
 	}
 }
 
-func (b *Backend) buildOnce(block, allow ipnet.Set) error {
+func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	fd, err := openSocket(b.nsFD)
 	if err != nil {
 		return fmt.Errorf("nftables build: %w", err)
@@ -149,6 +153,8 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 	}
 	op := "build"
 	switch {
+	case kt == nil && !hot.IsEmpty() && len(block.V4)+len(block.V6) >= hotMin:
+		return b.buildHotFirst(fd, gen, block, allow, hot)
 	case kt == nil:
 		err = buildTable(bt, b.lay, false)
 		fill(bt)

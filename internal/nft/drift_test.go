@@ -3,10 +3,15 @@ package nft
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,26 +27,30 @@ type restorer struct {
 	whos  []string
 	stop  func()
 	ended chan struct{}
+	hot   []netip.Addr // what the daemon would pass: the sources it saw dropped
 }
 
-func startRestorer(t *testing.T, b *Backend) *restorer {
+func startRestorer(t *testing.T, b *Backend, hot ...netip.Addr) *restorer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ch, err := b.Watch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &restorer{stop: cancel, ended: make(chan struct{})}
+	r := &restorer{stop: cancel, ended: make(chan struct{}), hot: hot}
 	go func() {
 		defer close(r.ended)
 		for c := range ch {
 			seen := time.Now()
+			if debugDrift {
+				t.Logf("change: %+v", c)
+			}
 			if !c.Content {
 				if ok, err := b.Intact(); err == nil && ok {
 					continue
 				}
 			}
-			if err := b.Restore(); err != nil {
+			if err := b.Restore(r.hot); err != nil {
 				t.Errorf("restore after %q: %v", c.What, err)
 				continue
 			}
@@ -79,6 +88,8 @@ func (r *restorer) waitAfter(t *testing.T, n int, limit time.Duration) (time.Tim
 	return time.Time{}, ""
 }
 
+var debugDrift = os.Getenv("SIKKER_DRIFT_DEBUG") != ""
+
 var reHandle = regexp.MustCompile(`# handle (\d+)$`)
 
 // TestRestoreAfterForeignChanges changes the table the way other programs
@@ -92,7 +103,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 	if err := b.Apply(block, set("192.0.2.55/32")); err != nil {
 		t.Fatal(err)
 	}
-	r := startRestorer(t, b)
+	r := startRestorer(t, b, newAddr4)
 	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
 	foreignFile := "testdata/debian-nftables.conf"
 	cases := []struct {
@@ -200,3 +211,76 @@ func ruleChain(listing, line string) string {
 	}
 	return chain
 }
+
+// TestRestoreHotFirstAfterFlushRuleset runs `nft flush ruleset` five times
+// with a large list loaded (100k entries; SIKKER_DRIFT_ENTRIES sets another
+// size, e.g. 1000000 for the figures in docs/benchmarks.md) while a listed
+// single address floods, and logs the median time until the flood was
+// dropped again and the probes that got through. The restorer passes the
+// flooding address as the daemon passes the sources its drop monitor saw.
+func TestRestoreHotFirstAfterFlushRuleset(t *testing.T) {
+	n := 100_000
+	if v := os.Getenv("SIKKER_DRIFT_ENTRIES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("SIKKER_DRIFT_ENTRIES=%q is not a positive number", v)
+		}
+	}
+	l := newLab(t)
+	b := l.backend(t, testConfig{})
+	if debugDrift {
+		b.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	block := randomList(5, n, "192.0.2.48/28", "192.0.2.77/32")
+	if err := b.Apply(block, set("192.0.2.55/32")); err != nil {
+		t.Fatal(err)
+	}
+	r := startRestorer(t, b, newAddr4)
+	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+	var dropped, restored []time.Duration
+	var throughs []int64
+	for i := range 5 {
+		k := r.count()
+		before := sink.CountFrom(newAddr4)
+		stop := l.flood(t, sink.Addr(), newAddr4)
+		time.Sleep(50 * time.Millisecond)
+		// The last moment a probe arrived tells when dropping resumed.
+		var last atomic.Int64
+		watching := make(chan struct{})
+		go func() {
+			defer close(watching)
+			seen := sink.CountFrom(newAddr4)
+			for k == r.count() || time.Since(time.Unix(0, last.Load())) < 200*time.Millisecond {
+				if c := sink.CountFrom(newAddr4); c != seen {
+					seen = c
+					last.Store(time.Now().UnixNano())
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+		start := time.Now()
+		last.Store(start.UnixNano())
+		l.fw.MustRun("nft", "flush", "ruleset")
+		at, _ := r.waitAfter(t, k, 30*time.Second)
+		<-watching
+		stop()
+		through := sink.CountFrom(newAddr4) - before
+		d := time.Unix(0, last.Load()).Sub(start)
+		dropped, restored, throughs = append(dropped, d), append(restored, at.Sub(start)), append(throughs, through)
+		t.Logf("run %d: %d entries, flood dropped again %.1f ms after `nft flush ruleset` started, whole list back after %.1f ms, %d probes through",
+			i+1, n, ms(d), ms(at.Sub(start)), through)
+		if !l.udpPasses(t, sink, goodAddr4) || l.udpPasses(t, sink, badAddr4) {
+			t.Fatal("after the restore the good address must pass and the listed range must not")
+		}
+	}
+	slices.Sort(dropped)
+	slices.Sort(restored)
+	slices.Sort(throughs)
+	t.Logf("median of 5 (%d entries): dropping again after %.1f ms, whole list after %.1f ms, %d probes through",
+		n, ms(dropped[2]), ms(restored[2]), throughs[2])
+	if dropped[2] > 5*time.Second {
+		t.Errorf("median time until the flood was dropped again: %v", dropped[2])
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

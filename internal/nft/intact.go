@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -97,14 +98,15 @@ func (b *Backend) Intact() (bool, error) {
 }
 
 // Restore rebuilds the table from the backend's copy of the lists: the
-// table is created in one transaction when it is gone, or adopted in place
-// (rules rewritten, sets refilled) when it was changed.
-func (b *Backend) Restore() error {
+// table is created in one transaction when it is gone (for a large list the
+// entries covering hot first, see hot.go), or adopted in place (rules
+// rewritten, sets refilled) when it was changed.
+func (b *Backend) Restore(hot []netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.everBuilt {
 		return nil
 	}
 	b.built = false
-	return b.build(b.block, b.allow)
+	return b.buildHot(b.block, b.allow, covering(b.block, hot))
 }

@@ -21,7 +21,7 @@ import (
 // it. A transaction's messages are sent under the commit mutex, so they
 // arrive together and in order: the watcher collects what a transaction
 // did to the tables it is asked about and reports it when the NEWGEN
-// arrives, unless the committing pid is this process. A dropped message
+// arrives, unless the committing task is a thread of this process. A dropped message
 // (ENOBUFS: the socket buffer ran full, for example during our own load of
 // a million elements, which the kernel announces element by element) is
 // reported as a Lost change, which makes the daemon check the objects.
@@ -148,7 +148,7 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 	go func() {
 		defer close(out)
 		defer unix.Close(fd)
-		w := watcher{self: os.Getpid(), match: match, out: out}
+		w := watcher{self: ownThread, match: match, out: out}
 		buf := make([]byte, 256<<10)
 		for ctx.Err() == nil {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -171,7 +171,7 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 
 // watcher collects the events of one transaction at a time.
 type watcher struct {
-	self    int
+	self    func(tid int) bool // reports the committing threads of this process
 	match   func(TableEvent) bool
 	out     chan firewall.Change
 	pending []TableEvent // matching events of the transaction in progress
@@ -220,7 +220,7 @@ func (w *watcher) feed(b []byte) {
 func (w *watcher) commit(pid int, comm string) {
 	evs := w.pending
 	w.pending = w.pending[:0]
-	if len(evs) == 0 || pid == w.self {
+	if len(evs) == 0 || w.self(pid) {
 		return
 	}
 	c := firewall.Change{PID: pid, Comm: comm, Content: true}
@@ -267,6 +267,20 @@ func mergeChanges(a, b firewall.Change) firewall.Change {
 		m.What = a.What + "; " + b.What
 	}
 	return m
+}
+
+// ownThread reports whether tid is a thread of this process. NEWGEN names
+// the committing task, which for a Go program is whichever thread ran the
+// sendmsg, not the process id.
+func ownThread(tid int) bool {
+	if tid <= 0 {
+		return false
+	}
+	if tid == os.Getpid() {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid))
+	return err == nil
 }
 
 // procComm reads a process's name from /proc, best effort: the process
