@@ -78,6 +78,8 @@ type Options struct {
 	// whether the stop is a restart or the unit is enabled; see
 	// stopkind.go).
 	KeepOnStop func() (bool, string)
+
+	restorePolicy restorePolicy // the never-fight limits; zero: the defaults
 }
 
 // Daemon is the long-running service. Its state is owned by the main loop
@@ -175,7 +177,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, errors.New("daemon: no firewall backend")
 	}
 	return &Daemon{
-		o: o, log: o.Log, cfg: o.Config, key: o.Key,
+		o: o, log: o.Log, cfg: o.Config, key: o.Key, guard: restoreGuard{restorePolicy: o.restorePolicy.withDefaults()},
 		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
 	}, nil
 }

@@ -14,43 +14,63 @@ import (
 // a configuration manager). The backend reports such changes as they
 // happen (firewall.Firewall.Watch) and the periodic integrity check is the
 // fallback; either way the daemon restores its own copy at once, in one
-// transaction, unless it is being fought: more than restoreLimit restores
-// within restoreWindow turn the state degraded and space the restores out
+// transaction, unless it is being fought: more than ten restores
+// within a minute turn the state degraded and space the restores out
 // with a doubling delay, so a program that flushes the ruleset in a loop
 // cannot make the daemon spin.
 
-const (
-	restoreWindow = time.Minute
-	restoreLimit  = 10
-	backoffMin    = time.Second
-	backoffMax    = 30 * time.Second
-)
+// restorePolicy sets the guard's limits; the zero value means the defaults
+// (tests shorten them).
+type restorePolicy struct {
+	window     time.Duration // 1 min
+	limit      int           // 10 restores within the window
+	backoffMin time.Duration // 1 s
+	backoffMax time.Duration // 30 s
+}
+
+func (p restorePolicy) withDefaults() restorePolicy {
+	if p.window <= 0 {
+		p.window = time.Minute
+	}
+	if p.limit <= 0 {
+		p.limit = 10
+	}
+	if p.backoffMin <= 0 {
+		p.backoffMin = time.Second
+	}
+	if p.backoffMax <= 0 {
+		p.backoffMax = 30 * time.Second
+	}
+	p.backoffMax = max(p.backoffMax, p.backoffMin)
+	return p
+}
 
 // restoreGuard decides when the next restore may run. It holds no clock:
 // every call is given the time, which keeps it testable.
 type restoreGuard struct {
+	restorePolicy
 	times   []time.Time // restores within the window, oldest first
 	backoff time.Duration
 }
 
 func (g *restoreGuard) prune(now time.Time) {
 	i := 0
-	for i < len(g.times) && now.Sub(g.times[i]) >= restoreWindow {
+	for i < len(g.times) && now.Sub(g.times[i]) >= g.window {
 		i++
 	}
 	g.times = g.times[i:]
 }
 
 // delay is how long a restore wanted at now must wait: 0 while fewer than
-// restoreLimit restores ran within the window, else a delay that doubles
-// with every further restore, up to backoffMax.
+// limit restores ran within the window, else a delay that doubles with
+// every further restore, up to backoffMax.
 func (g *restoreGuard) delay(now time.Time) time.Duration {
 	g.prune(now)
-	if len(g.times) < restoreLimit {
+	if len(g.times) < g.limit {
 		g.backoff = 0
 		return 0
 	}
-	g.backoff = min(max(2*g.backoff, backoffMin), backoffMax)
+	g.backoff = min(max(2*g.backoff, g.backoffMin), g.backoffMax)
 	return g.backoff
 }
 
@@ -60,16 +80,16 @@ func (g *restoreGuard) record(now time.Time) { g.times = append(g.times, now) }
 // fought reports whether the restores within the window reach the limit.
 func (g *restoreGuard) fought(now time.Time) bool {
 	g.prune(now)
-	return len(g.times) >= restoreLimit
+	return len(g.times) >= g.limit
 }
 
-// calmAt is when the window will hold fewer than restoreLimit restores,
+// calmAt is when the window will hold fewer than limit restores,
 // if no other comes.
 func (g *restoreGuard) calmAt() time.Time {
-	if len(g.times) < restoreLimit {
+	if len(g.times) < g.limit {
 		return time.Time{}
 	}
-	return g.times[len(g.times)-restoreLimit].Add(restoreWindow)
+	return g.times[len(g.times)-g.limit].Add(g.window)
 }
 
 // startWatch asks the backend in force to report changes; a backend that
@@ -134,8 +154,8 @@ func (d *Daemon) wantRestore(c firewall.Change) {
 		d.log.Warn("another program keeps changing the firewall; restoring with a delay", "by", c.Who(),
 			"restores_last_minute", len(d.guard.times))
 	}
-	d.fightIssue = fmt.Sprintf("firewall rules changed %d times within a minute (last by %s: %s); restores are delayed up to %s",
-		len(d.guard.times), c.Who(), c.What, backoffMax)
+	d.fightIssue = fmt.Sprintf("firewall rules changed %d times within %s (last by %s: %s); restores are delayed up to %s",
+		len(d.guard.times), d.guard.window, c.Who(), c.What, d.guard.backoffMax)
 	d.updateState()
 	d.publish()
 	d.armRestoreTimer(wait)
@@ -148,7 +168,7 @@ func (d *Daemon) restore(c firewall.Change) {
 	if err := d.fw.Restore(d.hotSources()); err != nil {
 		d.log.Error("restoring the firewall failed", "change", c.What, "err", err)
 		d.pendingRestore = &c
-		d.armRestoreTimer(max(d.guard.delay(d.o.Now()), backoffMin))
+		d.armRestoreTimer(max(d.guard.delay(d.o.Now()), d.guard.backoffMin))
 		return
 	}
 	d.restored.Add(1)
