@@ -121,7 +121,7 @@ func (d *Daemon) onChange(ctx context.Context, c firewall.Change) {
 	if !d.hasApplied {
 		return
 	}
-	if !c.Content {
+	if !c.Sure {
 		intact, err := d.fw.Intact()
 		if err != nil {
 			d.log.Warn("firewall integrity check failed", "err", err)

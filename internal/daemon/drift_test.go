@@ -68,7 +68,7 @@ func (f *fakeFirewall) restoreCount() int {
 func TestChangeIsRestoredAtOnce(t *testing.T) {
 	l, d, ch := changeLab(t, restorePolicy{})
 	l.fw.wipe()
-	ch <- firewall.Change{What: "elements deleted from set blockhost4 of inet sikkerguard", PID: 4242, Comm: "nft", Content: true}
+	ch <- firewall.Change{What: "elements deleted from set blockhost4 of inet sikkerguard", PID: 4242, Comm: "nft", Sure: true}
 	waitFor(t, "the restore", func() bool { return l.fw.blocks("203.0.113.7") })
 	if n := d.restored.Load(); n != 1 {
 		t.Errorf("%d restores counted, want 1", n)
@@ -99,7 +99,7 @@ func TestRestoresBackOffAndRecover(t *testing.T) {
 	start := time.Now()
 	for time.Since(start) < 300*time.Millisecond {
 		select {
-		case ch <- firewall.Change{What: "table inet sikkerguard deleted", PID: 7, Comm: "flusher", Content: true}:
+		case ch <- firewall.Change{What: "table inet sikkerguard deleted", PID: 7, Comm: "flusher", Sure: true}:
 		default:
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -58,9 +58,11 @@ type Change struct {
 	// Lost is set when events were lost (a full socket buffer): the
 	// objects may have changed without a report.
 	Lost bool
-	// Content is set when only set elements changed: the structure
-	// stands, but the lists are not the ones applied.
-	Content bool
+	// Sure is set when the change certainly altered the backend's objects
+	// (a rule, chain, set or element of its own): restore without asking
+	// Intact first. Without it (an event that may concern them, lost
+	// events) Intact decides.
+	Sure bool
 }
 
 // Who names the process of a change for a log line: "nft (pid 42)", or

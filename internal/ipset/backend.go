@@ -65,6 +65,9 @@ type Backend struct {
 	allow  ipnet.Set
 	caps   caps
 	stats  struct{ full, delta int } // refreshes sent, for tests and logs
+
+	helpersMu sync.Mutex
+	helpers   map[int]time.Time // pids of commands run, when (see ranRecently)
 }
 
 // Option tunes New.
@@ -195,6 +198,8 @@ func (b *Backend) run(gen func(*bufio.Writer) error, tool string, args ...string
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("%s: %w", tool, err)
 	}
+	// `ip netns exec` execs the tool, so the pid is the tool's.
+	b.noteHelper(cmd.Process.Pid)
 	var genErr error
 	if gen != nil {
 		genErr = gen(bufio.NewWriterSize(stdin, 64<<10))
@@ -454,17 +459,22 @@ func (b *Backend) chainExists(ipt, chain string) bool {
 }
 
 // Intact reports whether the rules this backend installed still stand:
-// both chains and every jump into them, per family. `iptables -F` or a
-// firewall manager rebuilding the built-in chains removes the jumps and
-// with them all protection; the sets cannot vanish while the chains
-// reference them.
+// both chains with all their rules and every jump into them, per family,
+// and whether the blocklist sets hold as many elements as the copy says.
+// `iptables -F` or a firewall manager rebuilding the built-in chains
+// removes the jumps and with them all protection; the sets cannot vanish
+// while the chains reference them, but `ipset flush` empties them.
 func (b *Backend) Intact() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, f := range b.families() {
 		ipt, _ := tools(f)
-		if !b.chainExists(ipt, Chain) || !b.chainExists(ipt, ChainBlock) {
-			return false, nil
+		want := rulesScript(b.cfg, f)
+		for _, c := range []string{Chain, ChainBlock} {
+			n, ok := b.chainRules(ipt, c)
+			if !ok || n != strings.Count(want, "\n-A "+c+" ") {
+				return false, nil
+			}
 		}
 		for _, h := range b.cfg.Hooks {
 			hook := string(h)
@@ -477,7 +487,16 @@ func (b *Backend) Intact() (bool, error) {
 			}
 		}
 	}
-	return true, nil
+	return b.countDriftLocked() == "", nil
+}
+
+// chainRules counts the rules of a chain; false when it does not exist.
+func (b *Backend) chainRules(ipt, chain string) (int, bool) {
+	out, err := b.run(nil, ipt, "-t", "filter", "-S", chain)
+	if err != nil {
+		return 0, false
+	}
+	return strings.Count("\n"+out, "\n-A "+chain+" "), true
 }
 
 // Counters reads the counters of the verdict rule of the block chain,

@@ -35,12 +35,22 @@ func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
 	for _, h := range b.cfg.Hooks {
 		hooks[string(h)] = true
 	}
-	events, err := nft.WatchTables(ctx, nsFD, b.log, func(e nft.TableEvent) bool {
+	events, err := nft.WatchTables(ctx, nsFD, b.log, func(e nft.TableEvent) nft.Verdict {
 		if (e.Family != unix.NFPROTO_IPV4 && e.Family != unix.NFPROTO_IPV6) || e.Table != "filter" || !e.Delete() {
-			return false
+			return nft.Ignore
 		}
-		return e.Msg == unix.NFT_MSG_DELTABLE || hooks[e.Name]
-	})
+		switch {
+		case e.Msg == unix.NFT_MSG_DELTABLE || e.Name == Chain || e.Name == ChainBlock:
+			return nft.Sure
+		case !hooks[e.Name]:
+			return nft.Ignore // another program's chain
+		case e.Comment == Comment:
+			return nft.Sure // our jump
+		case e.Comment == "":
+			return nft.Maybe // a hooked chain deleted, or a rule without a comment
+		}
+		return nft.Ignore // another program's commented rule
+	}, b.ranRecently)
 	if nsFD > 0 {
 		unix.Close(nsFD) // the socket stays in the namespace
 	}
@@ -64,7 +74,7 @@ func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
 				send(ctx, out, c)
 			case <-t.C:
 				if what := b.countDrift(); what != "" {
-					send(ctx, out, firewall.Change{What: what, Content: true})
+					send(ctx, out, firewall.Change{What: what, Sure: true})
 				}
 			}
 		}
@@ -85,6 +95,10 @@ func send(ctx context.Context, out chan<- firewall.Change, c firewall.Change) {
 func (b *Backend) countDrift() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.countDriftLocked()
+}
+
+func (b *Backend) countDriftLocked() string {
 	if !b.synced {
 		return ""
 	}
@@ -128,10 +142,12 @@ func parseCounts(listing string) map[string]int {
 	return out
 }
 
-// Restore puts the sets and rules back from the backend's copy: a full
-// refresh (temporary sets swapped in) and the chains and jumps, each added
-// only where missing. hot is not needed: a flushed set keeps its rules, and
-// the rules reference the sets, so no rule stands without its set.
+// Restore puts the sets and rules back from the backend's copy. Sets whose
+// element counts still match are kept and only the chains and jumps are
+// rewritten (one iptables-restore per family, jumps added where missing);
+// otherwise the sets get a full refresh (temporary sets swapped in) first.
+// hot is not needed: the rules reference the sets, so no rule stands
+// without its set.
 func (b *Backend) Restore([]netip.Addr) error {
 	b.mu.Lock()
 	if b.block.IsEmpty() && b.allow.IsEmpty() && !b.rules {
@@ -139,7 +155,45 @@ func (b *Backend) Restore([]netip.Addr) error {
 		return nil
 	}
 	block, allow := b.block, b.allow
+	if b.countDriftLocked() == "" {
+		defer b.mu.Unlock()
+		if err := b.installRules(); err != nil {
+			b.rules = false
+			return err
+		}
+		b.rules = true
+		return nil
+	}
 	b.synced, b.rules = false, false
 	b.mu.Unlock()
 	return b.Apply(block, allow)
+}
+
+// helperMemory is how long the pid of a command the backend ran is
+// remembered: its nftables events may be read after it exited.
+const helperMemory = time.Minute
+
+// noteHelper remembers the pid of a command the backend started.
+func (b *Backend) noteHelper(pid int) {
+	b.helpersMu.Lock()
+	defer b.helpersMu.Unlock()
+	now := time.Now()
+	if b.helpers == nil {
+		b.helpers = map[int]time.Time{}
+	}
+	for p, at := range b.helpers {
+		if now.Sub(at) > helperMemory {
+			delete(b.helpers, p)
+		}
+	}
+	b.helpers[pid] = now
+}
+
+// ranRecently reports whether pid is a command the backend ran: iptables
+// commits its own transactions, which are not another program's changes.
+func (b *Backend) ranRecently(pid int) bool {
+	b.helpersMu.Lock()
+	defer b.helpersMu.Unlock()
+	at, ok := b.helpers[pid]
+	return ok && time.Since(at) <= helperMemory
 }

@@ -45,7 +45,7 @@ func startRestorer(t *testing.T, b *Backend, hot ...netip.Addr) *restorer {
 			if debugDrift {
 				t.Logf("change: %+v", c)
 			}
-			if !c.Content {
+			if !c.Sure {
 				if ok, err := b.Intact(); err == nil && ok {
 					continue
 				}

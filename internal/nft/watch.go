@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/nftables/userdata"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +43,19 @@ type TableEvent struct {
 	Table  string // the table the object belongs to
 	Msg    int    // unix.NFT_MSG_NEWRULE, NFT_MSG_DELSETELEM…
 	Name   string // the chain (of a rule), set (of elements) or object name
+	// Comment is a rule's comment (the userdata iptables-nft keeps
+	// `-m comment` in, and nft's `comment`), "" when it has none.
+	Comment string
 }
+
+// Verdict is what a matcher makes of an event.
+type Verdict int
+
+const (
+	Ignore Verdict = iota // not about the watcher's objects
+	Maybe                 // may concern them: Intact decides
+	Sure                  // certainly changed them
+)
 
 // Delete reports whether the event removes something.
 func (e TableEvent) Delete() bool {
@@ -121,11 +134,13 @@ func familyName(f uint8) string {
 }
 
 // WatchTables reports the transactions of other processes that contain an
-// event for which match is true, until ctx ends; nsFD > 0 watches that
-// network namespace. The channel is closed when ctx ends or the socket
+// event match does not ignore, until ctx ends; nsFD > 0 watches that
+// network namespace. Transactions committed by a thread of this process,
+// or by a process for which ours is true (a helper the caller ran, such as
+// iptables-restore), are not reported. The channel is closed when ctx ends or the socket
 // fails. Changes are coalesced when the reader is slow: a restore only
 // needs to know that something changed.
-func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(TableEvent) bool) (<-chan firewall.Change, error) {
+func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(TableEvent) Verdict, ours func(pid int) bool) (<-chan firewall.Change, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -148,7 +163,11 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 	go func() {
 		defer close(out)
 		defer unix.Close(fd)
-		w := watcher{self: ownThread, match: match, out: out}
+		self := ownThread
+		if ours != nil {
+			self = func(tid int) bool { return ownThread(tid) || ours(tid) }
+		}
+		w := watcher{self: self, match: match, out: out}
 		buf := make([]byte, 256<<10)
 		for ctx.Err() == nil {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -156,7 +175,7 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 				continue
 			case errors.Is(err, unix.ENOBUFS):
-				w.pending = w.pending[:0]
+				w.pending, w.sure = w.pending[:0], false
 				w.emit(firewall.Change{What: "nftables events were lost (socket buffer overrun)", Lost: true})
 				continue
 			case err != nil:
@@ -172,9 +191,10 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 // watcher collects the events of one transaction at a time.
 type watcher struct {
 	self    func(tid int) bool // reports the committing threads of this process
-	match   func(TableEvent) bool
+	match   func(TableEvent) Verdict
 	out     chan firewall.Change
 	pending []TableEvent // matching events of the transaction in progress
+	sure    bool         // one of them was Sure
 }
 
 // feed parses one datagram of notifications.
@@ -202,6 +222,7 @@ func (w *watcher) feed(b []byte) {
 			ev.Name = attrs.str(unix.NFTA_CHAIN_NAME)
 		case unix.NFT_MSG_NEWRULE, unix.NFT_MSG_DELRULE, nftMsgDestroyRule:
 			ev.Name = attrs.str(unix.NFTA_RULE_CHAIN)
+			ev.Comment, _ = userdata.GetString(attrs[unix.NFTA_RULE_USERDATA], userdata.TypeComment)
 		case unix.NFT_MSG_NEWSET, unix.NFT_MSG_DELSET, nftMsgDestroySet:
 			ev.Name = attrs.str(unix.NFTA_SET_NAME)
 		case unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM, nftMsgDestroySetElem:
@@ -209,8 +230,13 @@ func (w *watcher) feed(b []byte) {
 		case unix.NFT_MSG_NEWOBJ, unix.NFT_MSG_DELOBJ, nftMsgDestroyObj:
 			ev.Name = attrs.str(unix.NFTA_OBJ_NAME)
 		}
-		if w.match(ev) && len(w.pending) < 64 {
+		switch v := w.match(ev); {
+		case v == Ignore:
+		case len(w.pending) < 64:
 			w.pending = append(w.pending, ev)
+			w.sure = w.sure || v == Sure
+		default:
+			w.sure = w.sure || v == Sure
 		}
 	}
 }
@@ -218,17 +244,14 @@ func (w *watcher) feed(b []byte) {
 // commit ends a transaction: a foreign one that touched a watched table is
 // reported.
 func (w *watcher) commit(pid int, comm string) {
-	evs := w.pending
-	w.pending = w.pending[:0]
+	evs, sure := w.pending, w.sure
+	w.pending, w.sure = w.pending[:0], false
 	if len(evs) == 0 || w.self(pid) {
 		return
 	}
-	c := firewall.Change{PID: pid, Comm: comm, Content: true}
+	c := firewall.Change{PID: pid, Comm: comm, Sure: sure}
 	var what []string
 	for _, e := range evs {
-		if !e.Elements() {
-			c.Content = false
-		}
 		if s := e.String(); !slices.Contains(what, s) && len(what) < 4 {
 			what = append(what, s)
 		}
@@ -262,7 +285,7 @@ func (w *watcher) emit(c firewall.Change) {
 func mergeChanges(a, b firewall.Change) firewall.Change {
 	m := b
 	m.Lost = a.Lost || b.Lost
-	m.Content = a.Content && b.Content
+	m.Sure = a.Sure || b.Sure
 	if a.What != b.What {
 		m.What = a.What + "; " + b.What
 	}
@@ -294,9 +317,12 @@ func procComm(pid int) string {
 }
 
 // Watch reports changes that other programs make to table inet
-// sikkerguard: structure (Content false) or elements only (Content true).
+// sikkerguard. Every object in it is ours, so every such change is Sure.
 func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
-	return WatchTables(ctx, b.nsFD, b.log, func(e TableEvent) bool {
-		return e.Family == unix.NFPROTO_INET && e.Table == TableName
-	})
+	return WatchTables(ctx, b.nsFD, b.log, func(e TableEvent) Verdict {
+		if e.Family == unix.NFPROTO_INET && e.Table == TableName {
+			return Sure
+		}
+		return Ignore
+	}, nil)
 }
