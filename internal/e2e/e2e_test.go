@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
 const (
@@ -110,9 +113,9 @@ func repoRoot(t *testing.T) string {
 }
 
 // buildDeb runs make deb and returns the package's path.
-func buildDeb(t *testing.T, repo string) string {
+func buildDeb(t *testing.T, repo string, makeArgs ...string) string {
 	t.Helper()
-	cmd := exec.Command("make", "--no-print-directory", "deb")
+	cmd := exec.Command("make", append([]string{"--no-print-directory", "deb"}, makeArgs...)...)
 	cmd.Dir = repo
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -174,6 +177,14 @@ const guardConfig = `api:
   pull_interval: 1h
 report:
   interval: 1m
+`
+
+// floodConfig adds the flood lab's listed source as a file feed; the lab
+// uses documentation addresses, which are otherwise stripped.
+const floodConfig = `safety:
+  strip_private: false
+feeds:
+  - {name: lab, file: /etc/sikkerguard/lab-blocklist.txt}
 `
 
 // mockRequests counts the blacklist requests the mock has answered.
@@ -277,6 +288,15 @@ func TestSystemd(t *testing.T) {
 		tarball = ensureRootfs(t, rootfsSpec{Suite: suite, Variant: "minbase", Packages: rootfsPackages}, mirror)
 	})
 	tm.step("make deb", func() { deb = buildDeb(t, repo) })
+	// A newer version of the same tree, for the upgrade under a flood.
+	var newerDeb string
+	tm.step("make deb (a newer version)", func() {
+		out, err := exec.Command("sh", filepath.Join(repo, "systemd/debian/version.sh")).Output()
+		if err != nil {
+			t.Fatalf("version.sh: %v", err)
+		}
+		newerDeb = buildDeb(t, repo, "DEB_VERSION="+strings.TrimSpace(string(out))+"+e2eupgrade")
+	})
 	tm.step("build sikkerapi-mock", func() { goBuild(t, repo, "./cmd/sikkerapi-mock", filepath.Join(work, "sikkerapi-mock")) })
 	dbusServer := hasDBusServer(t, repo)
 
@@ -306,6 +326,11 @@ func TestSystemd(t *testing.T) {
 	pre.writeFile("/etc/systemd/system/sikkerapi-mock.service", mockUnit, 0o644)
 	pre.writeFile("/etc/sikkerapi-mock.key", mockKey+"\n", 0o600)
 	pre.writeFile("/root/sikkerguard.deb", string(debBytes), 0o644)
+	newerBytes, err := os.ReadFile(newerDeb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.writeFile("/root/sikkerguard-newer.deb", string(newerBytes), 0o644)
 
 	var c *container
 	tm.step("boot container", func() { c = boot(t, root, filepath.Join(work, "console.log")) })
@@ -510,6 +535,73 @@ func TestSystemd(t *testing.T) {
 		}
 		os.Remove(c.path("/etc/systemd/system/sikkerguard.service.d/e2e-watchdog.conf"))
 		c.must("systemctl", "daemon-reload")
+	})
+
+	// A peer namespace joined to the container by a veth pair floods from a
+	// listed address while the service restarts and upgrades: a restart
+	// keeps the table and the new process adopts it, so nothing gets in.
+	var flood func(what string, during func())
+	tm.step("flood lab: a peer namespace and a listed source", func() {
+		fwAddr, good, bad := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.77")
+		cns := testnet.Attach(t, "e2ec", c.leader)
+		peer := testnet.New(t, "e2ep")
+		testnet.Veth(t, cns, "lab0", []netip.Prefix{netip.PrefixFrom(fwAddr, 24)},
+			peer, "pe0", []netip.Prefix{netip.PrefixFrom(good, 24), netip.PrefixFrom(bad, 24)})
+		peer.WaitLink(t, [2]netip.Addr{good, fwAddr})
+		c.writeFile("/etc/sikkerguard/lab-blocklist.txt", bad.String()+"\n", 0o644)
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig+floodConfig, 0o644)
+		c.must("systemctl", "restart", "sikkerguard")
+		sink := cns.ListenUDP(netip.AddrPortFrom(fwAddr, 5000))
+		passes := func(src netip.Addr) bool {
+			s := peer.DialUDP(src, sink.Addr())
+			before := sink.CountFrom(src)
+			for range 3 {
+				s.Send([]byte("probe"))
+			}
+			return waitFor(500*time.Millisecond, func() bool { return sink.CountFrom(src) > before })
+		}
+		if !passes(good) {
+			t.Fatal("the unlisted source does not get through")
+		}
+		if passes(bad) {
+			t.Fatal("the listed source gets through before the flood")
+		}
+		flood = func(what string, during func()) {
+			before := sink.CountFrom(bad)
+			stop := testnet.Flood(peer.DialUDP(bad, sink.Addr()))
+			time.Sleep(200 * time.Millisecond)
+			start := time.Now()
+			during()
+			took := time.Since(start)
+			time.Sleep(300 * time.Millisecond)
+			sent := stop()
+			through := sink.CountFrom(bad) - before
+			t.Logf("%s under a flood (%v): %d of %d probes from the listed source got through", what, took.Round(time.Millisecond), through, sent)
+			if through != 0 {
+				t.Errorf("%s: %d probes from the listed source got through", what, through)
+			}
+			if !passes(good) {
+				t.Errorf("%s: the unlisted source no longer gets through", what)
+			}
+		}
+	})
+
+	tm.step("systemctl restart under a flood lets no probe through", func() {
+		for i := range 3 {
+			flood(fmt.Sprintf("systemctl restart #%d", i+1), func() { c.must("systemctl", "restart", "sikkerguard") })
+		}
+	})
+
+	tm.step("upgrade to a newer .deb under a flood lets no probe through", func() {
+		flood("dpkg -i (upgrade)", func() { c.must("dpkg", "-i", "/root/sikkerguard-newer.deb") })
+		if st, _ := c.run("systemctl", "is-active", "sikkerguard"); st != "active" {
+			t.Errorf("after the upgrade sikkerguard is %q", st)
+		}
+		if out := c.must("dpkg-query", "-W", "-f", "${Version}", "sikkerguard"); !strings.HasSuffix(out, "+e2eupgrade") {
+			t.Errorf("installed version %q is not the newer one", out)
+		}
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+		c.must("systemctl", "restart", "sikkerguard")
 	})
 
 	tm.step("iptables backend under the same sandbox", func() {

@@ -77,6 +77,29 @@ func New(t testing.TB, prefix string) *NS {
 	return ns
 }
 
+// Attach names the network namespace of a running process (a container's
+// init) so that the helpers of NS work in it; in t.Cleanup only the name
+// goes, the namespace lives as long as its processes.
+func Attach(t testing.TB, prefix string, pid int) *NS {
+	t.Helper()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	name := "sgt" + prefix + hex.EncodeToString(r[:])
+	if out, err := exec.Command("ip", "netns", "attach", name, fmt.Sprint(pid)).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns attach %s %d: %v: %s", name, pid, err, out)
+	}
+	ns := &NS{Name: name, t: t, fd: -1}
+	t.Cleanup(func() {
+		if ns.fd >= 0 {
+			unix.Close(ns.fd)
+		}
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	return ns
+}
+
 // FD returns an open fd of the namespace (for nftables.WithNetNSFd and
 // nft.WithNetNSFd); it is closed in t.Cleanup.
 func (ns *NS) FD() int {
