@@ -111,6 +111,7 @@ type Daemon struct {
 	restoreTimer   *time.Timer
 	restoreAt      time.Time     // when restoreTimer fires; zero when idle
 	restored       atomic.Uint64 // restores done, for /metrics
+	fixedIntegrity bool          // Options.IntegrityCheck was given: reloads keep it
 
 	bus           *dbusapi.Server
 	monitor       *Monitor
@@ -157,11 +158,9 @@ func New(o Options) (*Daemon, error) {
 	if o.RetryMin <= 0 {
 		o.RetryMin = time.Minute
 	}
-	if o.IntegrityCheck <= 0 {
-		o.IntegrityCheck = o.Config.Safety.IntegrityInterval
-	}
-	if o.IntegrityCheck <= 0 {
-		o.IntegrityCheck = time.Minute
+	fixedIntegrity := o.IntegrityCheck > 0
+	if !fixedIntegrity {
+		o.IntegrityCheck = integrityInterval(o.Config)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -177,7 +176,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, errors.New("daemon: no firewall backend")
 	}
 	return &Daemon{
-		o: o, log: o.Log, cfg: o.Config, key: o.Key, guard: restoreGuard{restorePolicy: o.restorePolicy.withDefaults()},
+		o: o, log: o.Log, cfg: o.Config, key: o.Key, fixedIntegrity: fixedIntegrity, guard: restoreGuard{restorePolicy: o.restorePolicy.withDefaults()},
 		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
 	}, nil
 }
@@ -264,6 +263,10 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.notify(sddaemon.SdNotifyWatchdog)
 		case <-d.o.Reload:
 			d.reload(ctx)
+			if iv := integrityInterval(d.cfg); !d.fixedIntegrity && iv != d.o.IntegrityCheck {
+				d.o.IntegrityCheck = iv
+				integrity.Reset(iv)
+			}
 		case <-integrity.C:
 			d.checkIntegrity(ctx)
 		case c, ok := <-d.changes:
@@ -389,4 +392,13 @@ func (d *Daemon) stop() error {
 	}
 	d.log.Info("Firewall rules removed")
 	return nil
+}
+
+// integrityInterval is the period of the fallback check a configuration
+// asks for (safety.integrity_interval; 1 min when unset).
+func integrityInterval(cfg config.Config) time.Duration {
+	if iv := cfg.Safety.IntegrityInterval; iv > 0 {
+		return iv
+	}
+	return time.Minute
 }

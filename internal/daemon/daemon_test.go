@@ -232,6 +232,8 @@ func (l *lab) start(mutate func(*Options)) (*Daemon, func() error) {
 			return l.never, nil
 		},
 		RetryMin: 20 * time.Millisecond,
+		// As outside systemd, whatever runs the tests.
+		KeepOnStop: func() (bool, string) { return false, "" },
 	}
 	if mutate != nil {
 		mutate(&o)

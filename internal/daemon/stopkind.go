@@ -24,12 +24,15 @@ import (
 var restartJobs = map[string]bool{"restart": true, "try-restart": true, "reload-or-restart": true, "reload-or-try-restart": true}
 
 // systemdKeeps reports whether the table should stay at this stop, and
-// why. Outside systemd (no INVOCATION_ID, no bus) it never keeps. When
-// systemd cannot be asked, it keeps: a stale table protects, a missing one
-// does not, and --cleanup removes it.
+// why. Outside systemd (no INVOCATION_ID) it never keeps. When systemd
+// cannot be asked (no system bus, an error), it keeps: a stale table
+// protects, a missing one does not, and --cleanup removes it.
 func systemdKeeps(bus *dbus.Conn) (bool, string) {
-	if bus == nil || os.Getenv("INVOCATION_ID") == "" {
+	if os.Getenv("INVOCATION_ID") == "" {
 		return false, ""
+	}
+	if bus == nil {
+		return true, "systemd cannot be asked whether the service comes back (no system bus connection)"
 	}
 	const dest = "org.freedesktop.systemd1"
 	var unit dbus.ObjectPath
