@@ -50,7 +50,7 @@ func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
 			return nft.Maybe // a hooked chain deleted, or a rule without a comment
 		}
 		return nft.Ignore // another program's commented rule
-	}, b.ranRecently)
+	}, nft.WatchOptions{Ours: b.ranRecently})
 	if nsFD > 0 {
 		unix.Close(nsFD) // the socket stays in the namespace
 	}

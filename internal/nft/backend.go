@@ -59,6 +59,9 @@ type Backend struct {
 	// Restore puts back; Remove clears it.
 	everBuilt bool
 	sig       []string // the declaration the last build left (intact.go)
+
+	driftMu sync.Mutex
+	drift   elemDrift // other programs' element changes seen by Watch (drift.go)
 }
 
 // Option tunes New.

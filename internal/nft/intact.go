@@ -97,14 +97,18 @@ func (b *Backend) Intact() (bool, error) {
 	return slices.Equal(sig, b.sig), nil
 }
 
-// Restore rebuilds the table from the backend's copy of the lists: the
-// table is created in one transaction when it is gone (for a large list the
+// Restore rebuilds the table from the backend's copy of the lists. When
+// the events showed only element changes of the hash sets, just those are
+// undone (drift.go). Otherwise the table is created in one transaction when it is gone (for a large list the
 // entries covering hot first, see hot.go), or adopted in place (rules
 // rewritten, sets refilled) when it was changed.
 func (b *Backend) Restore(hot []netip.Addr) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.everBuilt {
+		return nil
+	}
+	if b.undoElements(b.takeDrift()) {
 		return nil
 	}
 	b.built = false

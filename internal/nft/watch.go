@@ -46,6 +46,10 @@ type TableEvent struct {
 	// Comment is a rule's comment (the userdata iptables-nft keeps
 	// `-m comment` in, and nft's `comment`), "" when it has none.
 	Comment string
+	// Keys are the keys of the elements an element message carries;
+	// Interval is set when one of them has flags (an interval set's).
+	Keys     [][]byte
+	Interval bool
 }
 
 // Verdict is what a matcher makes of an event.
@@ -140,7 +144,21 @@ func familyName(f uint8) string {
 // iptables-restore), are not reported. The channel is closed when ctx ends or the socket
 // fails. Changes are coalesced when the reader is slow: a restore only
 // needs to know that something changed.
-func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(TableEvent) Verdict, ours func(pid int) bool) (<-chan firewall.Change, error) {
+// WatchOptions tune WatchTables.
+type WatchOptions struct {
+	// Ours reports processes whose transactions are not another
+	// program's (helpers the caller ran).
+	Ours func(pid int) bool
+	// OnCommit, when set, receives the matching events of each foreign
+	// transaction before its Change is sent; overflow is set when some
+	// were left out (more than maxPending).
+	OnCommit func(evs []TableEvent, overflow bool)
+}
+
+// maxPending bounds the events kept of one transaction.
+const maxPending = 65536
+
+func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(TableEvent) Verdict, opt WatchOptions) (<-chan firewall.Change, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -164,10 +182,10 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 		defer close(out)
 		defer unix.Close(fd)
 		self := ownThread
-		if ours != nil {
-			self = func(tid int) bool { return ownThread(tid) || ours(tid) }
+		if opt.Ours != nil {
+			self = func(tid int) bool { return ownThread(tid) || opt.Ours(tid) }
 		}
-		w := watcher{self: self, match: match, out: out}
+		w := watcher{self: self, match: match, out: out, onCommit: opt.OnCommit}
 		buf := make([]byte, 256<<10)
 		for ctx.Err() == nil {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -175,7 +193,10 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 				continue
 			case errors.Is(err, unix.ENOBUFS):
-				w.pending, w.sure = w.pending[:0], false
+				w.pending, w.sure, w.overflow = nil, false, false
+				if w.onCommit != nil {
+					w.onCommit(nil, true)
+				}
 				w.emit(firewall.Change{What: "nftables events were lost (socket buffer overrun)", Lost: true})
 				continue
 			case err != nil:
@@ -190,11 +211,13 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 
 // watcher collects the events of one transaction at a time.
 type watcher struct {
-	self    func(tid int) bool // reports the committing threads of this process
-	match   func(TableEvent) Verdict
-	out     chan firewall.Change
-	pending []TableEvent // matching events of the transaction in progress
-	sure    bool         // one of them was Sure
+	self     func(tid int) bool // reports the committing threads of this process
+	match    func(TableEvent) Verdict
+	out      chan firewall.Change
+	pending  []TableEvent // matching events of the transaction in progress
+	sure     bool         // one of them was Sure
+	overflow bool         // some were left out of pending
+	onCommit func([]TableEvent, bool)
 }
 
 // feed parses one datagram of notifications.
@@ -227,16 +250,17 @@ func (w *watcher) feed(b []byte) {
 			ev.Name = attrs.str(unix.NFTA_SET_NAME)
 		case unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM, nftMsgDestroySetElem:
 			ev.Name = attrs.str(unix.NFTA_SET_ELEM_LIST_SET)
+			ev.Keys, ev.Interval = elementKeys(attrs[unix.NFTA_SET_ELEM_LIST_ELEMENTS])
 		case unix.NFT_MSG_NEWOBJ, unix.NFT_MSG_DELOBJ, nftMsgDestroyObj:
 			ev.Name = attrs.str(unix.NFTA_OBJ_NAME)
 		}
 		switch v := w.match(ev); {
 		case v == Ignore:
-		case len(w.pending) < 64:
+		case len(w.pending) < maxPending:
 			w.pending = append(w.pending, ev)
 			w.sure = w.sure || v == Sure
 		default:
-			w.sure = w.sure || v == Sure
+			w.sure, w.overflow = w.sure || v == Sure, true
 		}
 	}
 }
@@ -244,10 +268,13 @@ func (w *watcher) feed(b []byte) {
 // commit ends a transaction: a foreign one that touched a watched table is
 // reported.
 func (w *watcher) commit(pid int, comm string) {
-	evs, sure := w.pending, w.sure
-	w.pending, w.sure = w.pending[:0], false
+	evs, sure, overflow := w.pending, w.sure, w.overflow
+	w.pending, w.sure, w.overflow = nil, false, false
 	if len(evs) == 0 || w.self(pid) {
 		return
+	}
+	if w.onCommit != nil {
+		w.onCommit(evs, overflow)
 	}
 	c := firewall.Change{PID: pid, Comm: comm, Sure: sure}
 	var what []string
@@ -292,6 +319,36 @@ func mergeChanges(a, b firewall.Change) firewall.Change {
 	return m
 }
 
+// elementKeys returns the keys of an NFTA_SET_ELEM_LIST_ELEMENTS list, and
+// whether any element carries flags (an interval set's start or end).
+func elementKeys(list []byte) (keys [][]byte, interval bool) {
+	eachAttr(list, func(_ uint16, elem []byte) {
+		a := parseAttrs(elem)
+		if a.u32(unix.NFTA_SET_ELEM_FLAGS) != 0 {
+			interval = true
+		}
+		if k, ok := a[unix.NFTA_SET_ELEM_KEY]; ok {
+			if v, ok := parseAttrs(k)[unix.NFTA_DATA_VALUE]; ok {
+				keys = append(keys, append([]byte(nil), v...))
+			}
+		}
+	})
+	return keys, interval
+}
+
+// eachAttr calls fn for every attribute of b, in order (parseAttrs keeps
+// only the last of a type).
+func eachAttr(b []byte, fn func(typ uint16, payload []byte)) {
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b))
+		if l < 4 || l > len(b) {
+			return
+		}
+		fn(binary.NativeEndian.Uint16(b[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[4:l])
+		b = b[min((l+3)&^3, len(b)):]
+	}
+}
+
 // ownThread reports whether tid is a thread of this process. NEWGEN names
 // the committing task, which for a Go program is whichever thread ran the
 // sendmsg, not the process id.
@@ -318,11 +375,13 @@ func procComm(pid int) string {
 
 // Watch reports changes that other programs make to table inet
 // sikkerguard. Every object in it is ours, so every such change is Sure.
+// Element changes of the hash sets are also kept for Restore, which then
+// undoes just them (drift.go).
 func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
 	return WatchTables(ctx, b.nsFD, b.log, func(e TableEvent) Verdict {
 		if e.Family == unix.NFPROTO_INET && e.Table == TableName {
 			return Sure
 		}
 		return Ignore
-	}, nil)
+	}, WatchOptions{OnCommit: b.noteDrift})
 }
