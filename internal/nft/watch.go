@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables/userdata"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
@@ -22,7 +23,8 @@ import (
 // it. A transaction's messages are sent under the commit mutex, so they
 // arrive together and in order: the watcher collects what a transaction
 // did to the tables it is asked about and reports it when the NEWGEN
-// arrives, unless the committing task is a thread of this process. A dropped message
+// arrives, unless it came from one of our sockets (the NEWGEN's port id)
+// or the committing task is a thread of this process. A dropped message
 // (ENOBUFS: the socket buffer ran full, for example during our own load of
 // a million elements, which the kernel announces element by element) is
 // reported as a Lost change, which makes the daemon check the objects.
@@ -228,6 +230,7 @@ func (w *watcher) feed(b []byte) {
 			return
 		}
 		typ := binary.NativeEndian.Uint16(b[off+4:])
+		port := binary.NativeEndian.Uint32(b[off+12:]) // nlmsg_pid: the sending socket
 		m := b[off+unix.NLMSG_HDRLEN : off+l]
 		off += (l + 3) &^ 3
 		if typ>>8 != unix.NFNL_SUBSYS_NFTABLES || len(m) < 4 {
@@ -236,6 +239,10 @@ func (w *watcher) feed(b []byte) {
 		msg := int(typ & 0xff)
 		attrs := parseAttrs(m[4:])
 		if msg == nftMsgNewGen {
+			if ownPort(port) {
+				w.pending, w.sure, w.overflow = nil, false, false
+				continue
+			}
 			w.commit(int(attrs.u32(nftaGenProcPID)), attrs.str(nftaGenProcName))
 			continue
 		}
@@ -347,6 +354,33 @@ func eachAttr(b []byte, fn func(typ uint16, payload []byte)) {
 		fn(binary.NativeEndian.Uint16(b[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[4:l])
 		b = b[min((l+3)&^3, len(b)):]
 	}
+}
+
+// Our sockets' netlink port ids: a NEWGEN message carries the port id of
+// the socket that sent the transaction, which identifies our own commits
+// even when the thread that sent them has gone. Sockets are short-lived
+// and the kernel picks fresh ids, so a few hundred recent ones suffice.
+var ports struct {
+	sync.Mutex
+	ids  [512]uint32
+	next int
+}
+
+func notePort(id uint32) {
+	ports.Lock()
+	defer ports.Unlock()
+	ports.ids[ports.next%len(ports.ids)] = id
+	ports.next++
+}
+
+func ownPort(id uint32) bool {
+	if id == 0 {
+		return false // the kernel's own
+	}
+	ports.Lock()
+	defer ports.Unlock()
+	n := min(ports.next, len(ports.ids))
+	return slices.Contains(ports.ids[:n], id)
 }
 
 // ownThread reports whether tid is a thread of this process. NEWGEN names
