@@ -18,6 +18,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
@@ -144,7 +145,7 @@ spamhaus-drop  87         0        never                                 HTTP 50
 		{"check blocked", []string{"check", "198.51.100.7"}, 0, "198.51.100.7: BLOCKED — listed by feed sikkerapi (198.51.100.0/24)\n", ""},
 		{"check clean json", []string{"check", "--json", "192.0.2.1"}, 0,
 			"{\n  \"address\": \"192.0.2.1\",\n  \"blocked\": false,\n  \"explanation\": \"not on any blocklist\"\n}\n", ""},
-		{"check empty", []string{"check", ""}, 1, "", `invalid address "": empty`},
+		{"check empty", []string{"check", ""}, 1, "", `invalid address "": is empty`},
 		{"top", []string{"top", "-n", "5"}, 0, "SOURCE        PORT  PROTO  SERVICE  COUNT\n198.51.100.7  23    tcp    telnet   47\n2001:db8::66  2222  tcp    -        12\n", ""},
 		{"top json", []string{"top", "-n", "1", "--json"}, 0,
 			"[\n  {\n    \"source\": \"198.51.100.7\",\n    \"port\": 23,\n    \"transport\": \"tcp\",\n    \"service\": \"telnet\",\n    \"count\": 47\n  }\n]\n", ""},
@@ -231,14 +232,11 @@ func buildBinary(t *testing.T) string {
 
 func asNobody(t *testing.T, bin, address string, args ...string) result {
 	t.Helper()
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skipf("setpriv not found: %v", err)
-	}
-	cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--address", address}, args...)...)
+	testnet.RequireTools(t, "setpriv")
+	cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--address", address}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
+	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

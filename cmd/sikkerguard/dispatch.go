@@ -19,6 +19,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/instance"
 	"github.com/sikkerapi/sikkerguard/internal/logging"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // dispatch loads the configuration and runs the selected mode.
@@ -68,6 +69,9 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 		log.Warn("SikkerAPI feed off: no API key", "err", keyErr)
 	} else {
 		log.Info("API key loaded", "source", keySource)
+	}
+	if keyErr == nil && sikkerapi.SendsKeyInClear(cfg.API.URL) {
+		log.Warn("api.url is plain http to a host that is not loopback: the API key crosses the network in clear text; use https", "url", cfg.API.URL)
 	}
 	if !o.once {
 		return serve(ctx, o, cfg, key, env, log)

@@ -124,8 +124,18 @@ type Safety struct {
 	MaxGrowth          float64 `yaml:"max_growth"`
 	MaxEntries         int     `yaml:"max_entries"`
 	VerifyConnectivity bool    `yaml:"verify_connectivity"`
-	MaxShrink          float64 `yaml:"max_shrink"`
-	MaxBlockShare      float64 `yaml:"max_block_share"`
+	// MaxShrink refuses a new list smaller than this share of the previous
+	// one (a 200 answer cut short); 0 disables the check.
+	MaxShrink float64 `yaml:"max_shrink"`
+	// MaxBlockShare is the largest share of global unicast IPv4 space that
+	// one merged list may block; a list above it is refused.
+	MaxBlockShare float64 `yaml:"max_block_share"`
+	// MinPrefix4 and MinPrefix6 are the widest entry a feed may list: a
+	// shorter prefix (or a range covering more addresses) is a malformed
+	// line, so that 0.0.0.0/0 or ::/0 in a feed cannot cut the host off.
+	// 0 accepts any width.
+	MinPrefix4 int `yaml:"min_prefix4"`
+	MinPrefix6 int `yaml:"min_prefix6"`
 	// IntegrityInterval is the period of the fallback check of the kernel
 	// objects; changes are normally seen and undone at once through
 	// nftables events.
@@ -174,7 +184,11 @@ func Default() Config {
 			MaxBlockShare:      0.10,
 			MaxEntries:         5_000_000,
 			VerifyConnectivity: true,
-			IntegrityInterval:  time.Minute,
+			// The widest blocks real lists carry are a few /8s; a /19 is
+			// the smallest allocation an RIR gives an IPv6 LIR.
+			MinPrefix4:        8,
+			MinPrefix6:        19,
+			IntegrityInterval: time.Minute,
 		},
 		Report: Report{
 			Enabled:  true,

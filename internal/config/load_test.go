@@ -66,9 +66,13 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-log-rate-zero", `:2: firewall.log_rate: "0/second": the count must be a whole number from 1 to 4294967295`},
 		{"invalid-log-rate-unit", `:2: firewall.log_rate: "5/day": the unit must be second, minute or hour`},
 		{"invalid-whitelist", `:3: whitelist[1]: "10.0.0.300" is not an IP address or CIDR`},
-		{"invalid-whitelist-zone", `:1: whitelist[0]: "fe80::1%eth0" has an interface zone; zones cannot be whitelisted`},
+		{"invalid-whitelist-zone", `:1: whitelist[0]: "fe80::1%eth0" has an interface zone; zones cannot be filtered`},
 		{"invalid-max-growth", `:2: safety.max_growth: 1 must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)`},
 		{"invalid-max-entries", `:2: safety.max_entries: 0 is out of range 1..100000000`},
+		{"invalid-min-prefix4", `:2: safety.min_prefix4: 33 is out of range 0..32 (prefix length; 0 accepts any width)`},
+		{"invalid-min-prefix6", `:2: safety.min_prefix6: -1 is out of range 0..128 (prefix length; 0 accepts any width)`},
+		{"invalid-max-block-share", `:2: safety.max_block_share: 0 must be greater than 0 and at most 1 (the share of global unicast IPv4 one list may block)`},
+		{"invalid-max-shrink", `:2: safety.max_shrink: 1 must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)`},
 		{"invalid-report-interval", `:2: report.interval: 30s is out of range 1m..24h`},
 		{"invalid-integrity-interval", `:2: safety.integrity_interval: 1s is out of range 5s..1h`},
 		{"invalid-port-map-name", `:3: report.port_map.Web Admin: service name "Web Admin" must match [a-z0-9_-]+`},
@@ -148,7 +152,7 @@ func TestLoadValid(t *testing.T) {
 		netip.MustParsePrefix("2001:db8::1/128"),
 		netip.MustParsePrefix("203.0.113.9/32"),
 	}
-	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000, IntegrityInterval: time.Minute}
+	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000, MinPrefix4: 16, MinPrefix6: 32, MaxBlockShare: 0.02, MaxShrink: 0, IntegrityInterval: time.Minute}
 	full.Report = Report{Enabled: false, Interval: time.Hour,
 		PortMap: map[string][]uint16{"ssh": {2222}, "minecraft": {25565, 25566}, "ftp": {}}}
 	full.Health.Listen = "[::1]:9547"

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
 // LogRate is the rate limit on NFLOG'd drops, written "N/second", "N/minute"
@@ -77,32 +79,12 @@ func (r *LogRate) UnmarshalYAML(n *yaml.Node) error {
 func (r LogRate) MarshalYAML() (any, error) { return r.String(), nil }
 
 // ParsePrefix parses a whitelist entry: an IPv4 or IPv6 address (which becomes
-// a /32 or /128) or a CIDR (whose host bits are cleared, which can only widen
-// a whitelist). IPv4-mapped IPv6 addresses are unmapped; zones are refused.
+// a /32 or /128) or a CIDR. It is ipnet.ParsePrefix in ipnet.WhitelistMode,
+// the mode D-Bus uses too, so an entry means the same in the file, in
+// SIKKER_WHITELIST and over the bus: host bits are cleared (which can only
+// widen a whitelist), IPv4-mapped IPv6 is unmapped and zones are refused.
 func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return netip.Prefix{}, errors.New("empty entry")
-	}
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-		}
-		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q has an interface zone; zones cannot be whitelisted", s)
-		}
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
-	}
-	if p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 range; write it as an IPv4 CIDR", s)
-	}
-	return p.Masked(), nil
+	return ipnet.ParsePrefix(s, ipnet.WhitelistMode)
 }
 
 // UnmarshalYAML implements yaml.Unmarshaler, reporting every bad entry.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"math"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,12 +59,12 @@ func TestParsePrefix(t *testing.T) {
 		{in: "::ffff:192.0.2.1", want: "192.0.2.1/32"},
 		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
 		{in: "::/0", want: "::/0"},
-		{in: "", wantErr: "empty entry"},
+		{in: "", wantErr: `"" is empty; want an IP address or CIDR such as 192.0.2.0/24`},
 		{in: "192.0.2.256", wantErr: `"192.0.2.256" is not an IP address or CIDR`},
-		{in: "192.0.2.0/33", wantErr: `"192.0.2.0/33" is not an IP address or CIDR`},
+		{in: "192.0.2.0/33", wantErr: `"192.0.2.0/33" is not an IP address or CIDR: bad prefix length "33"`},
 		{in: "example.com", wantErr: `"example.com" is not an IP address or CIDR`},
-		{in: "fe80::1%eth0", wantErr: `"fe80::1%eth0" has an interface zone; zones cannot be whitelisted`},
-		{in: "::ffff:192.0.2.0/120", wantErr: `"::ffff:192.0.2.0/120" is an IPv4-mapped IPv6 range; write it as an IPv4 CIDR`},
+		{in: "fe80::1%eth0", wantErr: `"fe80::1%eth0" has an interface zone; zones cannot be filtered`},
+		{in: "::ffff:192.0.2.0/120", want: "192.0.2.0/24"}, // as over D-Bus
 	}
 	for _, tt := range tests {
 		got, err := ParsePrefix(tt.in)
@@ -141,6 +143,10 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"safety.max_growth", d.Safety.MaxGrowth, 2.0},
 		{"safety.max_entries", d.Safety.MaxEntries, 5000000},
 		{"safety.verify_connectivity", d.Safety.VerifyConnectivity, true},
+		{"safety.min_prefix4", d.Safety.MinPrefix4, 8},
+		{"safety.min_prefix6", d.Safety.MinPrefix6, 19},
+		{"safety.max_block_share", d.Safety.MaxBlockShare, 0.10},
+		{"safety.max_shrink", d.Safety.MaxShrink, 0.5},
 		{"safety.integrity_interval", d.Safety.IntegrityInterval, time.Minute},
 		{"report.enabled", d.Report.Enabled, true},
 		{"report.interval", d.Report.Interval, 30 * time.Minute},
@@ -160,5 +166,43 @@ func TestDefaultsMatchContract(t *testing.T) {
 	d.Firewall.Hooks[0] = "input"
 	if e := Default(); len(e.Report.PortMap) != 0 || e.Firewall.Hooks[0] != "prerouting" {
 		t.Error("Default() shares state between calls")
+	}
+}
+
+func TestSafetyShareLimits(t *testing.T) {
+	for _, tt := range []struct {
+		share, shrink float64
+		bad           []string
+	}{
+		{0.10, 0.5, nil},
+		{1, 0, nil},
+		{math.NaN(), math.NaN(), []string{"safety.max_block_share", "safety.max_shrink"}},
+		{1.01, -0.1, []string{"safety.max_block_share", "safety.max_shrink"}},
+		{math.Inf(1), 0.99, []string{"safety.max_block_share"}},
+	} {
+		c := Default()
+		c.Safety.MaxBlockShare, c.Safety.MaxShrink = tt.share, tt.shrink
+		err := c.Validate()
+		for _, f := range tt.bad {
+			if err == nil || !strings.Contains(err.Error(), f+":") {
+				t.Errorf("share %v shrink %v: err %v, want %s", tt.share, tt.shrink, err, f)
+			}
+		}
+		if tt.bad == nil && err != nil {
+			t.Errorf("share %v shrink %v: %v", tt.share, tt.shrink, err)
+		}
+	}
+}
+
+// A URL that is refused is quoted in the error without its query, which may
+// hold a token, nor its user info.
+func TestRefusedURLHidesSecrets(t *testing.T) {
+	for _, raw := range []string{"ftp://lists.example/drop.txt?token=s3cretTok", "ftp://u:s3cretTok@lists.example/", "http://x/\x7f?token=s3cretTok"} {
+		c := Default()
+		c.Feeds = []Feed{{Name: "drop", URL: raw, Interval: 12 * time.Hour}}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "feeds[0].url") || strings.Contains(err.Error(), "s3cretTok") {
+			t.Errorf("%q: %v", raw, err)
+		}
 	}
 }

@@ -190,6 +190,15 @@ func (c *Config) validateSafety(p *problems) {
 		p.add("safety.max_growth", "%v must be a finite number greater than 1.0 (a new list may be at most max_growth times the size of the previous one)", s.MaxGrowth)
 	}
 	inRange(p, "safety.max_entries", s.MaxEntries, 1, MaxEntriesLimit, "")
+	inRange(p, "safety.min_prefix4", s.MinPrefix4, 0, 32, "prefix length; 0 accepts any width")
+	inRange(p, "safety.min_prefix6", s.MinPrefix6, 0, 128, "prefix length; 0 accepts any width")
+	// NaN fails every comparison, so these reject it as well.
+	if !(s.MaxBlockShare > 0 && s.MaxBlockShare <= 1) {
+		p.add("safety.max_block_share", "%v must be greater than 0 and at most 1 (the share of global unicast IPv4 one list may block)", s.MaxBlockShare)
+	}
+	if !(s.MaxShrink >= 0 && s.MaxShrink < 1) {
+		p.add("safety.max_shrink", "%v must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)", s.MaxShrink)
+	}
 	durationInRange(p, "safety.integrity_interval", s.IntegrityInterval, 5*time.Second, time.Hour)
 }
 
@@ -242,8 +251,17 @@ func (c *Config) validateHealth(p *problems) {
 func checkURL(p *problems, field, raw string) {
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		p.add(field, "%q is not an http:// or https:// URL", raw)
+	case err != nil:
+		p.add(field, "not an http:// or https:// URL: %v", errors.Unwrap(err))
+	case u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		// The message goes to the journal: a token in the query stays out.
+		shown := *u
+		shown.User = nil
+		if shown.RawQuery != "" {
+			shown.RawQuery = "REDACTED"
+		}
+		shown.Fragment, shown.RawFragment = "", ""
+		p.add(field, "%q is not an http:// or https:// URL", shown.String())
 	case u.User != nil:
 		// A URL ends up in logs and status output, credentials must not.
 		p.add(field, "the URL must not contain credentials")

@@ -34,10 +34,9 @@ var rePing = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 // defaults.
 func TestFlushLoopDoesNotMakeTheDaemonSpin(t *testing.T) {
 	testnet.RequireRoot(t)
-	fw, peer := testnet.New(t, "spin"), testnet.New(t, "spinp")
-	testnet.Veth(t, fw, "fw0", []netip.Prefix{netip.PrefixFrom(spinFW4, 24)},
-		peer, "pe0", []netip.Prefix{netip.PrefixFrom(spinGood4, 24), netip.PrefixFrom(spinBad4, 24)})
-	peer.WaitLink(t, [2]netip.Addr{spinGood4, spinFW4})
+	lab := testnet.NewLab(t, "spin", testnet.Link{Host: []netip.Prefix{netip.PrefixFrom(spinFW4, 24)},
+		Peer: []netip.Prefix{netip.PrefixFrom(spinGood4, 24), netip.PrefixFrom(spinBad4, 24)}})
+	fw, peer := lab.Host, lab.Peer
 
 	l := newLab(t, "192.0.2.77\n")
 	l.cfg.Firewall.LogGroup = 0

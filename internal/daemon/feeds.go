@@ -80,6 +80,7 @@ func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSo
 		src feed.Source
 		err error
 	)
+	lim := feed.Limits{MinPrefix4: s.Safety.MinPrefix4, MinPrefix6: s.Safety.MinPrefix6, MaxEntries: s.Safety.MaxEntries}
 	switch {
 	case s.Name == SikkerFeedName && s.Key != "":
 		src, err = feed.NewSikker(feed.SikkerOptions{
@@ -95,13 +96,14 @@ func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSo
 			OnlyASN:         s.API.OnlyASN,
 			ExceptASN:       s.API.ExceptASN,
 			MinSeverity:     s.API.MinSeverity,
+			Limits:          lim,
 			UserAgent:       version.UserAgent(),
 			Logger:          log.With("feed", SikkerFeedName),
 		})
 	case s.Feed.URL != "":
-		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
+		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
 	default:
-		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File})
+		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File, Limits: lim})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("feed %s: %w", s.Name, err)

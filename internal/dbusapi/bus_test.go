@@ -20,6 +20,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
 // A deadline for waits that only fail when something is broken.
@@ -159,7 +160,7 @@ func TestBadInputNeverReachesDaemon(t *testing.T) {
 		{"WhitelistAdd 300.1.1.1", func() error { return e.client.WhitelistAdd(c, "300.1.1.1") }, `invalid address "300.1.1.1"`},
 		{"WhitelistAdd empty", func() error { return e.client.WhitelistAdd(c, "") }, `invalid address ""`},
 		{"WhitelistRemove garbage", func() error { return e.client.WhitelistRemove(c, "not-an-ip") }, `invalid address "not-an-ip"`},
-		{"WhitelistAdd host bits", func() error { return e.client.WhitelistAdd(c, "192.0.2.1/24") }, "did you mean 192.0.2.0/24"},
+		{"WhitelistAdd zone", func() error { return e.client.WhitelistAdd(c, "fe80::1%eth0") }, "has an interface zone"},
 		{"Check empty", func() error { _, _, err := e.client.Check(c, ""); return err }, `invalid address ""`},
 		{"Check CIDR", func() error { _, _, err := e.client.Check(c, "192.0.2.0/24"); return err }, "single IP address"},
 	}
@@ -355,17 +356,11 @@ func TestIntrospectionOnTheBus(t *testing.T) {
 // busctl runs busctl against the bus, optionally as uid 65534 via setpriv.
 func busctl(t *testing.T, bus *dbustest.Bus, nobody bool, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("busctl")
-	if err != nil {
-		t.Skipf("busctl not found: %v", err)
-	}
-	argv := append([]string{path, "--address=" + bus.Address, "--json=short"}, args...)
+	testnet.RequireTools(t, "busctl")
+	argv := append([]string{"busctl", "--address=" + bus.Address, "--json=short"}, args...)
 	if nobody {
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skipf("setpriv not found: %v", err)
-		}
-		argv = append([]string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
+		testnet.RequireTools(t, "setpriv")
+		argv = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
 	}
 	cmd := exec.CommandContext(ctx(t), argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()

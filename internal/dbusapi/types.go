@@ -1,12 +1,14 @@
 package dbusapi
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
 // State is the daemon's life-cycle state, published as the State property.
@@ -184,61 +186,38 @@ type Properties struct {
 }
 
 // ParsePrefix reads a whitelist entry: a CIDR, or a bare address meaning
-// /32 or /128. Host bits, zones and empty text are refused with a message
-// that quotes the input, so a typo is easy to spot.
+// /32 or /128. It is ipnet.ParsePrefix in ipnet.WhitelistMode, the mode the
+// config file uses, so an entry accepted in one is accepted in the other
+// and means the same range: host bits are masked, IPv4-mapped IPv6 is
+// unmapped, zones and empty text are refused with a message that quotes
+// the input.
 func ParsePrefix(text string) (netip.Prefix, error) {
-	s := strings.TrimSpace(text)
-	if s == "" {
-		return netip.Prefix{}, invalidAddress(text, "empty; want an IP address or CIDR such as 192.0.2.0/24")
-	}
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, invalidAddress(text, "not a CIDR: "+trimParseErr(err))
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		if m := p.Masked(); m != p {
-			return netip.Prefix{}, invalidAddress(text, "host bits set; did you mean "+m.String()+"?")
-		}
-		return p, nil
-	}
-	a, err := ParseAddr(text)
+	p, err := ipnet.ParsePrefix(text, ipnet.WhitelistMode)
 	if err != nil {
-		return netip.Prefix{}, err
+		return netip.Prefix{}, entryError(text, err)
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	return p, nil
 }
 
-// ParseAddr reads a single IP address (IPv4-mapped IPv6 is unmapped).
+// ParseAddr reads a single IP address (IPv4-mapped IPv6 is unmapped) with
+// the same rules.
 func ParseAddr(text string) (netip.Addr, error) {
-	s := strings.TrimSpace(text)
-	if s == "" {
-		return netip.Addr{}, invalidAddress(text, "empty; want an IP address such as 192.0.2.1")
-	}
-	if strings.Contains(s, "/") {
-		return netip.Addr{}, invalidAddress(text, "want a single IP address, not a CIDR")
-	}
-	a, err := netip.ParseAddr(s)
+	a, err := ipnet.ParseAddr(text)
 	if err != nil {
-		return netip.Addr{}, invalidAddress(text, "not an IP address: "+trimParseErr(err))
+		return netip.Addr{}, entryError(text, err)
 	}
-	if a.Zone() != "" {
-		return netip.Addr{}, invalidAddress(text, "zoned addresses cannot be filtered")
+	return a, nil
+}
+
+func entryError(text string, err error) error {
+	why := err.Error()
+	var ee *ipnet.EntryError
+	if errors.As(err, &ee) {
+		why = ee.Why
 	}
-	return a.Unmap(), nil
+	return invalidAddress(text, why)
 }
 
 func invalidAddress(text, why string) error {
 	return &Error{Name: ErrorInvalidAddress, Message: fmt.Sprintf("invalid address %q: %s", text, why)}
-}
-
-// trimParseErr drops netip's own echo of the input, which we already quote.
-func trimParseErr(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		return msg[i+2:]
-	}
-	return msg
 }

@@ -1,15 +1,13 @@
 package feed
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // DefaultMaxBodyBytes bounds a downloaded list. The largest SikkerAPI tier
@@ -100,46 +98,5 @@ func newLimitedBody(resp *http.Response, max int64) (*limitedBody, error) {
 	return &limitedBody{r: resp.Body, max: max}, nil
 }
 
-// errorMessage extracts a short, printable message from an error body:
-// the "error" (or "message") field of a JSON object, else the text itself.
-func errorMessage(body []byte) string {
-	var obj struct {
-		Error   any    `json:"error"`
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(body, &obj); err == nil {
-		switch v := obj.Error.(type) {
-		case string:
-			if v != "" {
-				return clip(v, 200)
-			}
-		case map[string]any:
-			if m, ok := v["message"].(string); ok && m != "" {
-				return clip(m, 200)
-			}
-		}
-		if obj.Message != "" {
-			return clip(obj.Message, 200)
-		}
-	}
-	return clip(string(body), 200)
-}
-
-// clip shortens s to at most n runes of printable text on one line.
-func clip(s string, n int) string {
-	s = strings.TrimSpace(s)
-	var b strings.Builder
-	count := 0
-	for _, r := range s {
-		if count == n {
-			b.WriteString("…")
-			break
-		}
-		if r == utf8.RuneError || r < 0x20 || r == 0x7f {
-			r = ' '
-		}
-		b.WriteRune(r)
-		count++
-	}
-	return b.String()
-}
+// clip shortens text from outside to n printable runes on one line.
+func clip(s string, n int) string { return sikkerapi.Printable(s, n) }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,12 +150,13 @@ func readCache(r io.Reader, name string) (*Snapshot, error) {
 }
 
 // addCanonical adds one line of ipnet's canonical text ("cidr" or
-// "lo-hi"), accepting nothing looser: the file is our own output.
+// "lo-hi"), accepting nothing looser: the file is our own output, so host
+// bits or another spelling mean it was damaged or written by someone else.
 func addCanonical(set *ipnet.Set, text string) error {
 	if lo, hi, ok := strings.Cut(text, "-"); ok {
-		a, err1 := netip.ParseAddr(lo)
-		b, err2 := netip.ParseAddr(hi)
-		if err1 != nil || err2 != nil {
+		a, err1 := ipnet.ParseAddr(lo)
+		b, err2 := ipnet.ParseAddr(hi)
+		if err1 != nil || err2 != nil || lo != strings.TrimSpace(lo) || hi != strings.TrimSpace(hi) {
 			return fmt.Errorf("invalid range %q", clip(text, 60))
 		}
 		if err := set.AddRange(a, b); err != nil {
@@ -164,8 +164,8 @@ func addCanonical(set *ipnet.Set, text string) error {
 		}
 		return nil
 	}
-	p, err := netip.ParsePrefix(text)
-	if err != nil || p != p.Masked() {
+	p, err := ipnet.ParsePrefix(text, ipnet.Mode{HostBits: ipnet.RefuseHostBits})
+	if err != nil || p.String() != text || !strings.Contains(text, "/") {
 		return fmt.Errorf("invalid prefix %q", clip(text, 60))
 	}
 	set.AddPrefix(p)

@@ -10,9 +10,17 @@
 //     or garbage (no valid entry at all, or more malformed lines than the
 //     GarbagePolicy allows) is an error. A Source never returns a partial list
 //     as if it were good, so a bad pull can never replace a good list.
-//   - The SikkerAPI key travels only in the Authorization header. It is never
-//     put in a URL, a log record or an error message; text echoed by the
-//     server is scrubbed of it as well.
+//   - Limits apply while parsing: an entry wider than MinPrefix4/MinPrefix6
+//     is a malformed line with a sample, and parsing stops at MaxEntries
+//     with ErrTooManyEntries, so a hostile list is refused before it fills
+//     memory. A JSON value over 64 KiB is garbage.
+//   - The SikkerAPI key travels only in the Authorization header, through
+//     internal/sikkerapi. It is never put in a URL, a log record or an
+//     error message; text echoed by the server is scrubbed of it as well,
+//     and a redirect to another scheme, host or port is refused.
+//   - A URL feed's credentials (user info, ?token= and similar) are
+//     redacted inside its errors, and an https feed is never followed to
+//     http.
 //   - A 429 from SikkerAPI yields a *QuotaError carrying the Retry-After time.
 //     Until then the client refuses to call the blacklist endpoint again and
 //     returns the same error without a request, because every further pull
@@ -37,12 +45,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"regexp"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // Source is one blocklist feed.
@@ -105,44 +113,55 @@ var (
 	ErrGarbage = errors.New("response is not a blocklist")
 	// ErrTooLarge: the body or file exceeded the configured byte limit.
 	ErrTooLarge = errors.New("size limit exceeded")
+	// ErrTooManyEntries: the list holds more entries than Limits.MaxEntries;
+	// parsing stopped there and the list is refused.
+	ErrTooManyEntries = ipnet.ErrTooManyEntries
 	// ErrKeyRejected is wrapped by errors for a 401 answer.
-	ErrKeyRejected = errors.New("api key rejected (401): check api.key_file, the sikker-api-key credential or SIKKER_API_KEY")
+	ErrKeyRejected = sikkerapi.ErrKeyRejected
 	// ErrKeyDisabled is wrapped by errors for a 403 answer.
-	ErrKeyDisabled = errors.New("api key disabled or expired (403): renew it in the SikkerAPI dashboard")
+	ErrKeyDisabled = sikkerapi.ErrKeyDisabled
 	// ErrNotModified is returned by a URL feed that got a 304 but holds no
 	// list to serve; Cached answers it from its cache file.
 	ErrNotModified = errors.New("not modified")
 )
 
 // StatusError is a non-2xx HTTP answer not covered by a more specific error.
-type StatusError struct {
-	Status  int
-	Message string // the body's "error" field or a short prefix of the body
+type StatusError = sikkerapi.StatusError
+
+// QuotaError is a 429 answer: the daily quota of an endpoint is exhausted.
+type QuotaError = sikkerapi.QuotaError
+
+// Quota is what a response's quota headers said.
+type Quota = sikkerapi.Quota
+
+// Limits bound what one list may hold; they come from the config's safety
+// section. A zero field imposes no limit.
+type Limits struct {
+	// MinPrefix4 and MinPrefix6 refuse entries wider than a /MinPrefix4
+	// (IPv4) or /MinPrefix6 (IPv6) block as malformed lines, so that a feed
+	// line such as 0.0.0.0/0 cannot cut the host off the internet.
+	MinPrefix4, MinPrefix6 int
+	// MaxEntries stops parsing at one entry more and refuses the list, so
+	// that memory is bounded by the limit and not by the body.
+	MaxEntries int
 }
 
-func (e *StatusError) Error() string {
-	s := fmt.Sprintf("http %d %s", e.Status, http.StatusText(e.Status))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
+func (l Limits) parseOptions() ipnet.ParseOptions {
+	return ipnet.ParseOptions{Mode: l.mode(), MaxEntries: l.MaxEntries}
 }
 
-// retryableError marks failures worth retrying before the next interval.
-type retryableError struct{ err error }
-
-func (e *retryableError) Error() string { return e.err.Error() }
-func (e *retryableError) Unwrap() error { return e.err }
+// mode is how a feed reads an entry: host bits masked (lists write
+// 10.1.2.3/8) and nothing wider than the minimum prefix lengths.
+func (l Limits) mode() ipnet.Mode {
+	return ipnet.Mode{HostBits: ipnet.MaskHostBits, MinBits4: l.MinPrefix4, MinBits6: l.MinPrefix6}
+}
 
 // Retryable reports whether err is transient (5xx, timeout, network
 // failure, truncated transfer) so that an early retry may succeed. Quota,
 // key and client errors are not retryable.
-func Retryable(err error) bool {
-	var re *retryableError
-	return errors.As(err, &re)
-}
+func Retryable(err error) bool { return sikkerapi.Retryable(err) }
 
-func retryable(err error) error { return &retryableError{err} }
+func retryable(err error) error { return sikkerapi.MarkRetryable(err) }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 

@@ -17,6 +17,7 @@ type FileOptions struct {
 	Name     string
 	Path     string
 	MaxBytes int64 // default DefaultMaxBodyBytes
+	Limits   Limits
 	Garbage  GarbagePolicy
 	Now      func() time.Time
 }
@@ -76,9 +77,9 @@ func (f *FileFeed) read() (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: file larger than %d bytes (%w)", f.opt.Path, f.opt.MaxBytes, ErrTooLarge)
 	}
 	lb := &limitedBody{r: fh, max: f.opt.MaxBytes}
-	set, st, err := ipnet.Parse(bufio.NewReaderSize(lb, 64<<10), ipnet.ParseOptions{})
+	set, st, err := ipnet.Parse(bufio.NewReaderSize(lb, 64<<10), f.opt.Limits.parseOptions())
 	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
+		if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooManyEntries) {
 			return nil, fmt.Errorf("%s: %w", f.opt.Path, err)
 		}
 		return nil, fmt.Errorf("read %s: %w", f.opt.Path, err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -16,20 +15,53 @@ import (
 
 const maxSamples = 5
 
+// maxJSONValue bounds one value of a JSON list. json.Decoder holds a whole
+// value in memory before decoding it, so without a bound a single row of
+// 256 MiB would be buffered at once; a real row is well under 1 KiB.
+const maxJSONValue = 64 << 10
+
+// valueWindow fails a read once the decoder has buffered more than max
+// bytes past the end of the last value it finished.
+type valueWindow struct {
+	r          io.Reader
+	read, mark int64
+	max        int64
+}
+
+func (w *valueWindow) Read(p []byte) (int, error) {
+	if w.read-w.mark > w.max {
+		return 0, fmt.Errorf("%w: a json value longer than %d bytes", ErrGarbage, w.max)
+	}
+	n, err := w.r.Read(p)
+	w.read += int64(n)
+	return n, err
+}
+
 type jsonResult struct {
 	set       ipnet.Set // unmerged
 	stats     ipnet.ParseStats
 	entries   []Entry
 	metaCount int // -1 when meta.count is absent
+
+	lim Limits
+	win *valueWindow
+	dec *json.Decoder
 }
+
+// done marks the end of a value, so that the next one gets a full window.
+func (res *jsonResult) done() { res.win.mark = res.dec.InputOffset() }
 
 // parseJSONList decodes a SikkerAPI JSON blacklist element by element, so
 // a large answer never exists as one big slice of structs. The document
 // must be complete: a body that ends before the closing brackets is
 // ErrTruncated. A bare top-level array of entries is accepted as well.
-func parseJSONList(r io.Reader, keep bool) (*jsonResult, error) {
-	dec := json.NewDecoder(r)
-	res := &jsonResult{metaCount: -1}
+//
+// Memory is bounded by lim.MaxEntries (the parse stops with
+// ErrTooManyEntries one entry later) and by maxJSONValue per value.
+func parseJSONList(r io.Reader, keep bool, lim Limits) (*jsonResult, error) {
+	win := &valueWindow{r: r, max: maxJSONValue}
+	dec := json.NewDecoder(win)
+	res := &jsonResult{metaCount: -1, lim: lim, win: win, dec: dec}
 	tok, err := dec.Token()
 	if err != nil {
 		if err == io.EOF {
@@ -45,6 +77,7 @@ func parseJSONList(r io.Reader, keep bool) (*jsonResult, error) {
 	case json.Delim('{'):
 		sawData := false
 		for dec.More() {
+			res.done()
 			key, err := dec.Token()
 			if err != nil {
 				return nil, jsonError(err)
@@ -66,7 +99,9 @@ func parseJSONList(r io.Reader, keep bool) (*jsonResult, error) {
 				var meta struct {
 					Count *int `json:"count"`
 				}
-				if err := dec.Decode(&meta); err != nil {
+				// meta is only a hint: one of another shape is skipped.
+				var te *json.UnmarshalTypeError
+				if err := dec.Decode(&meta); err != nil && !errors.As(err, &te) {
 					return nil, jsonError(err)
 				}
 				if meta.Count != nil {
@@ -104,6 +139,7 @@ func parseJSONList(r io.Reader, keep bool) (*jsonResult, error) {
 // is a malformed row and the stream stays in step.
 func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 	for dec.More() {
+		res.done()
 		var je jsonEntry
 		err := dec.Decode(&je)
 		var te *json.UnmarshalTypeError
@@ -113,7 +149,7 @@ func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 		res.stats.Lines++
 		var e Entry
 		if err == nil {
-			e, err = je.entry()
+			e, err = je.entry(res.lim.mode())
 		}
 		if err != nil {
 			res.stats.Malformed++
@@ -121,6 +157,9 @@ func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 				res.stats.Samples = append(res.stats.Samples, ipnet.Malformed{Line: res.stats.Lines, Text: clip(err.Error(), 120)})
 			}
 			continue
+		}
+		if max := res.lim.MaxEntries; max > 0 && res.stats.Entries == max {
+			return fmt.Errorf("%w (%d) at row %d", ErrTooManyEntries, max, res.stats.Lines)
 		}
 		res.stats.Entries++
 		if e.Prefix.IsSingleIP() {
@@ -149,6 +188,8 @@ func jsonError(err error) error {
 		return retryable(fmt.Errorf("%w: json document not closed", ErrTruncated))
 	case errors.As(err, &syn):
 		return fmt.Errorf("%w: invalid json at byte %d: %w", ErrGarbage, syn.Offset, err)
+	case errors.As(err, new(*json.UnmarshalTypeError)):
+		return fmt.Errorf("%w: %w", ErrGarbage, err)
 	}
 	return err
 }
@@ -167,9 +208,13 @@ type jsonEntry struct {
 	ASNOrg      string          `json:"asnOrg"`
 }
 
-func (je *jsonEntry) entry() (Entry, error) {
-	p, err := parseIPOrPrefix(je.IP)
+func (je *jsonEntry) entry(mode ipnet.Mode) (Entry, error) {
+	p, err := ipnet.ParsePrefix(je.IP, mode)
 	if err != nil {
+		var ee *ipnet.EntryError
+		if errors.As(err, &ee) {
+			return Entry{}, fmt.Errorf("ip %q %s", clip(je.IP, 60), ee.Why)
+		}
 		return Entry{}, fmt.Errorf("ip %q: not an address or prefix", clip(je.IP, 60))
 	}
 	e := Entry{Prefix: p, CountryCode: je.CountryCode, ASNOrg: je.ASNOrg}
@@ -185,26 +230,6 @@ func (je *jsonEntry) entry() (Entry, error) {
 		e.ASN = n
 	}
 	return e, nil
-}
-
-func parseIPOrPrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("address %q has a zone", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // flexString returns a JSON string's value or a number's text.

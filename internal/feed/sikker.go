@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // Paths and defaults of the SikkerAPI.
 const (
-	DefaultBaseURL       = "https://api.sikkerapi.com"
+	DefaultBaseURL       = sikkerapi.DefaultBaseURL
 	BlacklistPath        = "/v1/key/blacklist"
 	StatusPath           = "/v1/key/status"
 	DefaultSikkerTimeout = 60 * time.Second // the official CLI's; large lists are slow
@@ -53,10 +54,13 @@ type SikkerOptions struct {
 	KeepEntries  bool          // keep per-address details of a JSON answer
 	Timeout      time.Duration // whole request including body; default 60 s
 	MaxBodyBytes int64         // default DefaultMaxBodyBytes
+	Limits       Limits
 	Garbage      GarbagePolicy
 	UserAgent    string // "sikkerguard/<version> (+https://sikkerapi.com)"
 
-	HTTPClient *http.Client     // default: a client without its own timeout
+	// HTTPClient is copied, with redirects limited to the API's own scheme,
+	// host and port. Default: a client without its own timeout.
+	HTTPClient *http.Client
 	Logger     *slog.Logger     // default: discard
 	Now        func() time.Time // default time.Now
 }
@@ -64,7 +68,7 @@ type SikkerOptions struct {
 // Sikker is the SikkerAPI blacklist Source. It is safe for concurrent use.
 type Sikker struct {
 	opt   SikkerOptions
-	base  *url.URL
+	api   *sikkerapi.Client
 	query url.Values
 	log   *slog.Logger
 
@@ -82,22 +86,13 @@ func NewSikker(opt SikkerOptions) (*Sikker, error) {
 	if err := ValidName(opt.Name); err != nil {
 		return nil, err
 	}
-	if opt.BaseURL == "" {
-		opt.BaseURL = DefaultBaseURL
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
-	base, err := url.Parse(opt.BaseURL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("sikkerapi: base url %q: want http(s)://host[:port]", redactURL(opt.BaseURL))
-	}
-	if base.User != nil || base.RawQuery != "" || base.Fragment != "" {
-		return nil, fmt.Errorf("sikkerapi: base url %q must not carry credentials, a query or a fragment (the key goes in the Authorization header)", redactURL(opt.BaseURL))
-	}
-	base.Path = strings.TrimRight(base.Path, "/")
-	if strings.TrimSpace(opt.Key) == "" {
-		return nil, errors.New("sikkerapi: no api key")
-	}
-	if strings.ContainsAny(opt.Key, " \t\r\n") {
-		return nil, errors.New("sikkerapi: api key contains whitespace")
+	api, err := sikkerapi.New(sikkerapi.Options{BaseURL: opt.BaseURL, Key: opt.Key, UserAgent: opt.UserAgent,
+		HTTPClient: opt.HTTPClient, Now: opt.Now})
+	if err != nil {
+		return nil, fmt.Errorf("sikkerapi: %w", err)
 	}
 	if opt.ScoreMin < 0 || opt.ScoreMin > 100 {
 		return nil, fmt.Errorf("sikkerapi: score minimum %d out of range 1..100", opt.ScoreMin)
@@ -126,20 +121,14 @@ func NewSikker(opt SikkerOptions) (*Sikker, error) {
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{}
-	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opt.Now == nil {
-		opt.Now = time.Now
 	}
 	q, err := blacklistQuery(opt)
 	if err != nil {
 		return nil, err
 	}
-	return &Sikker{opt: opt, base: base, query: q, log: opt.Logger.With("feed", opt.Name)}, nil
+	return &Sikker{opt: opt, api: api, query: q, log: opt.Logger.With("feed", opt.Name)}, nil
 }
 
 func blacklistQuery(opt SikkerOptions) (url.Values, error) {
@@ -230,14 +219,7 @@ func parseASN(s string) (uint32, bool) {
 func (c *Sikker) Name() string { return c.opt.Name }
 
 // BlacklistURL is the request URL. It never holds the key and is safe to log.
-func (c *Sikker) BlacklistURL() string { return c.endpoint(BlacklistPath, c.query) }
-
-func (c *Sikker) endpoint(path string, q url.Values) string {
-	u := *c.base
-	u.Path += path
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func (c *Sikker) BlacklistURL() string { return c.api.URL(BlacklistPath, c.query) }
 
 // RetryAt returns when the blacklist endpoint may be called again after a
 // 429, or the zero time when it is not blocked.
@@ -257,7 +239,7 @@ func (c *Sikker) Fetch(ctx context.Context) (*Snapshot, error) {
 	}
 	snap, err := c.fetch(ctx)
 	if err != nil {
-		return nil, c.scrub(fmt.Errorf("fetch %s: %w", c.opt.Name, err))
+		return nil, c.api.Scrub(fmt.Errorf("fetch %s: %w", c.opt.Name, err))
 	}
 	return snap, nil
 }
@@ -290,9 +272,9 @@ func (c *Sikker) fetch(ctx context.Context) (*Snapshot, error) {
 	defer resp.Body.Close()
 
 	now := c.opt.Now()
-	quota := parseQuota(resp.Header, now)
+	quota := sikkerapi.ParseQuota(resp.Header, now)
 	c.logQuota(quota)
-	if err := c.statusError(resp, BlacklistPath, quota, now); err != nil {
+	if err := c.statusError(resp, BlacklistPath, quota); err != nil {
 		return nil, err
 	}
 
@@ -335,7 +317,7 @@ func looksJSON(br *bufio.Reader) bool {
 }
 
 func (c *Sikker) parsePlain(r io.Reader, snap *Snapshot) error {
-	set, st, err := ipnet.Parse(r, ipnet.ParseOptions{})
+	set, st, err := ipnet.Parse(r, c.opt.Limits.parseOptions())
 	if err != nil {
 		return err
 	}
@@ -348,7 +330,7 @@ func (c *Sikker) parsePlain(r io.Reader, snap *Snapshot) error {
 }
 
 func (c *Sikker) parseJSON(r io.Reader, snap *Snapshot) error {
-	res, err := parseJSONList(r, c.opt.KeepEntries)
+	res, err := parseJSONList(r, c.opt.KeepEntries, c.opt.Limits)
 	if err != nil {
 		return err
 	}
@@ -380,62 +362,27 @@ func (c *Sikker) ctxError(ctx context.Context, err error) error {
 
 // do sends one authenticated GET.
 func (c *Sikker) do(ctx context.Context, path string, q url.Values) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(path, q), nil)
-	if err != nil {
-		return nil, err
+	c.log.Debug("sikkerapi request", "url", c.api.URL(path, q))
+	resp, err := c.api.Do(ctx, sikkerapi.Request{Path: path, Query: q, Accept: "text/plain, application/json"})
+	if err != nil && ctx.Err() != nil {
+		return nil, c.ctxError(ctx, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.opt.Key)
-	if c.opt.UserAgent != "" {
-		req.Header.Set("User-Agent", c.opt.UserAgent)
-	}
-	req.Header.Set("Accept", "text/plain, application/json")
-	c.log.Debug("sikkerapi request", "url", req.URL.String())
-	resp, err := c.opt.HTTPClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, c.ctxError(ctx, err)
-		}
-		return nil, retryable(err)
-	}
-	return resp, nil
+	return resp, err
 }
 
-// statusError maps a non-2xx answer to an error, reading a bounded prefix
-// of the body for the server's message. A 429 on the blacklist endpoint
-// also blocks further requests until Retry-After.
-func (c *Sikker) statusError(resp *http.Response, path string, quota *Quota, now time.Time) error {
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
+// statusError maps a non-2xx answer to an error (see sikkerapi.Client.Check).
+// A 429 on the blacklist endpoint also blocks further requests until
+// Retry-After.
+func (c *Sikker) statusError(resp *http.Response, path string, quota *Quota) error {
+	err := c.api.Check(resp, path, quota)
+	var qe *QuotaError
+	if errors.As(err, &qe) && path == BlacklistPath {
+		c.mu.Lock()
+		c.blocked = qe
+		c.mu.Unlock()
+		c.log.Warn("blacklist quota exhausted", "retry_at", qe.RetryAt.UTC().Format(time.RFC3339))
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-	msg := c.scrubText(errorMessage(raw))
-	switch code := resp.StatusCode; {
-	case code == http.StatusUnauthorized:
-		return withMessage(ErrKeyRejected, msg)
-	case code == http.StatusForbidden:
-		return withMessage(ErrKeyDisabled, msg)
-	case code == http.StatusTooManyRequests:
-		at := parseRetryAfter(resp.Header.Get("Retry-After"), now)
-		qe := &QuotaError{Endpoint: path, RetryAt: at, RetryAfter: at.Sub(now), Message: msg, Quota: quota}
-		if path == BlacklistPath {
-			c.mu.Lock()
-			c.blocked = qe
-			c.mu.Unlock()
-			c.log.Warn("blacklist quota exhausted", "retry_at", at.UTC().Format(time.RFC3339))
-		}
-		return qe
-	case code >= 500:
-		return retryable(&StatusError{Status: code, Message: msg})
-	default:
-		return &StatusError{Status: code, Message: msg}
-	}
-}
-
-func withMessage(base error, msg string) error {
-	if msg == "" {
-		return base
-	}
-	return fmt.Errorf("%w (server said: %s)", base, msg)
+	return err
 }
 
 func (c *Sikker) logQuota(q *Quota) {
@@ -445,27 +392,6 @@ func (c *Sikker) logQuota(q *Quota) {
 	c.log.Debug("sikkerapi quota", "family", q.Family, "limit", q.Limit, "used", q.Used,
 		"remaining", q.Remaining, "reset", q.Reset)
 }
-
-// scrub guarantees the key never leaves in an error text, whatever a
-// lower layer or the server put there.
-func (c *Sikker) scrub(err error) error {
-	if err == nil || !strings.Contains(err.Error(), c.opt.Key) {
-		return err
-	}
-	return &scrubbedError{msg: c.scrubText(err.Error()), err: err}
-}
-
-func (c *Sikker) scrubText(s string) string {
-	return strings.ReplaceAll(s, c.opt.Key, "[redacted]")
-}
-
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
 
 // KeyStatus is the answer of GET /v1/key/status.
 type KeyStatus struct {
@@ -487,7 +413,7 @@ type QuotaUsage struct {
 func (c *Sikker) Status(ctx context.Context) (*KeyStatus, error) {
 	st, err := c.status(ctx)
 	if err != nil {
-		return nil, c.scrub(fmt.Errorf("sikkerapi status: %w", err))
+		return nil, c.api.Scrub(fmt.Errorf("sikkerapi status: %w", err))
 	}
 	return st, nil
 }
@@ -500,8 +426,7 @@ func (c *Sikker) status(ctx context.Context) (*KeyStatus, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	now := c.opt.Now()
-	if err := c.statusError(resp, StatusPath, parseQuota(resp.Header, now), now); err != nil {
+	if err := c.statusError(resp, StatusPath, sikkerapi.ParseQuota(resp.Header, c.opt.Now())); err != nil {
 		return nil, err
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // DefaultURLTimeout bounds one download of a URL feed, body included.
@@ -21,10 +21,14 @@ const DefaultURLTimeout = 60 * time.Second
 
 // URLOptions configures a plain HTTP(S) blocklist feed.
 type URLOptions struct {
-	Name         string
-	URL          string
-	HTTPClient   *http.Client // default: a client without its own timeout
-	MaxBodyBytes int64        // default DefaultMaxBodyBytes
+	Name string
+	URL  string
+	// HTTPClient is copied, with redirects that never leave https
+	// (sikkerapi.NoDowngradeRedirects). Default: a client without its own
+	// timeout.
+	HTTPClient   *http.Client
+	MaxBodyBytes int64 // default DefaultMaxBodyBytes
+	Limits       Limits
 	Timeout      time.Duration
 	UserAgent    string
 	Garbage      GarbagePolicy
@@ -37,6 +41,7 @@ type URLOptions struct {
 type URLFeed struct {
 	opt    URLOptions
 	origin string // URL with credentials redacted
+	redact *sikkerapi.URLRedactor
 	log    *slog.Logger
 
 	mu   sync.Mutex
@@ -50,11 +55,9 @@ func NewURL(opt URLOptions) (*URLFeed, error) {
 	}
 	u, err := url.Parse(opt.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("feed %s: url %q: want http(s)://host/path", opt.Name, redactURL(opt.URL))
+		return nil, fmt.Errorf("feed %s: url %q: want http(s)://host/path", opt.Name, sikkerapi.RedactURL(opt.URL))
 	}
-	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{}
-	}
+	opt.HTTPClient = sikkerapi.WithRedirects(opt.HTTPClient, sikkerapi.NoDowngradeRedirects)
 	if opt.MaxBodyBytes <= 0 {
 		opt.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -67,7 +70,8 @@ func NewURL(opt URLOptions) (*URLFeed, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &URLFeed{opt: opt, origin: redactURL(opt.URL), log: opt.Logger.With("feed", opt.Name)}, nil
+	return &URLFeed{opt: opt, origin: sikkerapi.RedactURL(opt.URL), redact: sikkerapi.NewURLRedactor(opt.URL),
+		log: opt.Logger.With("feed", opt.Name)}, nil
 }
 
 // Name implements Source.
@@ -89,11 +93,14 @@ func (f *URLFeed) Prime(s *Snapshot) {
 }
 
 // Fetch implements Source. A 304 returns the last good list with FromCache
-// set, or ErrNotModified when the feed holds none.
+// set, or ErrNotModified when the feed holds none. The error never holds
+// the URL's credentials: net/http puts the URL as requested in its errors
+// and a server may echo it, so the URL is redacted inside the error itself
+// (?token=REDACTED) before it can reach a log, D-Bus or /status.
 func (f *URLFeed) Fetch(ctx context.Context) (*Snapshot, error) {
 	snap, err := f.fetch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", f.opt.Name, err)
+		return nil, f.redact.Error(fmt.Errorf("fetch %s: %w", f.opt.Name, err))
 	}
 	return snap, nil
 }
@@ -137,7 +144,7 @@ func (f *URLFeed) fetch(ctx context.Context) (*Snapshot, error) {
 		return &s, nil
 	case code < 200 || code > 299:
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-		se := &StatusError{Status: code, Message: errorMessage(raw)}
+		se := &StatusError{Status: code, Message: sikkerapi.ErrorMessage(raw)}
 		if code >= 500 || code == http.StatusTooManyRequests {
 			return nil, retryable(se)
 		}
@@ -148,7 +155,7 @@ func (f *URLFeed) fetch(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	set, st, err := ipnet.Parse(bufio.NewReaderSize(body, 64<<10), ipnet.ParseOptions{})
+	set, st, err := ipnet.Parse(bufio.NewReaderSize(body, 64<<10), f.opt.Limits.parseOptions())
 	if err != nil {
 		return nil, f.timeout(ctx, err)
 	}
@@ -168,7 +175,7 @@ func (f *URLFeed) fetch(ctx context.Context) (*Snapshot, error) {
 }
 
 func (f *URLFeed) timeout(ctx context.Context, err error) error {
-	if errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrTooManyEntries) || errors.Is(err, sikkerapi.ErrRedirectRefused) {
 		return err
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -178,32 +185,4 @@ func (f *URLFeed) timeout(ctx context.Context, err error) error {
 		return err
 	}
 	return retryable(err)
-}
-
-// secretParams are query parameters whose values are treated as
-// credentials when a URL is logged or saved.
-var secretParams = []string{"key", "token", "secret", "password", "auth", "sig"}
-
-// redactURL removes user info and hides credential-like query values, so
-// that the result can be logged and saved in a cache header.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable url)"
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		q := u.Query()
-		for name := range q {
-			ln := strings.ToLower(name)
-			for _, s := range secretParams {
-				if strings.Contains(ln, s) {
-					q[name] = []string{"REDACTED"}
-					break
-				}
-			}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
 }

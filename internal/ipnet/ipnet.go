@@ -32,6 +32,18 @@
 // are dropped. Duplicates and nested entries are kept
 // until Merge.
 //
+// # One reader for every entry
+//
+// ParsePrefix reads a single address or CIDR as written in the config file,
+// SIKKER_WHITELIST, a D-Bus call or a JSON list, with the same address
+// rules as Parse. Both take a Mode: whether host bits are masked or refused,
+// and the minimum prefix length per family. An entry wider than the minimum
+// — 0.0.0.0/0, ::/0, ::ffff:0:0/96, 0.0.0.0-255.255.255.255 — is a
+// malformed line for Parse and an error for ParsePrefix; a range counts by
+// the number of addresses it covers, a mapped IPv6 entry as IPv4. Parse also
+// stops with ErrTooManyEntries at ParseOptions.MaxEntries, so its memory is
+// bounded by the limit and not by the input.
+//
 // WriteTo writes the canonical form, one range a line, as a CIDR when the
 // range is exactly one prefix and as "lo-hi" otherwise; Parse reads it back
 // unchanged.

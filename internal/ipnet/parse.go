@@ -19,14 +19,26 @@ const sampleLen = 80
 // ParseOptions tunes Parse.
 type ParseOptions struct {
 	MaxSamples int // malformed lines kept in ParseStats.Samples (0 means 5, <0 none)
+	// Mode says how host bits are treated and how wide an entry may be; an
+	// entry wider than Mode's minimum prefix length is a malformed line.
+	Mode Mode
+	// MaxEntries stops the parse with ErrTooManyEntries when one more entry
+	// than this arrives (0: no limit). It bounds memory by the limit rather
+	// than by the body: 16 MiB of 4-byte IPv6 lines would otherwise become
+	// four million 32-byte ranges before any later check could refuse them.
+	MaxEntries int
 }
 
+// ErrTooManyEntries is returned by Parse when a list holds more entries than
+// ParseOptions.MaxEntries; the list must then be refused as a whole.
+var ErrTooManyEntries = errors.New("list holds more entries than safety.max_entries allows")
+
 // Parse reads a blocklist in any of the real-world formats (see the package
-// documentation) and returns its entries as an unmerged Set. Only a read
-// error is returned as an error, together with what was parsed before it;
-// bad lines are counted in ParseStats and the first few kept as samples.
+// documentation) and returns its entries as an unmerged Set. Bad lines are
+// counted in ParseStats and the first few kept as samples. A read error, or
+// ErrTooManyEntries, is returned together with what was parsed before it.
 func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
-	p := parser{maxSamples: opt.MaxSamples}
+	p := parser{maxSamples: opt.MaxSamples, mode: opt.Mode}
 	if p.maxSamples == 0 {
 		p.maxSamples = 5
 	}
@@ -34,7 +46,11 @@ func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
 		// An in-memory feed (bytes.Reader, strings.Reader) tells its size:
 		// size the IPv4 slice for lines of ~16 bytes instead of growing it
 		// through a dozen copies.
-		p.set.V4 = make([]Range4, 0, min(l.Len()/16, 1<<24))
+		n := min(l.Len()/16, 1<<24)
+		if opt.MaxEntries > 0 {
+			n = min(n, opt.MaxEntries)
+		}
+		p.set.V4 = make([]Range4, 0, n)
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
@@ -51,6 +67,17 @@ func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
 			p.st.Lines++
 			p.line(line)
 		}
+		if opt.MaxEntries > 0 && p.st.Entries > opt.MaxEntries {
+			// The last entry is one too many: drop it, so that the caller
+			// holds at most MaxEntries, and stop reading.
+			p.st.Entries--
+			if n := len(p.set.V6); n > 0 && p.lastIs6 {
+				p.set.V6 = p.set.V6[:n-1]
+			} else {
+				p.set.V4 = p.set.V4[:len(p.set.V4)-1]
+			}
+			return p.set, p.st, fmt.Errorf("%w (%d) at line %d", ErrTooManyEntries, opt.MaxEntries, p.st.Lines)
+		}
 		if err == io.EOF {
 			break
 		}
@@ -64,8 +91,10 @@ func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
 type parser struct {
 	set        Set
 	st         ParseStats
+	mode       Mode
 	maxSamples int
 	content    bool // a line other than blank or comment has been seen
+	lastIs6    bool // the last entry went to set.V6
 }
 
 func (p *parser) malformed(line []byte) {
@@ -208,12 +237,18 @@ func (p *parser) entry(b []byte) bool {
 			return p.addRange(a, hi)
 		}
 	}
-	if a.is6 {
-		p.set.V6 = append(p.set.V6, Range6{a.v6, a.v6})
-	} else {
-		p.set.V4 = append(p.set.V4, Range4{a.v4, a.v4})
-	}
+	p.add(a, a)
 	return true
+}
+
+// add appends the range lo..hi of one family.
+func (p *parser) add(lo, hi addr) {
+	p.lastIs6 = lo.is6
+	if lo.is6 {
+		p.set.V6 = append(p.set.V6, Range6{lo.v6, hi.v6})
+	} else {
+		p.set.V4 = append(p.set.V4, Range4{lo.v4, hi.v4})
+	}
 }
 
 func (p *parser) rng(lo, hi []byte) bool {
@@ -246,16 +281,13 @@ func (p *parser) addRange(a, b addr) bool {
 		return false
 	}
 	if a.is6 {
-		if b.v6.Less(a.v6) {
+		if b.v6.Less(a.v6) || p.mode.wide6(a.v6, b.v6) {
 			return false
 		}
-		p.set.V6 = append(p.set.V6, Range6{a.v6, b.v6})
-		return true
-	}
-	if b.v4 < a.v4 {
+	} else if b.v4 < a.v4 || p.mode.wide4(a.v4, b.v4) {
 		return false
 	}
-	p.set.V4 = append(p.set.V4, Range4{a.v4, b.v4})
+	p.add(a, b)
 	return true
 }
 
@@ -268,28 +300,32 @@ func (p *parser) prefix(ab, bitsb []byte) bool {
 	if !ok {
 		return false
 	}
-	if a.mapped { // ::ffff:1.2.3.0/120 is 1.2.3.0/24
-		if n < 96 {
-			a = a.asV6() // wider than the mapped space: keep it as the IPv6 prefix it is
-		} else {
-			n -= 96
-		}
+	a, n = a.cidr(n) // ::ffff:1.2.3.0/120 is 1.2.3.0/24
+	if n < p.mode.minBits(a.is6) {
+		return false
 	}
+	lo, hi := a, a
 	if a.is6 {
 		m := hostMask6(n)
-		lo := U128{a.v6.Hi &^ m.Hi, a.v6.Lo &^ m.Lo}
-		if lo != a.v6 {
+		lo.v6 = U128{a.v6.Hi &^ m.Hi, a.v6.Lo &^ m.Lo}
+		hi.v6 = U128{lo.v6.Hi | m.Hi, lo.v6.Lo | m.Lo}
+		if lo.v6 != a.v6 {
+			if p.mode.HostBits == RefuseHostBits {
+				return false
+			}
 			p.st.HostBitsMasked++
 		}
-		p.set.V6 = append(p.set.V6, Range6{lo, U128{lo.Hi | m.Hi, lo.Lo | m.Lo}})
-		return true
+	} else {
+		m := hostMask4(n)
+		lo.v4, hi.v4 = a.v4&^m, a.v4|m
+		if a.v4&m != 0 {
+			if p.mode.HostBits == RefuseHostBits {
+				return false
+			}
+			p.st.HostBitsMasked++
+		}
 	}
-	m := hostMask4(n)
-	if a.v4&m != 0 {
-		p.st.HostBitsMasked++
-	}
-	lo := a.v4 &^ m
-	p.set.V4 = append(p.set.V4, Range4{lo, lo | m})
+	p.add(lo, hi)
 	return true
 }
 

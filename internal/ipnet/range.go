@@ -185,39 +185,29 @@ func (s Set) AllPrefixes() iter.Seq[netip.Prefix] {
 }
 
 // ParseRange parses one address, CIDR ("10.0.0.0/8", host bits masked) or
-// range ("lo-hi") as written in a config file or on a command line.
-// IPv4-mapped IPv6 addresses are unmapped. The error names what is wrong.
+// range ("lo-hi") as written in a config file or on a command line, with
+// ParsePrefix's rules for each address. The error names what is wrong.
 func ParseRange(s string) (Range, error) {
-	s = strings.TrimSpace(s)
+	var t Set
 	if lo, hi, ok := strings.Cut(s, "-"); ok {
-		a, err := netip.ParseAddr(strings.TrimSpace(lo))
+		a, err := ParseAddr(lo)
 		if err != nil {
 			return Range{}, fmt.Errorf("parse range %q: %w", s, err)
 		}
-		b, err := netip.ParseAddr(strings.TrimSpace(hi))
+		b, err := ParseAddr(hi)
 		if err != nil {
 			return Range{}, fmt.Errorf("parse range %q: %w", s, err)
 		}
-		var t Set
-		if err := t.AddRange(a.WithZone(""), b.WithZone("")); err != nil {
+		if err := t.AddRange(a, b); err != nil {
 			return Range{}, fmt.Errorf("parse range %q: %w", s, err)
 		}
 		return t.first(), nil
 	}
-	var t Set
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return Range{}, fmt.Errorf("parse prefix: %w", err)
-		}
-		t.AddPrefix(p)
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return Range{}, fmt.Errorf("parse address: %w", err)
-		}
-		t.AddAddr(a)
+	p, err := ParsePrefix(s, Mode{HostBits: MaskHostBits})
+	if err != nil {
+		return Range{}, fmt.Errorf("parse range: %w", err)
 	}
+	t.AddPrefix(p)
 	return t.first(), nil
 }
 

@@ -3,7 +3,6 @@ package ipset
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ import (
 // generous bounds are asserted.
 func TestRestoreAfterForeignChanges(t *testing.T) {
 	l := newLab(t)
-	b, err := New(testConfig{IPv6: true}.settings(), nil, WithNetNS(l.fw.Name), WithPollInterval(500*time.Millisecond))
+	b, err := New(testConfig{IPv6: true}.settings(), nil, WithNetNS(l.Host.Name), WithPollInterval(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +54,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-ended })
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(done) }
 
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+	sink := l.Sink(hostAddr4)
 	for _, tc := range []struct {
 		cmd   []string
 		limit time.Duration
@@ -66,10 +65,10 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 	} {
 		n := count()
 		before := sink.CountFrom(hostAddr4)
-		stop := testnet.Flood(l.peer.DialUDP(hostAddr4, sink.Addr()))
+		stop := testnet.Flood(l.Peer.DialUDP(hostAddr4, sink.Addr()))
 		time.Sleep(50 * time.Millisecond)
 		start := time.Now()
-		l.fw.MustRun(tc.cmd[0], tc.cmd[1:]...)
+		l.Host.MustRun(tc.cmd[0], tc.cmd[1:]...)
 		var at time.Time
 		var what string
 		for deadline := time.Now().Add(tc.limit); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
@@ -93,7 +92,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 		if ok, err := b.Intact(); err != nil || !ok {
 			t.Fatalf("%v: not intact after the repair: %v %v", tc.cmd, ok, err)
 		}
-		if l.udpPasses(t, sink, hostAddr4) || !l.udpPasses(t, sink, goodAddr4) {
+		if l.Delivers(t, l.UDP(hostAddr4)) || !l.Delivers(t, l.UDP(goodAddr4)) {
 			t.Fatalf("%v: after the repair the listed address must be dropped and the good one pass", tc.cmd)
 		}
 	}

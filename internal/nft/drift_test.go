@@ -104,27 +104,27 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startRestorer(t, b, newAddr4)
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+	sink := l.Sink(newAddr4)
 	foreignFile := "testdata/debian-nftables.conf"
 	cases := []struct {
 		name string
 		run  func() error
 	}{
-		{"nft flush ruleset", func() error { _, err := l.fw.Run("nft", "flush", "ruleset"); return err }},
+		{"nft flush ruleset", func() error { _, err := l.Host.Run("nft", "flush", "ruleset"); return err }},
 		{"nft delete table inet sikkerguard", func() error {
-			_, err := l.fw.Run("nft", "delete", "table", "inet", TableName)
+			_, err := l.Host.Run("nft", "delete", "table", "inet", TableName)
 			return err
 		}},
 		{"nft flush set inet sikkerguard blockhost4", func() error {
-			_, err := l.fw.Run("nft", "flush", "set", "inet", TableName, "blockhost4")
+			_, err := l.Host.Run("nft", "flush", "set", "inet", TableName, "blockhost4")
 			return err
 		}},
 		{"nft delete rule (the blockhost4 lookup)", func() error {
-			out := l.fw.MustRun("nft", "-a", "list", "table", "inet", TableName)
+			out := l.Host.MustRun("nft", "-a", "list", "table", "inet", TableName)
 			for _, line := range strings.Split(out, "\n") {
 				if m := reHandle.FindStringSubmatch(strings.TrimSpace(line)); m != nil && strings.Contains(line, "@blockhost4") {
 					chain := ruleChain(out, line)
-					_, err := l.fw.Run("nft", "delete", "rule", "inet", TableName, chain, "handle", m[1])
+					_, err := l.Host.Run("nft", "delete", "rule", "inet", TableName, chain, "handle", m[1])
 					return err
 				}
 			}
@@ -132,15 +132,15 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 			return nil
 		}},
 		{"nft delete element blockhost4 { 192.0.2.77 }", func() error {
-			_, err := l.fw.Run("nft", "delete", "element", "inet", TableName, "blockhost4", "{ 192.0.2.77 }")
+			_, err := l.Host.Run("nft", "delete", "element", "inet", TableName, "blockhost4", "{ 192.0.2.77 }")
 			return err
 		}},
-		{"nft -f debian-nftables.conf (flush ruleset)", func() error { _, err := l.fw.Run("nft", "-f", foreignFile); return err }},
+		{"nft -f debian-nftables.conf (flush ruleset)", func() error { _, err := l.Host.Run("nft", "-f", foreignFile); return err }},
 	}
 	for _, tc := range cases {
 		n := r.count()
 		before := sink.CountFrom(newAddr4)
-		stop := l.flood(t, sink.Addr(), newAddr4)
+		stop := testnet.Flood(l.Peer.DialUDP(newAddr4, sink.Addr()))
 		time.Sleep(50 * time.Millisecond)
 		start := time.Now()
 		if err := tc.run(); err != nil {
@@ -157,7 +157,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 		if took > 2*time.Second {
 			t.Errorf("%s: restored after %v", tc.name, took)
 		}
-		if !l.udpPasses(t, sink, goodAddr4) || l.udpPasses(t, sink, newAddr4) {
+		if !l.Delivers(t, l.UDP(goodAddr4)) || l.Delivers(t, l.UDP(newAddr4)) {
 			t.Fatalf("%s: after the restore the good address must pass and the listed one must not", tc.name)
 		}
 		if ok, err := b.Intact(); err != nil || !ok {
@@ -167,11 +167,11 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 
 	// An element added by another program is removed again.
 	n := r.count()
-	l.fw.MustRun("nft", "add", "element", "inet", TableName, "blockhost4", "{ 192.0.2.2 }")
+	l.Host.MustRun("nft", "add", "element", "inet", TableName, "blockhost4", "{ 192.0.2.2 }")
 	at, who := r.waitAfter(t, n, 5*time.Second)
 	t.Logf("%-45s restored (%s)", "nft add element blockhost4 { 192.0.2.2 }", who)
 	_ = at
-	waitPass(t, l, sink, goodAddr4)
+	waitPass(t, l, goodAddr4)
 	if !strings.Contains(who, "nft") {
 		t.Errorf("the change was attributed to %q, want the nft process", who)
 	}
@@ -187,10 +187,10 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 	}
 }
 
-func waitPass(t *testing.T, l lab, sink *testnet.UDPSink, a netip.Addr) {
+func waitPass(t *testing.T, l lab, a netip.Addr) {
 	t.Helper()
 	for range 20 {
-		if l.udpPasses(t, sink, a) {
+		if l.Delivers(t, l.UDP(a)) {
 			return
 		}
 	}
@@ -236,13 +236,13 @@ func TestRestoreHotFirstAfterFlushRuleset(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startRestorer(t, b, newAddr4)
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+	sink := l.Sink(newAddr4)
 	var dropped, restored []time.Duration
 	var throughs []int64
 	for i := range 5 {
 		k := r.count()
 		before := sink.CountFrom(newAddr4)
-		stop := l.flood(t, sink.Addr(), newAddr4)
+		stop := testnet.Flood(l.Peer.DialUDP(newAddr4, sink.Addr()))
 		time.Sleep(50 * time.Millisecond)
 		// The last moment a probe arrived tells when dropping resumed.
 		var last atomic.Int64
@@ -260,7 +260,7 @@ func TestRestoreHotFirstAfterFlushRuleset(t *testing.T) {
 		}()
 		start := time.Now()
 		last.Store(start.UnixNano())
-		l.fw.MustRun("nft", "flush", "ruleset")
+		l.Host.MustRun("nft", "flush", "ruleset")
 		at, _ := r.waitAfter(t, k, 30*time.Second)
 		<-watching
 		stop()
@@ -269,7 +269,7 @@ func TestRestoreHotFirstAfterFlushRuleset(t *testing.T) {
 		dropped, restored, throughs = append(dropped, d), append(restored, at.Sub(start)), append(throughs, through)
 		t.Logf("run %d: %d entries, flood dropped again %.1f ms after `nft flush ruleset` started, whole list back after %.1f ms, %d probes through",
 			i+1, n, ms(d), ms(at.Sub(start)), through)
-		if !l.udpPasses(t, sink, goodAddr4) || l.udpPasses(t, sink, badAddr4) {
+		if !l.Delivers(t, l.UDP(goodAddr4)) || l.Delivers(t, l.UDP(badAddr4)) {
 			t.Fatal("after the restore the good address must pass and the listed range must not")
 		}
 	}

@@ -12,7 +12,6 @@
 package report
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 )
 
 // Defaults and API limits.
@@ -84,8 +84,10 @@ type Config struct {
 
 	MaxRows    int // rows per request; 0 = MaxRows
 	MaxPending int // pairs waiting for the next cycle; 0 = DefaultMaxPending
-	Client     *http.Client
-	Now        func() time.Time
+	// Client is copied, with redirects limited to the API's own scheme,
+	// host and port; default: a client with a 60 s timeout.
+	Client *http.Client
+	Now    func() time.Time
 }
 
 // Stats counts what the reporter did since New.
@@ -148,6 +150,7 @@ func (e *entry) addPort(p string) {
 // Reporter batches drops into bulk reports. Add never blocks on the network.
 type Reporter struct {
 	cfg        Config
+	api        *sikkerapi.Client
 	log        *slog.Logger
 	categories map[string]string
 	spool      string
@@ -171,7 +174,6 @@ func New(cfg Config, log *slog.Logger) (*Reporter, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("report: no API key")
 	}
-	cfg.URL = strings.TrimRight(cfg.URL, "/")
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
 	}
@@ -196,6 +198,11 @@ func New(cfg Config, log *slog.Logger) (*Reporter, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "sikkerguard"
 	}
+	api, err := sikkerapi.New(sikkerapi.Options{BaseURL: cfg.URL, Key: cfg.Key, UserAgent: cfg.UserAgent,
+		HTTPClient: cfg.Client, Now: cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
 	cats := DefaultCategories()
 	maps.Copy(cats, cfg.Categories)
 	if !slices.Contains(Categories, cfg.DefaultCategory) {
@@ -206,7 +213,7 @@ func New(cfg Config, log *slog.Logger) (*Reporter, error) {
 			return nil, fmt.Errorf("report: service %q: unknown category %q", svc, c)
 		}
 	}
-	r := &Reporter{cfg: cfg, log: log, categories: cats, acc: map[pair]*entry{}, recent: map[pair]time.Time{}}
+	r := &Reporter{cfg: cfg, api: api, log: log, categories: cats, acc: map[pair]*entry{}, recent: map[pair]time.Time{}}
 	if cfg.StateDir != "" {
 		r.spool = filepath.Join(cfg.StateDir, SpoolFile)
 		if err := r.load(); err != nil {
@@ -414,40 +421,17 @@ func (r *Reporter) send(ctx context.Context, batch []Row) error {
 	if err != nil {
 		return fmt.Errorf("encode bulk report: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL+bulkPath, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("bulk report: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+r.cfg.Key)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", r.cfg.UserAgent)
-	resp, err := r.cfg.Client.Do(req)
+	resp, err := r.api.Do(ctx, sikkerapi.Request{Method: http.MethodPost, Path: bulkPath, Body: body,
+		ContentType: "application/json", Accept: "application/json"})
 	if err != nil {
 		return fmt.Errorf("bulk report: %w", err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	now := r.cfg.Now()
-	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusTooManyRequests:
-		at := retryAfter(resp.Header.Get("Retry-After"), now, r.cfg.Interval)
-		r.mu.Lock()
-		r.retryAt = at
-		r.stats.RetryAt = at
-		r.mu.Unlock()
-		return fmt.Errorf("%w: retry after %s", ErrRetryLater, at.UTC().Format(time.RFC3339))
-	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden,
-		resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode >= 500:
-		// The key may be fixed by a reload, the server may come back.
-		return fmt.Errorf("bulk report: %s: %s", resp.Status, apiError(msg))
-	default:
-		// The API refused the request as such; the same bytes would be
-		// refused again.
-		r.log.Error("bulk report refused, rows dropped", "status", resp.StatusCode, "rows", len(batch), "err", apiError(msg))
-		r.settle(batch, nil, now, false)
-		return nil
+	if err := r.api.Check(resp, bulkPath, sikkerapi.ParseQuota(resp.Header, now)); err != nil {
+		return r.refused(err, resp, batch, now)
 	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	var res bulkResult
 	if err := json.Unmarshal(msg, &res); err != nil {
 		// Answered 200: the rows reached the API, so sending them again
@@ -459,13 +443,14 @@ func (r *Reporter) send(ctx context.Context, batch []Row) error {
 	base := rowBase(batch, res.Errors)
 	rejected := make(map[int]string, len(res.Errors))
 	for _, e := range res.Errors {
+		why := r.api.ScrubText(sikkerapi.Printable(e.Error, 200))
 		i := matchRow(batch, e.Row-base, e.IP, rejected)
 		if i < 0 {
-			r.log.Warn("report row rejected", "row", e.Row, "ip", e.IP, "err", e.Error)
+			r.log.Warn("report row rejected", "row", e.Row, "ip", r.api.ScrubText(sikkerapi.Printable(e.IP, 60)), "err", why)
 			continue
 		}
-		rejected[i] = e.Error
-		r.log.Warn("report row rejected", "ip", batch[i].IP, "protocol", batch[i].Protocol, "category", batch[i].Category, "err", e.Error)
+		rejected[i] = why
+		r.log.Warn("report row rejected", "ip", batch[i].IP, "protocol", batch[i].Protocol, "category", batch[i].Category, "err", why)
 	}
 	r.settle(batch, rejected, now, true)
 	return nil
@@ -485,8 +470,8 @@ func rowBase(batch []Row, errs []rowError) int {
 	fits := func(base int) bool {
 		for _, e := range errs {
 			i := e.Row - base
-			a, err := netip.ParseAddr(e.IP)
-			if err != nil || i < 0 || i >= len(batch) || batch[i].IP != a.Unmap() {
+			a, err := ipnet.ParseAddr(e.IP)
+			if err != nil || i < 0 || i >= len(batch) || batch[i].IP != a {
 				return false
 			}
 		}
@@ -501,11 +486,10 @@ func rowBase(batch []Row, errs []rowError) int {
 // matchRow finds the batch row an error names: the row at index i when its
 // address agrees, else the first row with that address not yet matched.
 func matchRow(batch []Row, i int, ip string, taken map[int]string) int {
-	addr, err := netip.ParseAddr(ip)
+	addr, err := ipnet.ParseAddr(ip) // unmapped
 	if err != nil {
 		return -1
 	}
-	addr = addr.Unmap()
 	if _, dup := taken[i]; i >= 0 && i < len(batch) && !dup && batch[i].IP == addr {
 		return i
 	}
@@ -537,31 +521,41 @@ func (r *Reporter) settle(batch []Row, rejected map[int]string, now time.Time, a
 	r.stats.Pending = len(r.pending)
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date. Without a
-// usable value the next attempt waits one interval.
-func retryAfter(h string, now time.Time, fallback time.Duration) time.Time {
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
-		return now.Add(time.Duration(s) * time.Second)
+// refused settles a non-2xx answer. err comes from sikkerapi.Client.Check,
+// so its text is already scrubbed of the key.
+func (r *Reporter) refused(err error, resp *http.Response, batch []Row, now time.Time) error {
+	var (
+		qe *sikkerapi.QuotaError
+		se *sikkerapi.StatusError
+	)
+	switch {
+	case errors.As(err, &qe):
+		at := retryAfter(resp.Header.Get("Retry-After"), now, r.cfg.Interval)
+		r.mu.Lock()
+		r.retryAt = at
+		r.stats.RetryAt = at
+		r.mu.Unlock()
+		return fmt.Errorf("%w: retry after %s", ErrRetryLater, at.UTC().Format(time.RFC3339))
+	case errors.As(err, &se) && se.Status != http.StatusRequestTimeout && se.Status < 500:
+		// The API refused the request as such; the same bytes would be
+		// refused again.
+		r.log.Error("bulk report refused, rows dropped", "status", se.Status, "rows", len(batch), "err", err)
+		r.settle(batch, nil, now, false)
+		return nil
+	default:
+		// 401, 403, 408, 5xx: the key may be fixed by a reload, the server
+		// may come back.
+		return fmt.Errorf("bulk report: %w", err)
 	}
-	if t, err := http.ParseTime(h); err == nil {
-		return t
-	}
-	return now.Add(fallback)
 }
 
-// apiError extracts {"error": "..."} from an answer, or a short prefix of it.
-func apiError(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
+// retryAfter reads a Retry-After header, clamped to sikkerapi.MaxRetryAfter.
+// Without a usable value the next attempt waits one interval.
+func retryAfter(h string, now time.Time, fallback time.Duration) time.Time {
+	if at, ok := sikkerapi.RetryAfter(h, now); ok {
+		return at
 	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
+	return now.Add(fallback)
 }
 
 // Stats returns the counters.

@@ -52,8 +52,13 @@ func startMock(t *testing.T, opt mock.Options) *mock.Server {
 
 func newReporter(t *testing.T, srv *mock.Server, c *clock, dir string, mod func(*Config)) (*Reporter, *bytes.Buffer) {
 	t.Helper()
+	return newReporterAt(t, srv.URL(), c, dir, mod)
+}
+
+func newReporterAt(t *testing.T, url string, c *clock, dir string, mod func(*Config)) (*Reporter, *bytes.Buffer) {
+	t.Helper()
 	var buf bytes.Buffer
-	cfg := Config{URL: srv.URL(), Key: testKey, StateDir: dir, Now: c.Now}
+	cfg := Config{URL: url, Key: testKey, StateDir: dir, Now: c.Now}
 	if mod != nil {
 		mod(&cfg)
 	}

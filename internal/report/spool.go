@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/sikkerapi"
 	"github.com/sikkerapi/sikkerguard/internal/statefile"
 )
 
@@ -96,7 +97,9 @@ func (r *Reporter) load() error {
 	for _, re := range sf.Recent {
 		r.recent[pair{re.IP, re.Service}] = re.At
 	}
-	r.retryAt = sf.RetryAt
-	r.stats.RetryAt = sf.RetryAt
+	// A spool written under an unclamped Retry-After, or edited by hand,
+	// must not hold reports back for longer than a fresh answer could.
+	r.retryAt = sikkerapi.ClampRetryAt(sf.RetryAt, r.cfg.Now())
+	r.stats.RetryAt = r.retryAt
 	return nil
 }

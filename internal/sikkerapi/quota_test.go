@@ -1,12 +1,9 @@
-package feed
+package sikkerapi
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
 func TestParseQuota(t *testing.T) {
@@ -39,7 +36,7 @@ func TestParseQuota(t *testing.T) {
 			for k, v := range tt.headers {
 				h.Set(k, v)
 			}
-			got := parseQuota(h, now)
+			got := ParseQuota(h, now)
 			if !sameQuota(got, tt.want) {
 				t.Errorf("parseQuota = %+v, want %+v", got, tt.want)
 			}
@@ -57,36 +54,16 @@ func TestParseRetryAfter(t *testing.T) {
 		"":                              midnight,
 		"soon":                          midnight,
 		"-5":                            midnight,
+		// Clamped to 25 h: a ten-year wait, an overflowing one, a far date.
+		"315360000":                     now.Add(MaxRetryAfter),
+		"9223372037":                    now.Add(MaxRetryAfter),
+		"99999999999999999":             now.Add(MaxRetryAfter),
+		"Fri, 01 Jan 2100 00:00:00 GMT": now.Add(MaxRetryAfter),
+		"90000":                         now.Add(MaxRetryAfter),
+		"89999":                         now.Add(89999 * time.Second),
 	} {
-		if got := parseRetryAfter(in, now); !got.Equal(want) {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
-func TestGarbagePolicy(t *testing.T) {
-	tests := []struct {
-		name       string
-		st         ipnet.ParseStats
-		allowEmpty bool
-		policy     GarbagePolicy
-		want       string // "" = accepted
-	}{
-		{"clean", ipnet.ParseStats{Lines: 100, Entries: 100}, false, GarbagePolicy{}, ""},
-		{"empty rejected", ipnet.ParseStats{Lines: 3, Skipped: 3}, false, GarbagePolicy{}, "empty list"},
-		{"empty allowed", ipnet.ParseStats{Lines: 3, Skipped: 3}, true, GarbagePolicy{}, ""},
-		{"all malformed even when empty is allowed", ipnet.ParseStats{Lines: 2, Malformed: 2,
-			Samples: []ipnet.Malformed{{Line: 1, Text: "<html>"}}}, true, GarbagePolicy{}, `no valid entry in 2 lines (line 1: "<html>")`},
-		{"few malformed in a short list", ipnet.ParseStats{Lines: 20, Entries: 12, Malformed: 8}, false, GarbagePolicy{}, ""},
-		{"few malformed in a long list", ipnet.ParseStats{Lines: 10000, Entries: 9900, Malformed: 100}, false, GarbagePolicy{}, ""},
-		{"many malformed", ipnet.ParseStats{Lines: 100, Entries: 80, Malformed: 20}, false, GarbagePolicy{}, "20 of 100 lines malformed"},
-		{"stricter policy", ipnet.ParseStats{Lines: 100, Entries: 97, Malformed: 3}, false,
-			GarbagePolicy{MaxMalformed: 2, MaxMalformedRatio: 0.01}, "3 of 100 lines malformed"},
-	}
-	for _, tt := range tests {
-		err := tt.policy.check(tt.st, tt.allowEmpty)
-		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		if got := ParseRetryAfter(in, now); !got.Equal(want) {
+			t.Errorf("ParseRetryAfter(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package feed
+package sikkerapi
 
 import (
 	"fmt"
@@ -9,9 +9,9 @@ import (
 )
 
 // Quota is what a response's quota headers said. SikkerAPI's sources
-// disagree on the header names, so all three known families are read:
-// X-Blacklist-*, X-Daily-* and X-RateLimit-* (first present wins). Numbers
-// the headers did not carry are -1.
+// disagree on the header names, so every known family is read:
+// X-Blacklist-*, X-Report-*, X-Daily-* and X-RateLimit-* (first present
+// wins). Numbers the headers did not carry are -1.
 type Quota struct {
 	Family    string // header prefix the numbers came from, e.g. "X-Daily"
 	Limit     int64
@@ -20,10 +20,10 @@ type Quota struct {
 	Reset     time.Time // zero when not announced
 }
 
-var quotaFamilies = []string{"X-Blacklist", "X-Daily", "X-RateLimit"}
+var quotaFamilies = []string{"X-Blacklist", "X-Report", "X-Daily", "X-RateLimit"}
 
-// parseQuota returns nil when no known quota header is present.
-func parseQuota(h http.Header, now time.Time) *Quota {
+// ParseQuota returns nil when no known quota header is present.
+func ParseQuota(h http.Header, now time.Time) *Quota {
 	for _, fam := range quotaFamilies {
 		q := Quota{
 			Family:    fam,
@@ -36,7 +36,7 @@ func parseQuota(h http.Header, now time.Time) *Quota {
 			continue
 		}
 		if q.Used < 0 && q.Limit >= 0 && q.Remaining >= 0 {
-			q.Used = q.Limit - q.Remaining
+			q.Used = max(q.Limit-q.Remaining, 0)
 		}
 		if q.Remaining < 0 && q.Limit >= 0 && q.Used >= 0 {
 			q.Remaining = max(q.Limit-q.Used, 0)
@@ -69,7 +69,7 @@ func parseReset(v string, now time.Time) time.Time {
 		case n > 1e9:
 			return time.Unix(n, 0).UTC()
 		default:
-			return now.Add(time.Duration(n) * time.Second)
+			return now.Add(time.Duration(n) * time.Second) // n ≤ 1e9: no overflow
 		}
 	}
 	if t, err := http.ParseTime(v); err == nil {
@@ -81,18 +81,52 @@ func parseReset(v string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// parseRetryAfter reads Retry-After as seconds or as an HTTP date. Without a
-// usable value the quota is assumed to last until its documented reset at
-// midnight UTC.
-func parseRetryAfter(v string, now time.Time) time.Time {
-	v = strings.TrimSpace(v)
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return now.Add(time.Duration(n) * time.Second)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t
+// MaxRetryAfter caps how long a Retry-After may hold requests back. A quota
+// resets at midnight UTC, so no honest answer asks for more than a day; a
+// longer one (ten years, or 9.22e9 s, which overflows a time.Duration)
+// would stop pulls or reports until a restart.
+const MaxRetryAfter = 25 * time.Hour
+
+// ParseRetryAfter reads Retry-After as seconds or as an HTTP date, clamped
+// to MaxRetryAfter from now. Without a usable value the quota is assumed to
+// last until its documented reset at midnight UTC.
+func ParseRetryAfter(v string, now time.Time) time.Time {
+	if at, ok := RetryAfter(v, now); ok {
+		return at
 	}
 	return nextMidnightUTC(now)
+}
+
+// RetryAfter reads Retry-After as seconds or as an HTTP date, clamped to
+// MaxRetryAfter from now; ok is false when v holds neither.
+func RetryAfter(v string, now time.Time) (at time.Time, ok bool) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return ClampRetryAt(now.Add(seconds(n)), now), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return ClampRetryAt(t, now), true
+	}
+	return time.Time{}, false
+}
+
+// ClampRetryAt returns at, but no later than MaxRetryAfter after now; use it
+// for a retry time read back from disk as well.
+func ClampRetryAt(at, now time.Time) time.Time {
+	if limit := now.Add(MaxRetryAfter); at.After(limit) {
+		return limit
+	}
+	return at
+}
+
+// seconds converts n seconds to a Duration without overflowing: anything
+// beyond MaxRetryAfter is MaxRetryAfter's worth plus one second, which every
+// caller clamps anyway.
+func seconds(n int64) time.Duration {
+	if n > int64(MaxRetryAfter/time.Second) {
+		return MaxRetryAfter + time.Second
+	}
+	return time.Duration(n) * time.Second
 }
 
 func nextMidnightUTC(now time.Time) time.Time {
