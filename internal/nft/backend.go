@@ -62,6 +62,7 @@ type Backend struct {
 
 	driftMu sync.Mutex
 	drift   elemDrift // other programs' element changes seen by Watch (drift.go)
+	ws      watchState
 }
 
 // Option tunes New.
@@ -183,6 +184,9 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	}
 	b.built, b.everBuilt, b.block, b.allow, b.moved = true, true, block, allow, ipnet.Set{}
 	b.recordSignature()
+	if op != "adopt" {
+		b.ws.lost.Store(false) // every set was loaded from the copy just now
+	}
 	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
 		"ranges4", len(block.V4), "ranges6", len(block.V6), "allow4", len(allow.V4), "allow6", len(allow.V6))
 	if op == "adopt" {
@@ -358,6 +362,9 @@ func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 	err := send(fd, bt)
 	if sendHook != nil {
 		sendHook(op, true)
+	}
+	if err == nil {
+		b.noteOwnCommit(fd)
 	}
 	b.seq = bt.seq + 1
 	b.log.Debug("nftables transaction", "op", op, "bytes", size, "messages", len(bt.msgs), "took", time.Since(start), "err", err)

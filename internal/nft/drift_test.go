@@ -284,3 +284,47 @@ func TestRestoreHotFirstAfterFlushRuleset(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// TestIntactCountsElementsWhenUnwatched: without a watcher, the periodic
+// check still finds elements another program deleted or added, by their
+// count, once the ruleset generation has moved; with nothing committed it
+// reads no element.
+func TestIntactCountsElementsWhenUnwatched(t *testing.T) {
+	l := newLab(t)
+	b := l.backend(t, testConfig{IPv6: true})
+	if err := b.Apply(randomList(8, 5_000, "192.0.2.48/28", "192.0.2.77/32", "2001:db8:1::bad/128"), set("192.0.2.55/32")); err != nil {
+		t.Fatal(err)
+	}
+	intact := func() bool {
+		t.Helper()
+		ok, err := b.Intact()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !intact() {
+		t.Fatal("not intact right after the apply")
+	}
+	for _, cmd := range [][]string{
+		{"nft", "delete", "element", "inet", TableName, "blockhost4", "{ 192.0.2.77 }"},
+		{"nft", "add", "element", "inet", TableName, "blocklist4", "{ 198.51.100.0/24 }"},
+		{"nft", "delete", "element", "inet", TableName, "blockhost6", "{ 2001:db8:1::bad }"},
+	} {
+		l.Host.MustRun(cmd[0], cmd[1:]...)
+		if intact() {
+			t.Errorf("%v: Intact did not notice", cmd)
+		}
+		if err := b.Restore(nil); err != nil {
+			t.Fatal(err)
+		}
+		if !intact() {
+			t.Errorf("%v: not intact after the restore", cmd)
+		}
+	}
+	// A change elsewhere moves the generation: counted once, then cheap.
+	l.Host.MustRun("nft", "add", "table", "inet", "admin")
+	if !intact() || !intact() {
+		t.Error("a table of another program made ours look changed")
+	}
+}

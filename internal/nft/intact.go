@@ -71,7 +71,9 @@ func (b *Backend) recordSignature() {
 }
 
 // Intact reports whether the table stands as the last build left it: the
-// same chains, sets, counters and rules. Another tool's `flush ruleset` (a
+// same chains, sets, counters and rules, and, when the events may have
+// missed a change, as many elements in each set as the copy says
+// (content.go). Another tool's `flush ruleset` (a
 // restart of nftables.service, for one) removes it whole; `nft delete rule`
 // or `nft add rule` change it.
 func (b *Backend) Intact() (bool, error) {
@@ -94,7 +96,14 @@ func (b *Backend) Intact() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("nftables read table: %w", err)
 	}
-	return slices.Equal(sig, b.sig), nil
+	if !slices.Equal(sig, b.sig) {
+		return false, nil
+	}
+	ok, err := b.contentIntact(fd)
+	if err != nil {
+		return false, fmt.Errorf("nftables count elements: %w", err)
+	}
+	return ok, nil
 }
 
 // Restore rebuilds the table from the backend's copy of the lists. When

@@ -155,6 +155,9 @@ type WatchOptions struct {
 	// transaction before its Change is sent; overflow is set when some
 	// were left out (more than maxPending).
 	OnCommit func(evs []TableEvent, overflow bool)
+	// State, when set, is told whether the watcher listens and whether it
+	// lost events (content.go).
+	State *watchState
 }
 
 // maxPending bounds the events kept of one transaction.
@@ -180,9 +183,15 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 	// A bounded wait lets the reader notice the end of ctx.
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000})
 	out := make(chan firewall.Change, 1)
+	if opt.State != nil {
+		opt.State.listening.Store(true)
+	}
 	go func() {
 		defer close(out)
 		defer unix.Close(fd)
+		if opt.State != nil {
+			defer opt.State.listening.Store(false)
+		}
 		self := ownThread
 		if opt.Ours != nil {
 			self = func(tid int) bool { return ownThread(tid) || opt.Ours(tid) }
@@ -195,6 +204,9 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 				continue
 			case errors.Is(err, unix.ENOBUFS):
+				if opt.State != nil {
+					opt.State.lost.Store(true)
+				}
 				w.pending, w.sure, w.overflow = nil, false, false
 				if w.onCommit != nil {
 					w.onCommit(nil, true)
@@ -417,5 +429,5 @@ func (b *Backend) Watch(ctx context.Context) (<-chan firewall.Change, error) {
 			return Sure
 		}
 		return Ignore
-	}, WatchOptions{OnCommit: b.noteDrift})
+	}, WatchOptions{OnCommit: b.noteDrift, State: &b.ws})
 }

@@ -1,0 +1,164 @@
+package nft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"golang.org/x/sys/unix"
+)
+
+// Content checks: the periodic check must notice element drift too, but
+// counting a million elements reads some 100 MB from the kernel. So it is
+// done only when it can matter: the ruleset generation moved since our
+// last transaction (someone committed something) while the watcher was not
+// listening or lost events. Otherwise the events have shown every foreign
+// element change already, and the check costs one small request.
+
+// watchState says whether Watch is listening without loss (content.go):
+// every foreign element change since has been reported.
+type watchState struct {
+	listening atomic.Bool
+	lost      atomic.Bool
+	lastGen   atomic.Uint32 // ruleset generation after our last transaction, or the last verified one
+}
+
+// noteOwnCommit records the generation after a transaction of ours.
+func (b *Backend) noteOwnCommit(fd int) {
+	if gen, err := readGenID(fd, &b.seq); err == nil {
+		b.ws.lastGen.Store(gen)
+	}
+}
+
+// contentIntact reports whether the sets may differ from the copy without
+// a report, and if so counts their elements against it.
+func (b *Backend) contentIntact(fd int) (bool, error) {
+	gen, err := readGenID(fd, &b.seq)
+	if err != nil {
+		return false, err
+	}
+	if gen == b.ws.lastGen.Load() || (b.ws.listening.Load() && !b.ws.lost.Load()) {
+		return true, nil
+	}
+	for _, s := range b.lay.sets {
+		n, err := countElements(fd, &b.seq, s.name)
+		if err != nil {
+			return false, err
+		}
+		if want := b.expectedElements(s); n != want {
+			b.log.Warn("nftables: a set does not hold the elements applied", "set", s.name, "elements", n, "expected", want)
+			return false, nil
+		}
+	}
+	b.ws.lastGen.Store(gen)
+	b.ws.lost.Store(false)
+	return true, nil
+}
+
+// expectedElements is how many kernel elements s holds for the copy: one
+// per single address in a hash set, a start and an end per range in an
+// interval set (no end for a range reaching the top of the family).
+func (b *Backend) expectedElements(s setDef) int {
+	from := b.block
+	if s.part == partAll {
+		from = b.allow
+	}
+	n := 0
+	if s.part == partSingles {
+		for _, src := range []ipnet.Set{b.block, b.moved} {
+			if s.v6 {
+				for _, r := range src.V6 {
+					if r.Lo == r.Hi {
+						n++
+					}
+				}
+			} else {
+				for _, r := range src.V4 {
+					if r.Lo == r.Hi {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	if s.v6 {
+		for _, r := range from.V6 {
+			if s.part.takes(r.Lo == r.Hi) {
+				n += 2
+				if r.Hi == max128 {
+					n--
+				}
+			}
+		}
+		return n
+	}
+	for _, r := range from.V4 {
+		if s.part.takes(r.Lo == r.Hi) {
+			n += 2
+			if r.Hi == ^uint32(0) {
+				n--
+			}
+		}
+	}
+	return n
+}
+
+// countElements dumps a set's elements and counts them without keeping
+// them.
+func countElements(fd int, seq *uint32, set string) (int, error) {
+	b := &batch{msgOff: -1, seq: *seq, cur: make([]byte, 0, 256)}
+	b.nft(unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, "list elements of "+set)
+	b.str(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
+	b.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+	b.end()
+	*seq = b.seq + 1
+	want := b.seq
+	if err := unix.Sendto(fd, b.cur, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, fmt.Errorf("list elements of %s: %w", set, err)
+	}
+	buf := make([]byte, 256<<10)
+	n := 0
+	for {
+		m, _, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("list elements of %s: %w", set, err)
+		}
+		for off := 0; off+unix.NLMSG_HDRLEN <= m; {
+			l := int(binary.NativeEndian.Uint32(buf[off:]))
+			if l < unix.NLMSG_HDRLEN || off+l > m {
+				return 0, fmt.Errorf("list elements of %s: malformed reply", set)
+			}
+			typ := binary.NativeEndian.Uint16(buf[off+4:])
+			fl := binary.NativeEndian.Uint16(buf[off+6:])
+			sq := binary.NativeEndian.Uint32(buf[off+8:])
+			msg := buf[off:min(off+l, m)]
+			off += (l + 3) &^ 3
+			if sq != want {
+				continue
+			}
+			if fl&unix.NLM_F_DUMP_INTR != 0 {
+				return 0, errDumpInterrupted
+			}
+			switch typ {
+			case unix.NLMSG_DONE:
+				return n, nil
+			case unix.NLMSG_ERROR:
+				if len(msg) >= unix.NLMSG_HDRLEN+4 {
+					if code := int32(binary.NativeEndian.Uint32(msg[unix.NLMSG_HDRLEN:])); code != 0 {
+						return 0, &KernelError{Op: "list elements of " + set, Errno: unix.Errno(-code)}
+					}
+				}
+				return n, nil
+			}
+			if len(msg) >= unix.NLMSG_HDRLEN+4 {
+				eachAttr(parseAttrs(msg[unix.NLMSG_HDRLEN+4:])[unix.NFTA_SET_ELEM_LIST_ELEMENTS], func(uint16, []byte) { n++ })
+			}
+		}
+	}
+}
