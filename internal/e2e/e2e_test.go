@@ -539,7 +539,7 @@ func TestSystemd(t *testing.T) {
 	// A peer namespace joined to the container by a veth pair floods from a
 	// listed address while the service restarts and upgrades: a restart
 	// keeps the table and the new process adopts it, so nothing gets in.
-	var flood func(what string, during func())
+	var flood func(what string, during func()) (through int64)
 	tm.step("flood lab: a peer namespace and a listed source", func() {
 		fwAddr, good, bad := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.77")
 		cns := testnet.Attach(t, "e2ec", c.leader)
@@ -565,7 +565,7 @@ func TestSystemd(t *testing.T) {
 		if passes(bad) {
 			t.Fatal("the listed source gets through before the flood")
 		}
-		flood = func(what string, during func()) {
+		flood = func(what string, during func()) int64 {
 			before := sink.CountFrom(bad)
 			stop := testnet.Flood(peer.DialUDP(bad, sink.Addr()))
 			time.Sleep(200 * time.Millisecond)
@@ -576,23 +576,46 @@ func TestSystemd(t *testing.T) {
 			sent := stop()
 			through := sink.CountFrom(bad) - before
 			t.Logf("%s under a flood (%v): %d of %d probes from the listed source got through", what, took.Round(time.Millisecond), through, sent)
-			if through != 0 {
-				t.Errorf("%s: %d probes from the listed source got through", what, through)
-			}
 			if !passes(good) {
 				t.Errorf("%s: the unlisted source no longer gets through", what)
 			}
+			return through
 		}
 	})
 
 	tm.step("systemctl restart under a flood lets no probe through", func() {
 		for i := range 3 {
-			flood(fmt.Sprintf("systemctl restart #%d", i+1), func() { c.must("systemctl", "restart", "sikkerguard") })
+			what := fmt.Sprintf("systemctl restart #%d", i+1)
+			if n := flood(what, func() { c.must("systemctl", "restart", "sikkerguard") }); n != 0 {
+				t.Errorf("%s: %d probes from the listed source got through", what, n)
+			}
+		}
+	})
+
+	tm.step("nft flush ruleset is undone by the sandboxed daemon", func() {
+		var back time.Duration
+		flood("nft flush ruleset", func() {
+			start := time.Now()
+			c.must("nft", "flush", "ruleset")
+			if !waitFor(2*time.Second, func() bool {
+				_, err := c.run("nft", "list", "set", "inet", "sikkerguard", "blockhost4")
+				return err == nil
+			}) {
+				t.Fatal("the table is not back 2 s after nft flush ruleset")
+			}
+			back = time.Since(start)
+		})
+		t.Logf("table back %v after nft flush ruleset started (polled through nsenter)", back.Round(time.Millisecond))
+		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat", "-n", "50")
+		if !regexp.MustCompile(`RulesRestored.*by="?nft \(pid \d+\)`).MatchString(j) {
+			t.Errorf("the journal does not name nft as the cause of the restore:\n%s", tail([]byte(j), 2000))
 		}
 	})
 
 	tm.step("upgrade to a newer .deb under a flood lets no probe through", func() {
-		flood("dpkg -i (upgrade)", func() { c.must("dpkg", "-i", "/root/sikkerguard-newer.deb") })
+		if n := flood("dpkg -i (upgrade)", func() { c.must("dpkg", "-i", "/root/sikkerguard-newer.deb") }); n != 0 {
+			t.Errorf("upgrade: %d probes from the listed source got through", n)
+		}
 		if st, _ := c.run("systemctl", "is-active", "sikkerguard"); st != "active" {
 			t.Errorf("after the upgrade sikkerguard is %q", st)
 		}
