@@ -1,9 +1,6 @@
 package nft
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
@@ -109,56 +106,12 @@ func (b *Backend) expectedElements(s setDef) int {
 // countElements dumps a set's elements and counts them without keeping
 // them.
 func countElements(fd int, seq *uint32, set string) (int, error) {
-	b := &batch{msgOff: -1, seq: *seq, cur: make([]byte, 0, 256)}
-	b.nft(unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, "list elements of "+set)
-	b.str(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
-	b.str(unix.NFTA_SET_ELEM_LIST_SET, set)
-	b.end()
-	*seq = b.seq + 1
-	want := b.seq
-	if err := unix.Sendto(fd, b.cur, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return 0, fmt.Errorf("list elements of %s: %w", set, err)
-	}
-	buf := make([]byte, 256<<10)
 	n := 0
-	for {
-		m, _, err := unix.Recvfrom(fd, buf, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("list elements of %s: %w", set, err)
-		}
-		for off := 0; off+unix.NLMSG_HDRLEN <= m; {
-			l := int(binary.NativeEndian.Uint32(buf[off:]))
-			if l < unix.NLMSG_HDRLEN || off+l > m {
-				return 0, fmt.Errorf("list elements of %s: malformed reply", set)
-			}
-			typ := binary.NativeEndian.Uint16(buf[off+4:])
-			fl := binary.NativeEndian.Uint16(buf[off+6:])
-			sq := binary.NativeEndian.Uint32(buf[off+8:])
-			msg := buf[off:min(off+l, m)]
-			off += (l + 3) &^ 3
-			if sq != want {
-				continue
-			}
-			if fl&unix.NLM_F_DUMP_INTR != 0 {
-				return 0, errDumpInterrupted
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return n, nil
-			case unix.NLMSG_ERROR:
-				if len(msg) >= unix.NLMSG_HDRLEN+4 {
-					if code := int32(binary.NativeEndian.Uint32(msg[unix.NLMSG_HDRLEN:])); code != 0 {
-						return 0, &KernelError{Op: "list elements of " + set, Errno: unix.Errno(-code)}
-					}
-				}
-				return n, nil
-			}
-			if len(msg) >= unix.NLMSG_HDRLEN+4 {
-				eachAttr(parseAttrs(msg[unix.NLMSG_HDRLEN+4:])[unix.NFTA_SET_ELEM_LIST_ELEMENTS], func(uint16, []byte) { n++ })
-			}
-		}
-	}
+	err := requestEach(fd, seq, unix.NFT_MSG_GETSETELEM, unix.NLM_F_DUMP, "list elements of "+set, func(b *batch) {
+		b.str(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
+		b.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+	}, func(m []byte) {
+		eachAttr(parseAttrs(m)[unix.NFTA_SET_ELEM_LIST_ELEMENTS], func(uint16, []byte) { n++ })
+	})
+	return n, err
 }
