@@ -136,10 +136,11 @@ func (d *Daemon) onChange(ctx context.Context, c firewall.Change) {
 
 // wantRestore restores at once, or when the guard allows.
 func (d *Daemon) wantRestore(c firewall.Change) {
-	if d.pendingRestore != nil {
-		c.What = d.pendingRestore.What + "; " + c.What
+	if p := d.pendingRestore; p != nil {
+		// One restore undoes both; the latest change names it.
+		c.Sure = c.Sure || p.Sure
 		if c.PID == 0 {
-			c.PID, c.Comm = d.pendingRestore.PID, d.pendingRestore.Comm
+			c.PID, c.Comm = p.PID, p.Comm
 		}
 	}
 	now := d.o.Now()

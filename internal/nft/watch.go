@@ -328,15 +328,20 @@ func (w *watcher) emit(c firewall.Change) {
 	}
 }
 
+// mergeChanges keeps the latest change's process and words, and the
+// flags of both; a reader that lags behind a flood of changes must not see
+// the text grow without bound.
 func mergeChanges(a, b firewall.Change) firewall.Change {
 	m := b
 	m.Lost = a.Lost || b.Lost
 	m.Sure = a.Sure || b.Sure
-	if a.What != b.What {
-		m.What = a.What + "; " + b.What
+	if a.What != b.What && !strings.HasSuffix(m.What, moreChanges) {
+		m.What += moreChanges
 	}
 	return m
 }
+
+const moreChanges = " (and earlier changes)"
 
 // elementKeys returns the keys of an NFTA_SET_ELEM_LIST_ELEMENTS list, and
 // whether any element carries flags (an interval set's start or end).
