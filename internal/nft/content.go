@@ -36,7 +36,14 @@ func (b *Backend) contentIntact(fd int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if gen == b.ws.lastGen.Load() || (b.ws.listening.Load() && !b.ws.lost.Load()) {
+	if gen == b.ws.lastGen.Load() {
+		// Nothing was committed since our last transaction, so events lost
+		// meanwhile were our own (a big load overruns the watcher).
+		b.ws.lost.Store(false)
+		b.takeDrift()
+		return true, nil
+	}
+	if b.ws.listening.Load() && !b.ws.lost.Load() {
 		return true, nil
 	}
 	for _, s := range b.lay.sets {
