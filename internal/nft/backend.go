@@ -82,6 +82,7 @@ func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Backend{log: log, cfg: cfg, lay: newLayout(cfg), seq: uint32(time.Now().Unix())}
+	b.ws.fd = -1
 	for _, o := range opts {
 		o(b)
 	}
@@ -359,14 +360,13 @@ func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 	if sendHook != nil {
 		sendHook(op, false)
 	}
+	gen0, paused := b.pauseWatch(fd)
 	err := send(fd, bt)
+	b.seq = bt.seq + 1
+	b.resumeWatch(fd, gen0, paused, err == nil)
 	if sendHook != nil {
 		sendHook(op, true)
 	}
-	if err == nil {
-		b.noteOwnCommit(fd)
-	}
-	b.seq = bt.seq + 1
 	b.log.Debug("nftables transaction", "op", op, "bytes", size, "messages", len(bt.msgs), "took", time.Since(start), "err", err)
 	bt.chunks = nil
 	if size > 8<<20 {

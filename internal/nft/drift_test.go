@@ -99,6 +99,9 @@ var reHandle = regexp.MustCompile(`# handle (\d+)$`)
 func TestRestoreAfterForeignChanges(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{})
+	if debugDrift {
+		b.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	block := randomList(3, 10_000, "192.0.2.48/28", "192.0.2.77/32")
 	if err := b.Apply(block, set("192.0.2.55/32")); err != nil {
 		t.Fatal(err)

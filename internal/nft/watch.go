@@ -183,14 +183,24 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 	// A bounded wait lets the reader notice the end of ctx.
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000})
 	out := make(chan firewall.Change, 1)
-	if opt.State != nil {
-		opt.State.listening.Store(true)
+	if st := opt.State; st != nil {
+		st.mu.Lock()
+		st.fd = fd
+		st.mu.Unlock()
+		st.listening.Store(true)
 	}
 	go func() {
 		defer close(out)
-		defer unix.Close(fd)
-		if opt.State != nil {
-			defer opt.State.listening.Store(false)
+		if st := opt.State; st != nil {
+			defer func() {
+				st.listening.Store(false)
+				st.mu.Lock() // not while a transaction of ours has the group left
+				st.fd = -1
+				unix.Close(fd)
+				st.mu.Unlock()
+			}()
+		} else {
+			defer unix.Close(fd)
 		}
 		self := ownThread
 		if opt.Ours != nil {
@@ -199,6 +209,9 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 		w := watcher{self: self, match: match, out: out, onCommit: opt.OnCommit}
 		buf := make([]byte, 256<<10)
 		for ctx.Err() == nil {
+			if opt.State != nil && opt.State.kick.Swap(false) {
+				w.emit(firewall.Change{What: "a change may have been missed around a transaction of ours", Lost: true})
+			}
 			n, _, err := unix.Recvfrom(fd, buf, 0)
 			switch {
 			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
