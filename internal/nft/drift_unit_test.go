@@ -48,3 +48,19 @@ func TestNoteDrift(t *testing.T) {
 		t.Error("lost events: not sent down the full path")
 	}
 }
+
+func TestTableEventString(t *testing.T) {
+	for _, tc := range []struct {
+		e    TableEvent
+		want string
+	}{
+		{TableEvent{Family: unix.NFPROTO_INET, Table: TableName, Msg: unix.NFT_MSG_DELTABLE}, "table inet sikkerguard deleted"},
+		{TableEvent{Family: unix.NFPROTO_IPV4, Table: "filter", Msg: unix.NFT_MSG_DELRULE, Name: "INPUT"}, "rule deleted from chain INPUT of ip filter"},
+		{TableEvent{Family: unix.NFPROTO_INET, Table: TableName, Msg: unix.NFT_MSG_NEWSETELEM, Name: SetHosts4}, "elements added to set blockhost4 of inet sikkerguard"},
+		{TableEvent{Family: unix.NFPROTO_IPV6, Table: "filter", Msg: 99}, "message 99 for ip6 filter"},
+	} {
+		if got := tc.e.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
+		}
+	}
+}

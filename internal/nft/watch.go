@@ -90,35 +90,35 @@ const (
 	nftMsgDestroyObj     = 31
 )
 
+// eventText says what an event did: %[1]s is the object's name, %[2]s
+// its table ("inet sikkerguard").
+var eventText = map[int]string{
+	unix.NFT_MSG_NEWTABLE:   "table %[2]s changed",
+	unix.NFT_MSG_DELTABLE:   "table %[2]s deleted",
+	nftMsgDestroyTable:      "table %[2]s deleted",
+	unix.NFT_MSG_NEWCHAIN:   "chain %[1]s added or changed in %[2]s",
+	unix.NFT_MSG_DELCHAIN:   "chain %[1]s deleted from %[2]s",
+	nftMsgDestroyChain:      "chain %[1]s deleted from %[2]s",
+	unix.NFT_MSG_NEWRULE:    "rule added to chain %[1]s of %[2]s",
+	unix.NFT_MSG_DELRULE:    "rule deleted from chain %[1]s of %[2]s",
+	nftMsgDestroyRule:       "rule deleted from chain %[1]s of %[2]s",
+	unix.NFT_MSG_NEWSET:     "set %[1]s added or changed in %[2]s",
+	unix.NFT_MSG_DELSET:     "set %[1]s deleted from %[2]s",
+	nftMsgDestroySet:        "set %[1]s deleted from %[2]s",
+	unix.NFT_MSG_NEWSETELEM: "elements added to set %[1]s of %[2]s",
+	unix.NFT_MSG_DELSETELEM: "elements deleted from set %[1]s of %[2]s",
+	nftMsgDestroySetElem:    "elements deleted from set %[1]s of %[2]s",
+	unix.NFT_MSG_NEWOBJ:     "object %[1]s added or changed in %[2]s",
+	unix.NFT_MSG_DELOBJ:     "object %[1]s deleted from %[2]s",
+	nftMsgDestroyObj:        "object %[1]s deleted from %[2]s",
+}
+
 func (e TableEvent) String() string {
-	fam := familyName(e.Family)
-	switch e.Msg {
-	case unix.NFT_MSG_NEWTABLE:
-		return "table " + fam + " " + e.Table + " changed"
-	case unix.NFT_MSG_DELTABLE, nftMsgDestroyTable:
-		return "table " + fam + " " + e.Table + " deleted"
-	case unix.NFT_MSG_NEWCHAIN:
-		return "chain " + e.Name + " added or changed in " + fam + " " + e.Table
-	case unix.NFT_MSG_DELCHAIN, nftMsgDestroyChain:
-		return "chain " + e.Name + " deleted from " + fam + " " + e.Table
-	case unix.NFT_MSG_NEWRULE:
-		return "rule added to chain " + e.Name + " of " + fam + " " + e.Table
-	case unix.NFT_MSG_DELRULE, nftMsgDestroyRule:
-		return "rule deleted from chain " + e.Name + " of " + fam + " " + e.Table
-	case unix.NFT_MSG_NEWSET:
-		return "set " + e.Name + " added or changed in " + fam + " " + e.Table
-	case unix.NFT_MSG_DELSET, nftMsgDestroySet:
-		return "set " + e.Name + " deleted from " + fam + " " + e.Table
-	case unix.NFT_MSG_NEWSETELEM:
-		return "elements added to set " + e.Name + " of " + fam + " " + e.Table
-	case unix.NFT_MSG_DELSETELEM, nftMsgDestroySetElem:
-		return "elements deleted from set " + e.Name + " of " + fam + " " + e.Table
-	case unix.NFT_MSG_NEWOBJ:
-		return "object " + e.Name + " added or changed in " + fam + " " + e.Table
-	case unix.NFT_MSG_DELOBJ, nftMsgDestroyObj:
-		return "object " + e.Name + " deleted from " + fam + " " + e.Table
+	table := familyName(e.Family) + " " + e.Table
+	if f, ok := eventText[e.Msg]; ok {
+		return fmt.Sprintf(f, e.Name, table)
 	}
-	return fmt.Sprintf("message %d for %s %s", e.Msg, fam, e.Table)
+	return fmt.Sprintf("message %d for %s", e.Msg, table)
 }
 
 func familyName(f uint8) string {
