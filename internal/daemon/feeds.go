@@ -98,10 +98,10 @@ func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSo
 			MinSeverity:     s.API.MinSeverity,
 			Limits:          lim,
 			UserAgent:       version.UserAgent(),
-			Logger:          log.With("feed", SikkerFeedName),
+			Logger:          log, // the feed adds feed= itself
 		})
 	case s.Feed.URL != "":
-		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
+		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log})
 	default:
 		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File, Limits: lim})
 	}
