@@ -36,6 +36,8 @@ type fakeFirewall struct {
 	removed bool
 	fail    error
 	stuck   chan struct{}
+	// inStuck, when set, is closed as an Apply starts waiting on stuck.
+	inStuck chan struct{}
 	// last is what the last Apply gave, which Restore puts back; changes,
 	// when set, is what Watch returns.
 	last, lastAllow ipnet.Set
@@ -45,9 +47,15 @@ type fakeFirewall struct {
 
 func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
 	f.mu.Lock()
-	stuck, fail := f.stuck, f.fail
+	stuck, fail, in := f.stuck, f.fail, f.inStuck
+	if stuck != nil {
+		f.inStuck = nil
+	}
 	f.mu.Unlock()
 	if stuck != nil {
+		if in != nil {
+			close(in)
+		}
 		<-stuck
 	}
 	if fail != nil {
@@ -363,13 +371,17 @@ func TestWatchdogPingsStopWhenTheLoopIsStuck(t *testing.T) {
 	l.note.waitCount(t, "WATCHDOG=1", 3)
 
 	// Make the next apply hang: the main loop blocks in it.
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{})
 	l.fw.mu.Lock()
-	l.fw.stuck = release
+	l.fw.stuck, l.fw.inStuck = release, entered
 	l.fw.mu.Unlock()
 	grown, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.9\n"))
 	l.srv.SetEntries(grown)
-	waitFor(t, "the stuck apply", func() bool { return l.srv.RequestCount("/v1/key/blacklist") >= 2 })
+	select {
+	case <-entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the main loop never reached the stuck apply")
+	}
 	time.Sleep(50 * time.Millisecond) // let a ping in flight land
 	count := func() int {
 		n := 0

@@ -242,9 +242,8 @@ func TestRestoresRulesRemovedByAnotherProgram(t *testing.T) {
 	if l.fw.count() != applies {
 		t.Error("restored through a new apply instead of the backend's copy")
 	}
-	if !strings.Contains(l.logs.String(), "RulesRestored") {
-		t.Error("no log line about the restore")
-	}
+	// The log line follows the restore; wait for it rather than race it.
+	waitFor(t, "the log line about the restore", func() bool { return strings.Contains(l.logs.String(), "RulesRestored") })
 	l.fw.mu.Lock()
 	defer l.fw.mu.Unlock()
 	if builds != 1 || l.fw.restores != 1 {
