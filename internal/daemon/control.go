@@ -82,7 +82,13 @@ func (d *Daemon) Status() dbusapi.Status {
 	d.mu.Lock()
 	st, sets, mon := d.status, d.feedSets, d.monForHealth
 	d.mu.Unlock()
-	if mon == nil || len(st.Feeds) == 0 {
+	if mon == nil {
+		return st
+	}
+	// The reporter keeps its last answered report in its spool, so this
+	// survives restarts.
+	st.LastReport = mon.Stats().LastReport
+	if len(st.Feeds) == 0 {
 		return st
 	}
 	drops := feedDrops(sets, mon.EachSource)
