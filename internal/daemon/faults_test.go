@@ -8,11 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
@@ -82,6 +84,27 @@ func TestFaultsKeepTheCurrentList(t *testing.T) {
 					t.Errorf("pulled %d more times before Retry-After", got-n)
 				}
 			}
+			if tc.fault.Mode == mock.Fault401 {
+				// A rejected key is not asked again for an hour: feed
+				// failed, named in STATUS=; a pull on request recovers.
+				n := l.srv.RequestCount("/v1/key/blacklist")
+				time.Sleep(300 * time.Millisecond)
+				if got := l.srv.RequestCount("/v1/key/blacklist"); got != n {
+					t.Errorf("a rejected key was asked %d more times within three pull intervals", got-n)
+				}
+				if st := d.Status(); len(st.Feeds) != 1 || st.Feeds[0].State != dbusapi.FeedFailed {
+					t.Errorf("feeds after a 401: %+v", st.Feeds)
+				}
+				if !slices.ContainsFunc(l.note.all(), func(m string) bool {
+					return strings.HasPrefix(m, "STATUS=degraded") && strings.Contains(m, "feed sikkerapi failed: the API refused the key")
+				}) {
+					t.Errorf("no STATUS= naming the refused key: %q", l.note.all())
+				}
+				l.srv.ClearFault()
+				if err := d.Pull(context.Background(), "sikkerapi"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// Recovery: the next good pull clears the degraded state.
 			if tc.fault.Mode != mock.Fault429 {
 				l.srv.ClearFault()
@@ -99,7 +122,26 @@ func TestProtectsFromTheLastGoodListBeforeTheFirstPull(t *testing.T) {
 	l.note.waitCount(t, "READY=1", 1)
 	stop()
 
-	// The API is down at the next start: the cached list is enforced at once.
+	// Five restarts within the pull interval: the cached list is enforced
+	// and nothing is pulled.
+	for i := range 5 {
+		l.fw = &fakeFirewall{}
+		l.note = listenNotify(t)
+		_, stop := l.start(nil)
+		l.note.waitCount(t, "READY=1", 1)
+		if !l.fw.blocks("203.0.113.7") {
+			t.Errorf("restart %d: the last good list was not applied", i+1)
+		}
+		stop()
+	}
+	if n := l.srv.RequestCount("/v1/key/blacklist"); n != 1 {
+		t.Errorf("five restarts within the pull interval made %d pulls in all, want the first one", n)
+	}
+
+	// Once the list is older than the interval, a start pulls; the API is
+	// down: the cached list is enforced at once, and the state says why.
+	l.cfg.API.PullInterval = 50 * time.Millisecond
+	time.Sleep(60 * time.Millisecond)
 	l.srv.SetFault(mock.Fault{Mode: mock.Fault500})
 	l.fw = &fakeFirewall{}
 	l.note = listenNotify(t)

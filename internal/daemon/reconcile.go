@@ -17,8 +17,15 @@ func (d *Daemon) inputs() Inputs {
 	for _, f := range d.feeds {
 		in.Feeds = append(in.Feeds, FeedInput{Name: f.name, Accepted: f.inUse, Candidate: f.pending, MayBeEmpty: f.mayBeEmpty})
 	}
+	if m, ok := d.manualInput(); ok {
+		in.Feeds = append(in.Feeds, m) // always last: see isManual
+	}
 	return in
 }
+
+// isManual reports whether verdict i of a decision on d.inputs() is the
+// manual entries'.
+func (d *Daemon) isManual(i int) bool { return i >= len(d.feeds) }
 
 // reconcile decides what to enforce from the feeds' lists and the
 // never-block list, and applies it if it differs from what the kernel
@@ -26,7 +33,13 @@ func (d *Daemon) inputs() Inputs {
 // become their feeds' last good lists only once they are in force.
 func (d *Daemon) reconcile(ctx context.Context) {
 	dec, err := Decide(d.inputs())
+	d.manualRefused = nil
 	for i, v := range dec.Feeds {
+		if v.Refused != nil && d.isManual(i) {
+			d.manualRefused = v.Refused
+			d.log.Warn("list rejected", "feed", v.Name, "err", v.Refused)
+			continue
+		}
 		if v.Refused != nil {
 			f := d.feeds[i]
 			f.problem, f.pending = v.Refused.Error(), nil
@@ -99,12 +112,19 @@ func (d *Daemon) reconcile(ctx context.Context) {
 // accept makes the decision's accepted candidates their feeds' lists in
 // force and their last good lists on disk.
 func (d *Daemon) accept(dec Decision) {
-	srcs := make([]*feed.CachedSource, len(d.feeds))
+	srcs := make([]*feed.CachedSource, len(dec.Feeds)) // none for the manual entries: saved by changeManual
 	for i, f := range d.feeds {
 		srcs[i] = f.src
 	}
 	commitAccepted(dec, srcs, d.log)
 	for i, v := range dec.Feeds {
+		if d.isManual(i) {
+			if v.Accepted {
+				d.manualInUse = v.InUse
+			}
+			d.manualPending = nil
+			continue
+		}
 		f := d.feeds[i]
 		if v.Accepted {
 			f.inUse = v.InUse
@@ -117,6 +137,7 @@ func (d *Daemon) dropPending() {
 	for _, f := range d.feeds {
 		f.pending = nil
 	}
+	d.manualPending = nil
 }
 
 // setApplied records what the kernel holds now.
