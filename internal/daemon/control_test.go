@@ -91,6 +91,9 @@ func TestControlWhitelistOpensAtOnceAndPersists(t *testing.T) {
 	if err := c.WhitelistAdd(ctx, "203.0.113.9"); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.WhitelistAdd(ctx, "203.0.113.9/32"); !errors.Is(err, dbusapi.ErrExists) || !strings.Contains(err.Error(), "already whitelisted") {
+		t.Errorf("second WhitelistAdd = %v, want Exists", err)
+	}
 	// The call returns once the change is in the firewall.
 	if l.fw.blocks("203.0.113.9") || !l.fw.blocks("203.0.113.10") {
 		t.Error("WhitelistAdd did not open exactly that address at once")

@@ -17,7 +17,9 @@ import (
 // them (file:line: field: problem).
 type ConfigError struct{ Err error }
 
-func (e *ConfigError) Error() string { return "configuration refused; keeping the running one:\n" + e.Err.Error() }
+func (e *ConfigError) Error() string {
+	return "configuration refused; keeping the running one:\n" + e.Err.Error()
+}
 func (e *ConfigError) Unwrap() []error { return []error{e.Err, dbusapi.ErrInvalidConfig} }
 
 // reload re-reads configuration and key, rebuilds what depends on them
