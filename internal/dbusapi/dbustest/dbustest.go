@@ -199,6 +199,13 @@ func (f *Fake) Calls() []string {
 	return slices.Clone(f.calls)
 }
 
+// SetStatus replaces the status the fake reports.
+func (f *Fake) SetStatus(st dbusapi.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status = st
+}
+
 // SetReloadErr makes the next Reload calls fail with err.
 func (f *Fake) SetReloadErr(err error) {
 	f.mu.Lock()
