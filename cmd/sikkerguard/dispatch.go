@@ -40,6 +40,9 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 			fmt.Fprintf(stderr, "warning: %v; the SikkerAPI feed stays off until a key is set\n", keyErr)
 		}
 		fmt.Fprintln(stdout, "config OK")
+		if o.online {
+			return checkOnline(ctx, cfg, key, stdout)
+		}
 		return exitOK
 	}
 

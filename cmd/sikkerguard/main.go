@@ -34,6 +34,7 @@ type options struct {
 	configPath    string
 	configDefault bool // the path was not given, so a missing file means defaults
 	checkConfig   bool
+	online        bool // with -t: also check the key and feed URLs once
 	once          bool
 	dryRun        bool
 	cleanup       bool
@@ -57,12 +58,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.configPath, "config", defaultConfigPath, "config file `PATH`")
 	fs.BoolVar(&o.checkConfig, "t", false, "validate the config and API key presence, then exit")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the config and API key presence, then exit")
+	fs.BoolVar(&o.online, "online", false, "with -t: also check the API key and every feed URL once")
 	fs.BoolVar(&o.once, "once", false, "pull every feed, check, apply once and exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "fetch and log what would be blocked; never touch the firewall")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "remove everything sikkerguard put in the kernel and exit")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sikkerguard [-c PATH] [-t | --once | --cleanup | --version] [--dry-run]\n\n")
+		fmt.Fprintf(stderr, "Usage: sikkerguard [-c PATH] [-t [--online] | --once | --cleanup | --version] [--dry-run]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if modes > 1 {
 		return o, errors.New("-t, --once, --cleanup and --version exclude each other")
+	}
+	if o.online && !o.checkConfig {
+		return o, errors.New("--online goes with -t")
 	}
 	if o.dryRun && o.cleanup {
 		return o, errors.New("--dry-run and --cleanup exclude each other")
