@@ -168,6 +168,12 @@ func (d *Daemon) Block(p netip.Prefix, dur time.Duration, comment string) error 
 			err = fmt.Errorf("%s is never blocked: %s: %w", e.Prefix.Addr(), reason, dbusapi.ErrInvalidArgs)
 			return
 		}
+		if d.cfg.Safety.StripPrivate && !ipnet.IsGlobal(e.Prefix.Addr()) {
+			// It would be stripped from the plan like any feed's entry:
+			// accepting it would claim a block that is not there.
+			err = fmt.Errorf("%s is not a global address and safety.strip_private is on: %w", e.Prefix, dbusapi.ErrInvalidArgs)
+			return
+		}
 		now := d.o.Now()
 		e.Added = now
 		if dur > 0 {

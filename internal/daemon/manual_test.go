@@ -195,3 +195,48 @@ func TestStatusShowsTheQuota(t *testing.T) {
 		return q != nil && q.Used == 2 && q.Limit == 100 && q.Remaining == 98
 	})
 }
+
+// With safety.strip_private a manual block of a non-global address would
+// be stripped from the plan: it is refused instead of claimed.
+func TestManualBlockOfAPrivateAddressIsRefused(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	l.cfg.Safety.StripPrivate = true
+	d, _ := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	err := d.Block(mustPrefix(t, "10.1.2.3/32"), 0, "")
+	if !errors.Is(err, dbusapi.ErrInvalidArgs) || !strings.Contains(err.Error(), "strip_private") {
+		t.Fatalf("Block(10.1.2.3) = %v", err)
+	}
+}
+
+// After a restart with a fresh cache nothing is pulled, yet a wrong key
+// shows at once: /v1/key/status refuses it and the feed is failed.
+func TestAWrongKeyShowsAtStartWithoutAPull(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	_, stop := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	stop()
+	pulls := l.srv.RequestCount("/v1/key/blacklist")
+	l.fw = &fakeFirewall{}
+	l.note = listenNotify(t)
+	d, _ := l.start(func(o *Options) { o.Key = config.NewSecret("sk_test_wrong_0000000000000") })
+	l.note.waitCount(t, "READY=1", 1)
+	waitFor(t, "the failed feed", func() bool {
+		st := d.Status()
+		return st.State == dbusapi.StateDegraded && len(st.Feeds) == 1 && st.Feeds[0].State == dbusapi.FeedFailed
+	})
+	if !l.fw.blocks("203.0.113.7") {
+		t.Error("the last good list is not in force")
+	}
+	if n := l.srv.RequestCount("/v1/key/blacklist"); n != pulls {
+		t.Errorf("%d pulls after a restart with a fresh list", n-pulls)
+	}
+	waitFor(t, "STATUS= naming the key", func() bool {
+		for _, m := range l.note.all() {
+			if strings.HasPrefix(m, "STATUS=degraded") && strings.Contains(m, "feed sikkerapi failed: the API refused the key") {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -92,6 +92,12 @@ func (d *Daemon) startKeyStatus(ctx context.Context) {
 	}
 	go func() {
 		st, err := status(ctx)
+		if authFailure(err) {
+			// A wrong key shows at once, not at the next scheduled pull,
+			// which may be a day away after a restart.
+			d.do(ctx, func() { d.keyRefused(err) })
+			return
+		}
 		if err != nil {
 			d.log.Warn("cannot read the key's quota", "err", err)
 			return
@@ -114,4 +120,18 @@ func (d *Daemon) startKeyStatus(ctx context.Context) {
 func nextMidnightUTC(now time.Time) time.Time {
 	y, m, dd := now.UTC().Date()
 	return time.Date(y, m, dd+1, 0, 0, 0, 0, time.UTC)
+}
+
+// keyRefused marks the SikkerAPI feed failed after /v1/key/status refused
+// the key; its last good list stays in force and its schedule is kept.
+func (d *Daemon) keyRefused(err error) {
+	for _, f := range d.feeds {
+		if f.name == SikkerFeedName && f.problem == "" {
+			f.problem, f.failed = "the API refused the key: "+err.Error(), true
+			d.log.Warn("feed failed; its last good list stays in force", "feed", f.name, "err", err, "state", f.state())
+		}
+	}
+	d.updateState()
+	d.publish()
+	d.notify(d.statusLine())
 }
