@@ -31,15 +31,16 @@ type safetyLab struct {
 // over /etc/resolv.conf for the binary.
 func newSafetyLab(t *testing.T, list, safetyExtra string) *safetyLab {
 	testnet.RequireRoot(t)
-	l := &onceLab{t: t, bin: buildBinary(t), firewall: nftFirewall}
-	l.host = testnet.New(t, "sh")
-	l.peer = testnet.New(t, "sp")
-	testnet.Veth(t, l.host, "eth0", []netip.Prefix{netip.PrefixFrom(hostAddr, 24)},
-		l.peer, "eth0", []netip.Prefix{netip.PrefixFrom(gatewayAddr, 24)})
-	l.peer.AddAddr("eth0", netip.PrefixFrom(resolverAddr, 24), netip.PrefixFrom(attackerAddr, 24),
-		netip.PrefixFrom(friendAddr, 24), netip.PrefixFrom(apiAddr, 24), netip.PrefixFrom(runtimeAddr, 24))
+	l := &onceLab{probes: probes{t: t}, bin: buildBinary(t), firewall: nftFirewall}
+	var peer []netip.Prefix
+	for _, a := range []netip.Addr{gatewayAddr, resolverAddr, attackerAddr, friendAddr, apiAddr, runtimeAddr} {
+		peer = append(peer, netip.PrefixFrom(a, 24))
+	}
+	l.lab = testnet.NewLab(t, "os", testnet.Link{HostIf: "eth0", PeerIf: "eth0",
+		Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)}, Peer: peer})
+	l.host = l.lab.Host
 	l.host.MustRun("ip", "route", "add", "default", "via", gatewayAddr.String())
-	l.peer.MustRun("sysctl", "-qw", "net.ipv4.ip_forward=1")
+	l.lab.Peer.MustRun("sysctl", "-qw", "net.ipv4.ip_forward=1")
 
 	resolvDir := filepath.Join("/etc/netns", l.host.Name)
 	if err := os.MkdirAll(resolvDir, 0o755); err != nil {
@@ -57,7 +58,7 @@ func newSafetyLab(t *testing.T, list, safetyExtra string) *safetyLab {
 	if l.srv, err = mock.New(mock.Options{Key: testKey, Entries: entries}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.peer.Do(func() error { return l.srv.Start(netip.AddrPortFrom(apiAddr, 8080).String()) }); err != nil {
+	if err := l.lab.Peer.Do(func() error { return l.srv.Start(netip.AddrPortFrom(apiAddr, 8080).String()) }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.srv.Close() })
@@ -74,8 +75,6 @@ func newSafetyLab(t *testing.T, list, safetyExtra string) *safetyLab {
 	}
 	sl := &safetyLab{l}
 	sl.writeSafety(safetyExtra)
-	l.sink = l.host.ListenUDP(netip.AddrPortFrom(hostAddr, 5353))
-	l.host.WaitLink(t, [2]netip.Addr{hostAddr, gatewayAddr})
 	return sl
 }
 
@@ -109,8 +108,8 @@ func TestOnceNeverBlocksGatewayResolverAPIAndRuntimeWhitelist(t *testing.T) {
 			t.Errorf("%s is listed and protected, but its packets were dropped", a)
 		}
 	}
-	if l.delivered(attackerAddr) {
-		t.Error("the listed attacker got through")
+	if ok, why := l.blocked(attackerAddr); !ok {
+		t.Errorf("the listed attacker not blocked: %s", why)
 	}
 	if !l.delivered(friendAddr) {
 		t.Error("an unlisted address was blocked")

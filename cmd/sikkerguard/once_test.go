@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
@@ -22,7 +21,6 @@ import (
 const testKey = "sk_test_once_0123456789"
 
 var (
-	hostAddr     = netip.MustParseAddr("192.0.2.1")
 	attackerAddr = netip.MustParseAddr("192.0.2.66")
 	friendAddr   = netip.MustParseAddr("192.0.2.77")
 	whiteAddr    = netip.MustParseAddr("192.0.2.99") // listed, but whitelisted
@@ -53,15 +51,13 @@ func buildCommand(t *testing.T, dir string) string {
 }
 
 type onceLab struct {
-	t        *testing.T
+	probes
 	bin      string
 	host     *testnet.NS
-	peer     *testnet.NS
 	srv      *mock.Server
 	cfgPath  string
 	stateDir string
 	firewall string // the config's firewall section
-	sink     *testnet.UDPSink
 }
 
 const nftFirewall = "firewall:\n  hooks: [input]\n  log_group: 0\n"
@@ -72,12 +68,11 @@ func newOnceLab(t *testing.T, list string) *onceLab {
 
 func newOnceLabWith(t *testing.T, list, firewall string) *onceLab {
 	testnet.RequireRoot(t)
-	l := &onceLab{t: t, bin: buildBinary(t), firewall: firewall}
-	l.host = testnet.New(t, "oh")
-	l.peer = testnet.New(t, "op")
-	testnet.Veth(t, l.host, "eth0", []netip.Prefix{netip.PrefixFrom(hostAddr, 24)},
-		l.peer, "eth0", []netip.Prefix{netip.PrefixFrom(attackerAddr, 24)})
-	l.peer.AddAddr("eth0", netip.PrefixFrom(friendAddr, 24), netip.PrefixFrom(whiteAddr, 24))
+	l := &onceLab{probes: probes{t: t}, bin: buildBinary(t), firewall: firewall}
+	l.lab = testnet.NewLab(t, "o", testnet.Link{HostIf: "eth0", PeerIf: "eth0",
+		Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)},
+		Peer: []netip.Prefix{netip.PrefixFrom(friendAddr, 24), netip.PrefixFrom(attackerAddr, 24), netip.PrefixFrom(whiteAddr, 24)}})
+	l.host = l.lab.Host
 
 	entries, err := mock.ParseList(strings.NewReader(list))
 	if err != nil {
@@ -100,7 +95,6 @@ func newOnceLabWith(t *testing.T, list, firewall string) *onceLab {
 	// strip_private is off: the test addresses are documentation space,
 	// which the default strips as non-global.
 	l.writeConfig("")
-	l.sink = l.host.ListenUDP(netip.AddrPortFrom(hostAddr, 5353))
 	return l
 }
 
@@ -131,31 +125,25 @@ func (l *onceLab) sikkerguard(args ...string) (string, int) {
 	return out, 0
 }
 
-// delivered sends a burst from src and reports whether any of it arrived.
-func (l *onceLab) delivered(src netip.Addr) bool {
-	l.t.Helper()
-	return delivered(l.t, l.peer, l.sink, src)
+// probes sends UDP from the lab's peer to its host, for the tests of the
+// binary.
+type probes struct {
+	t   *testing.T
+	lab *testnet.Lab
 }
 
-// delivered sends a burst of UDP from src in peer to sink and reports
-// whether any of it arrived within a short wait.
-func delivered(t *testing.T, peer *testnet.NS, sink *testnet.UDPSink, src netip.Addr) bool {
-	t.Helper()
-	before := sink.CountFrom(src)
-	s := peer.DialUDP(src, sink.Addr())
-	for range 5 {
-		if err := s.Send([]byte("probe")); err != nil {
-			t.Fatalf("send from %s: %v", src, err)
-		}
-	}
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		if sink.CountFrom(src) > before {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
+// delivered reports whether UDP from src reaches the host (see
+// testnet.Lab.Delivers).
+func (p probes) delivered(src netip.Addr) bool {
+	p.t.Helper()
+	return p.lab.Delivers(p.t, p.lab.UDP(src))
+}
+
+// blocked reports whether UDP from src is dropped by sikkerguard's rules
+// (see testnet.Lab.Blocked), and the reason when it is not.
+func (p probes) blocked(src netip.Addr) (bool, string) {
+	p.t.Helper()
+	return p.lab.Blocked(p.t, p.lab.UDP(src))
 }
 
 // ruleset is everything either backend could have changed.
@@ -204,8 +192,8 @@ func testOnceAppliesAndCleanupRemoves(t *testing.T, firewall string) {
 	if strings.Contains(out, testKey) {
 		t.Error("the API key appears in the output")
 	}
-	if l.delivered(attackerAddr) {
-		t.Error("listed attacker got through after --once")
+	if ok, why := l.blocked(attackerAddr); !ok {
+		t.Errorf("listed attacker not blocked after --once: %s", why)
 	}
 	if !l.delivered(friendAddr) {
 		t.Error("unlisted friend was blocked")
@@ -247,8 +235,8 @@ func TestOnceKeepsListWhenSourceFailsOrGrowsTooMuch(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "last good list") {
 		t.Fatalf("--once with a failing API: exit %d, want 0 and a warning:\n%s", code, out)
 	}
-	if l.delivered(attackerAddr) {
-		t.Error("attacker got through while the API failed")
+	if ok, why := l.blocked(attackerAddr); !ok {
+		t.Errorf("attacker not blocked while the API failed: %s", why)
 	}
 	l.srv.ClearFault()
 
@@ -263,8 +251,8 @@ func TestOnceKeepsListWhenSourceFailsOrGrowsTooMuch(t *testing.T) {
 		!strings.Contains(l.host.MustRun("nft", "list", "set", "inet", "sikkerguard", "blockhost4"), attackerAddr.String()) {
 		t.Error("old list lost after a refused update")
 	}
-	if l.delivered(attackerAddr) {
-		t.Error("attacker got through after a refused update")
+	if ok, why := l.blocked(attackerAddr); !ok {
+		t.Errorf("attacker not blocked after a refused update: %s", why)
 	}
 	l.sikkerguard("--cleanup")
 }

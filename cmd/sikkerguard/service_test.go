@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +27,6 @@ import (
 // and the API.
 
 var (
-	svcHost     = netip.MustParseAddr("192.0.2.1")
 	svcAttacker = netip.MustParseAddr("192.0.2.66")
 	svcFriend   = netip.MustParseAddr("192.0.2.77")
 	svcGateway  = netip.MustParseAddr("192.0.2.254")
@@ -37,7 +35,7 @@ var (
 )
 
 type svcLab struct {
-	t       *testing.T
+	probes
 	env     []string // extra environment for the daemon
 	bin     string
 	host    *testnet.NS
@@ -45,7 +43,6 @@ type svcLab struct {
 	srv     *mock.Server
 	dir     string
 	cfgPath string
-	sink    *testnet.UDPSink
 }
 
 type lockedBuffer struct {
@@ -67,14 +64,13 @@ func (l *lockedBuffer) String() string {
 
 func newSvcLab(t *testing.T, list, extraConfig string) *svcLab {
 	testnet.RequireRoot(t)
-	l := &svcLab{t: t, bin: buildBinary(t), dir: t.TempDir()}
-	l.host = testnet.New(t, "sh")
-	l.peer = testnet.New(t, "sp")
-	testnet.Veth(t, l.host, "eth0", []netip.Prefix{netip.PrefixFrom(svcHost, 24)},
-		l.peer, "eth0", []netip.Prefix{netip.PrefixFrom(svcGateway, 24)})
-	for _, a := range []netip.Addr{svcAttacker, svcFriend, svcDNS, svcAPI} {
-		l.peer.AddAddr("eth0", netip.PrefixFrom(a, 24))
+	l := &svcLab{probes: probes{t: t}, bin: buildBinary(t), dir: t.TempDir()}
+	var peer []netip.Prefix
+	for _, a := range []netip.Addr{svcFriend, svcGateway, svcAttacker, svcDNS, svcAPI} {
+		peer = append(peer, netip.PrefixFrom(a, 24))
 	}
+	l.lab = testnet.NewLab(t, "s", testnet.Link{HostIf: "eth0", PeerIf: "eth0", Host: []netip.Prefix{netip.PrefixFrom(testnet.Host4, 24)}, Peer: peer})
+	l.host, l.peer = l.lab.Host, l.lab.Peer
 	l.host.MustRun("ip", "route", "add", "default", "via", svcGateway.String())
 
 	// `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over
@@ -111,7 +107,6 @@ func newSvcLab(t *testing.T, list, extraConfig string) *svcLab {
 	if err := os.WriteFile(l.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l.sink = l.host.ListenUDP(netip.AddrPortFrom(svcHost, 5353))
 	return l
 }
 
@@ -258,11 +253,6 @@ func (s *service) wait(t *testing.T) error {
 	}
 }
 
-func (l *svcLab) delivered(src netip.Addr) bool {
-	l.t.Helper()
-	return delivered(l.t, l.peer, l.sink, src)
-}
-
 func (l *svcLab) ruleset() string {
 	return l.host.MustRun("nft", "list", "ruleset")
 }
@@ -287,8 +277,8 @@ func TestServiceLifecycle(t *testing.T) {
 	if !l.inTable(svcAttacker) {
 		t.Fatal("READY=1 arrived before the blocklist was in the kernel")
 	}
-	if l.delivered(svcAttacker) {
-		t.Error("listed attacker got through")
+	if ok, why := l.blocked(svcAttacker); !ok {
+		t.Errorf("listed attacker not blocked: %s", why)
 	}
 	if !l.delivered(svcFriend) {
 		t.Error("unlisted friend was blocked")
@@ -346,8 +336,8 @@ func TestServiceRollsBackWhenTheAPIIsCutOff(t *testing.T) {
 	if l.inTable(svcAPI) || !l.delivered(svcAPI) {
 		t.Error("the API address is still blocked after the rollback")
 	}
-	if !l.inTable(svcAttacker) || l.delivered(svcAttacker) {
-		t.Error("the rollback lost the previous list")
+	if ok, why := l.blocked(svcAttacker); !l.inTable(svcAttacker) || !ok {
+		t.Errorf("the rollback lost the previous list: %s", why)
 	}
 }
 
@@ -357,36 +347,23 @@ func TestServiceKillAndRestartLeavesNoGap(t *testing.T) {
 	s := l.start()
 	s.await(t, "READY=1")
 
-	// A continuous probe from the attacker across the crash and restart.
-	var stop atomic.Bool
-	var sent atomic.Int64
-	sender := l.peer.DialUDP(svcAttacker, l.sink.Addr())
-	probeDone := make(chan struct{})
-	go func() {
-		defer close(probeDone)
-		for !stop.Load() {
-			sender.Send([]byte("probe"))
-			sent.Add(1)
-			time.Sleep(200 * time.Microsecond)
-		}
-	}()
-	startCount := l.sink.CountFrom(svcAttacker)
+	// A continuous flood from the attacker across the crash and restart.
+	stop := l.lab.Flood(svcAttacker)
 
 	s.signal(t, syscall.SIGKILL)
 	s.wait(t)
 	if !l.inTable(svcAttacker) {
+		stop()
 		t.Fatal("the table did not survive SIGKILL")
 	}
 	s2 := l.start()
 	s2.await(t, "READY=1")
 	time.Sleep(100 * time.Millisecond) // probes after READY as well
-	stop.Store(true)
-	<-probeDone
-	if got := l.sink.CountFrom(svcAttacker) - startCount; got != 0 {
-		t.Errorf("%d of %d probes got through across SIGKILL and restart", got, sent.Load())
-	}
-	if sent.Load() < 100 {
-		t.Errorf("only %d probes sent: the probe did not cover the restart", sent.Load())
+	// The restart adopts the table with its counters.
+	r := stop()
+	l.lab.AssertFloodBlocked(t, r, "SIGKILL and restart")
+	if r.Sent < 100 {
+		t.Errorf("only %d probes sent: the probe did not cover the restart", r.Sent)
 	}
 	s2.signal(t, syscall.SIGTERM)
 	s2.wait(t)
@@ -438,8 +415,8 @@ func TestServiceControlOverDBus(t *testing.T) {
 	if out, code := sikkerctl("check", svcAttacker.String()); code != 1 || !strings.Contains(out, "listed by sikkerapi") {
 		t.Errorf("sikkerctl check: exit %d\n%s", code, out)
 	}
-	if l.delivered(svcAttacker) {
-		t.Fatal("attacker got through before the whitelist change")
+	if ok, why := l.blocked(svcAttacker); !ok {
+		t.Fatalf("attacker not blocked before the whitelist change: %s", why)
 	}
 	if out, code := sikkerctl("whitelist", "add", svcAttacker.String()); code != 0 {
 		t.Fatalf("whitelist add: exit %d\n%s", code, out)
@@ -466,8 +443,8 @@ func TestServiceControlOverDBus(t *testing.T) {
 	if out, code := sikkerctl("whitelist", "remove", svcAttacker.String()); code != 0 {
 		t.Fatalf("whitelist remove: exit %d\n%s", code, out)
 	}
-	if l.delivered(svcAttacker) {
-		t.Error("the attacker got through after the whitelist entry was removed")
+	if ok, why := l.blocked(svcAttacker); !ok {
+		t.Errorf("the attacker not blocked after the whitelist entry was removed: %s", why)
 	}
 	s2.signal(t, syscall.SIGTERM)
 	s2.wait(t)
@@ -501,8 +478,8 @@ func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
 		if st := s.statusAfterPull(t, c); !strings.HasPrefix(st, "STATUS=degraded") {
 			t.Errorf("%s: %q, want degraded", tc.name, st)
 		}
-		if !l.inTable(svcAttacker) || l.delivered(svcAttacker) {
-			t.Errorf("%s: the current list was not kept", tc.name)
+		if ok, why := l.blocked(svcAttacker); !l.inTable(svcAttacker) || !ok {
+			t.Errorf("%s: the current list was not kept: %s", tc.name, why)
 		}
 		if l.inTable(netip.MustParseAddr("203.0.113.9")) {
 			t.Errorf("%s: a refused list reached the kernel", tc.name)
@@ -520,8 +497,8 @@ func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- pull(t, c) }()
 	time.Sleep(200 * time.Millisecond)
-	if l.delivered(svcAttacker) {
-		t.Error("slow pull: the attacker got through meanwhile")
+	if ok, why := l.blocked(svcAttacker); !ok {
+		t.Errorf("slow pull: the attacker not blocked meanwhile: %s", why)
 	}
 	<-done
 
@@ -535,8 +512,8 @@ func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
 	if got := l.srv.RequestCount("/v1/key/blacklist"); got != n {
 		t.Errorf("429: %d requests before Retry-After", got-n)
 	}
-	if !l.inTable(svcAttacker) || l.delivered(svcAttacker) {
-		t.Error("429: the current list was not kept")
+	if ok, why := l.blocked(svcAttacker); !l.inTable(svcAttacker) || !ok {
+		t.Errorf("429: the current list was not kept: %s", why)
 	}
 	s.awaitLog(t, "429")
 }

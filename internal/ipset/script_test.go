@@ -18,18 +18,12 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
 
-func set(prefixes ...string) ipnet.Set {
-	var s ipnet.Set
-	for _, p := range prefixes {
-		s.AddPrefix(netip.MustParsePrefix(p))
-	}
-	s.Merge()
-	return s
-}
+var set = testnet.Set
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()

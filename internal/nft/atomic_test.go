@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -21,26 +19,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// randomList returns n single addresses and /24s from 10.0.0.0/8 plus extra.
+// randomList returns about n IPv4 entries plus extra (see
+// testnet.RandomList).
 func randomList(seed uint64, n int, extra ...string) ipnet.Set {
-	r := rand.New(rand.NewPCG(seed, 1))
-	s := set(extra...)
-	for range n {
-		a := 0x0a000000 | r.Uint32N(1<<24)
-		if r.IntN(10) == 0 {
-			s.V4 = append(s.V4, ipnet.Range4{Lo: a &^ 0xff, Hi: a | 0xff})
-		} else {
-			s.V4 = append(s.V4, ipnet.Range4{Lo: a, Hi: a})
-		}
-	}
-	s.Merge()
-	return s
-}
-
-// flood sends UDP from src as fast as a bounded loop allows until stop is
-// called, which returns the number of datagrams sent.
-func (l lab) flood(t *testing.T, dst netip.AddrPort, src netip.Addr) (stop func() int64) {
-	return testnet.Flood(l.peer.DialUDP(src, dst))
+	return testnet.RandomList(seed, n, 0, extra...)
 }
 
 // TestAtomicReplacement probes from an address listed in every list while
@@ -49,11 +31,10 @@ func (l lab) flood(t *testing.T, dst netip.AddrPort, src netip.Addr) (stop func(
 func TestAtomicReplacement(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{})
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
 	if err := b.Apply(randomList(0, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	stop := l.flood(t, sink.Addr(), badAddr4)
+	stop := l.Flood(badAddr4)
 	for i := range 100 {
 		size := 1000
 		if i%2 == 1 {
@@ -67,27 +48,22 @@ func TestAtomicReplacement(t *testing.T) {
 			err = b.Update(next)
 		}
 		if err != nil {
+			stop()
 			t.Fatalf("replacement %d: %v", i, err)
 		}
 	}
-	sent := stop()
-	time.Sleep(100 * time.Millisecond)
-	if got := sink.CountFrom(badAddr4); got != 0 || sent == 0 {
-		t.Errorf("%d of %d probes from a listed source passed during replacements", got, sent)
-	}
-	if !l.udpPasses(t, sink, goodAddr4) {
+	l.AssertFloodBlocked(t, stop(), "100 replacements")
+	if !l.Delivers(t, l.UDP(goodAddr4)) {
 		t.Error("control: unlisted source dropped")
 	}
 	// An address only in the new list is blocked as soon as Apply returns.
-	if !l.udpPasses(t, sink, newAddr4) {
+	if !l.Delivers(t, l.UDP(newAddr4)) {
 		t.Fatal("control: 192.0.2.77 dropped before it was listed")
 	}
 	if err := b.Apply(randomList(7, 20_000, "192.0.2.48/28", "192.0.2.77/32"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	if l.udpPasses(t, sink, newAddr4) {
-		t.Error("newly listed 192.0.2.77 passed right after Apply returned")
-	}
+	l.AssertBlocked(t, l.UDP(newAddr4))
 }
 
 // TestAdoptWithoutGap: a table left by an earlier process is taken over by
@@ -117,11 +93,10 @@ func TestAdoptWithoutGap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
-			sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
 			if err := l.backend(t, tc.cfg(-1)).Apply(randomList(1, 20_000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
 				t.Fatal(err)
 			}
-			stop := l.flood(t, sink.Addr(), badAddr4)
+			stop := l.Flood(badAddr4)
 			for i := range 10 {
 				// Alternate where the flooding source is listed: a
 				// range in one list, a single address in the next.
@@ -130,17 +105,12 @@ func TestAdoptWithoutGap(t *testing.T) {
 					src = []string{"192.0.2.50/32", "192.0.2.64/28"}
 				}
 				if err := l.backend(t, tc.cfg(i)).Apply(randomList(uint64(i+2), 20_000, src...), ipnet.Set{}); err != nil {
+					stop()
 					t.Fatalf("adopt %d: %v", i, err)
 				}
 			}
-			sent := stop()
-			time.Sleep(100 * time.Millisecond)
-			got := sink.CountFrom(badAddr4)
-			t.Logf("%d of %d probes passed over 10 adoptions", got, sent)
-			if got != 0 || sent == 0 {
-				t.Errorf("%d of %d probes passed while the table was adopted", got, sent)
-			}
-			if !hasElement(t, l.fw, SetBlock4, "192.0.2.70") {
+			l.AssertFloodBlocked(t, stop(), "10 adoptions")
+			if !hasElement(t, l.Host, SetBlock4, "192.0.2.70") {
 				t.Error("adopted table lacks the new list")
 			}
 		})
@@ -170,21 +140,20 @@ func TestAdoptKeepsObjects(t *testing.T) {
 	if err := l.backend(t, cfg).Apply(set("192.0.2.0/24", "2001:db8::1/128"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
-	_ = l.udpPasses(t, sink, badAddr4) // count a few drops
-	before := handles(t, l.fw)
+	l.AssertBlocked(t, l.UDP(badAddr4)) // count a few drops
+	before := handles(t, l.Host)
 	b := l.backend(t, cfg)
 	if err := b.Apply(set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
 		set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
 		t.Fatal(err)
 	}
-	if after := handles(t, l.fw); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 9 {
+	if after := handles(t, l.Host); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 9 {
 		t.Errorf("handles changed by adoption:\n%v\nwant\n%v", after, before)
 	}
 	if d, err := b.Counters(); err != nil || d.Packets4 == 0 {
 		t.Errorf("counters after adoption %+v, %v: want the earlier drops kept", d, err)
 	}
-	got := counterRE.ReplaceAllString(l.fw.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0")
+	got := counterRE.ReplaceAllString(l.Host.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0")
 	want, err := os.ReadFile("testdata/table.golden")
 	if err != nil {
 		t.Fatal(err)
@@ -223,34 +192,30 @@ const legacyTable = `table inet sikkerguard {
 // fresh build makes.
 func TestAdoptLegacyTable(t *testing.T) {
 	l := newLab(t)
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
 	file := t.TempDir() + "/legacy.nft"
 	if err := os.WriteFile(file, []byte(legacyTable), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute}
-	var sent int64
 	for i := range 10 {
-		_, _ = l.fw.Run("nft", "delete", "table", "inet", TableName)
-		l.fw.MustRun("nft", "-f", file)
-		if l.udpPasses(t, sink, badAddr4) {
-			t.Fatal("legacy table does not block its listed source")
-		}
-		stop := l.flood(t, sink.Addr(), badAddr4)
+		_, _ = l.Host.Run("nft", "delete", "table", "inet", TableName)
+		l.Host.MustRun("nft", "-f", file)
+		// The legacy table counts its drops in dropped4 too.
+		l.AssertBlocked(t, l.UDP(badAddr4))
+		stop := l.Flood(badAddr4)
 		err := l.backend(t, cfg).Apply(set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
 			set("192.0.2.55/32", "2001:db8:1::55/128"))
-		sent += stop()
+		r := stop()
 		if err != nil {
 			t.Fatalf("adopt %d: %v", i, err)
 		}
+		// The legacy counter's comment differs, so the adoption replaces
+		// the counter: count from the new one.
+		if testnet.AssertNonePassed(t, r, fmt.Sprintf("legacy adoption %d", i+1)) {
+			l.AssertBlocked(t, l.UDP(badAddr4))
+		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	got := sink.CountFrom(badAddr4)
-	t.Logf("%d of %d probes passed over 10 legacy adoptions", got, sent)
-	if got != 0 || sent == 0 {
-		t.Errorf("%d of %d probes passed while a legacy table was adopted", got, sent)
-	}
-	out := counterRE.ReplaceAllString(l.fw.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0")
+	out := counterRE.ReplaceAllString(l.Host.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0")
 	// The table's and a kept set's comments cannot be changed in place,
 	// and the new chain had to take another name; everything else is the
 	// fresh layout.
@@ -277,9 +242,9 @@ func sortedLines(s string) string {
 // replaced (the name is sikkerguard's by contract), not adopted.
 func TestReplaceForeignTable(t *testing.T) {
 	l := newLab(t)
-	l.fw.MustRun("nft", "add table inet sikkerguard { chain prerouting { type filter hook prerouting priority 0; policy drop; }; }")
+	l.Host.MustRun("nft", "add table inet sikkerguard { chain prerouting { type filter hook prerouting priority 0; policy drop; }; }")
 	var logs strings.Builder
-	b, err := New(testConfig{}.settings(), slog.New(slog.NewTextHandler(&logs, nil)), WithNetNSFd(l.fw.FD()))
+	b, err := New(testConfig{}.settings(), slog.New(slog.NewTextHandler(&logs, nil)), WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +254,7 @@ func TestReplaceForeignTable(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "did not create") {
 		t.Errorf("no warning about the foreign table in %q", logs.String())
 	}
-	out := l.fw.MustRun("nft", "list", "table", "inet", TableName)
+	out := l.Host.MustRun("nft", "list", "table", "inet", TableName)
 	if !strings.Contains(out, tableComment) || strings.Contains(out, "policy drop") {
 		t.Errorf("foreign table not replaced:\n%s", out)
 	}
@@ -346,7 +311,7 @@ func TestKilledMidBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$")
-		cmd.Env = append(os.Environ(), killEnv+"="+l.fw.Name)
+		cmd.Env = append(os.Environ(), killEnv+"="+l.Host.Name)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -376,9 +341,9 @@ func TestKilledMidBatch(t *testing.T) {
 		case run.at == "" && !slices.Contains(seen, "sent trim hash sets"):
 			t.Fatalf("unkilled child did not finish: %q", seen)
 		}
-		oldState := hasElement(t, l.fw, SetBlock4, "192.0.2.50") && !hasElement(t, l.fw, SetBlock4, "192.0.2.70") && !hasElement(t, l.fw, SetHosts4, "1.0.0.1")
-		newState := !hasElement(t, l.fw, SetBlock4, "192.0.2.50") && hasElement(t, l.fw, SetBlock4, "192.0.2.70") &&
-			hasElement(t, l.fw, SetHosts4, "1.0.0.1") && hasElement(t, l.fw, SetHosts4, "223.255.255.1")
+		oldState := hasElement(t, l.Host, SetBlock4, "192.0.2.50") && !hasElement(t, l.Host, SetBlock4, "192.0.2.70") && !hasElement(t, l.Host, SetHosts4, "1.0.0.1")
+		newState := !hasElement(t, l.Host, SetBlock4, "192.0.2.50") && hasElement(t, l.Host, SetBlock4, "192.0.2.70") &&
+			hasElement(t, l.Host, SetHosts4, "1.0.0.1") && hasElement(t, l.Host, SetHosts4, "223.255.255.1")
 		switch {
 		case oldState && !newState:
 			counts["old"]++

@@ -18,70 +18,39 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 var (
-	fwAddr4   = netip.MustParseAddr("192.0.2.1")
 	goodAddr4 = netip.MustParseAddr("192.0.2.2")
 	badAddr4  = netip.MustParseAddr("192.0.2.50") // in 192.0.2.48/28
 	wlAddr4   = netip.MustParseAddr("192.0.2.55") // in the range, whitelisted
 	newAddr4  = netip.MustParseAddr("192.0.2.77") // listed only by the "new" lists
-	fwAddr6   = netip.MustParseAddr("2001:db8:1::1")
 	goodAddr6 = netip.MustParseAddr("2001:db8:2::2")
 	badAddr6  = netip.MustParseAddr("2001:db8:1::bad")
 	wlAddr6   = netip.MustParseAddr("2001:db8:1::55")
 )
 
-// lab is a firewall namespace (fw) and a peer namespace sending to it.
-type lab struct {
-	fw, peer *testnet.NS
-}
+// lab is the shared two-namespace lab: the backend runs in Host, every
+// source address is in Peer.
+type lab struct{ *testnet.Lab }
 
 func newLab(t *testing.T) lab {
 	t.Helper()
 	testnet.RequireRoot(t)
-	l := lab{fw: testnet.New(t, "fw"), peer: testnet.New(t, "pe")}
 	pfx := func(a netip.Addr, bits int) netip.Prefix { return netip.PrefixFrom(a, bits) }
-	testnet.Veth(t, l.fw, "fw0", []netip.Prefix{pfx(fwAddr4, 24), pfx(fwAddr6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
-		l.peer, "pe0", []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(newAddr4, 24),
-			pfx(badAddr6, 64), pfx(wlAddr6, 64), pfx(goodAddr6, 64)})
-	l.peer.WaitLink(t, [2]netip.Addr{goodAddr4, fwAddr4}, [2]netip.Addr{goodAddr6, fwAddr6})
-	return l
+	return lab{testnet.NewLab(t, "n", testnet.Link{
+		Host: []netip.Prefix{pfx(testnet.Host4, 24), pfx(testnet.Host6, 64), netip.MustParsePrefix("2001:db8:2::1/64")},
+		Peer: []netip.Prefix{pfx(goodAddr4, 24), pfx(badAddr4, 24), pfx(wlAddr4, 24), pfx(newAddr4, 24),
+			pfx(goodAddr6, 64), pfx(badAddr6, 64), pfx(wlAddr6, 64)},
+	})}
 }
 
-func set(prefixes ...string) ipnet.Set {
-	var s ipnet.Set
-	for _, p := range prefixes {
-		s.AddPrefix(netip.MustParsePrefix(p))
-	}
-	s.Merge()
-	return s
-}
+var set = testnet.Set
 
 func (l lab) backend(t *testing.T, cfg testConfig) *Backend {
 	t.Helper()
-	b, err := New(cfg.settings(), nil, WithNetNSFd(l.fw.FD()))
+	b, err := New(cfg.settings(), nil, WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// udpPasses sends a few datagrams from src and reports whether any arrived.
-func (l lab) udpPasses(t *testing.T, sink *testnet.UDPSink, src netip.Addr) bool {
-	t.Helper()
-	s := l.peer.DialUDP(src, sink.Addr())
-	before := sink.CountFrom(src)
-	for range 3 {
-		if err := s.Send([]byte("probe")); err != nil {
-			t.Fatalf("send from %v: %v", src, err)
-		}
-	}
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		if sink.CountFrom(src) > before {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
 }
 
 var blockList = []string{"192.0.2.48/28", "2001:db8:1::bad/128"}
@@ -96,31 +65,24 @@ func TestBlocksTrafficPerHook(t *testing.T) {
 			}
 			for _, fam := range []struct {
 				fw, good, bad, wl netip.Addr
-			}{{fwAddr4, goodAddr4, badAddr4, wlAddr4}, {fwAddr6, goodAddr6, badAddr6, wlAddr6}} {
-				sink := l.fw.ListenUDP(netip.AddrPortFrom(fam.fw, 5000))
-				if !l.udpPasses(t, sink, fam.good) {
+			}{{testnet.Host4, goodAddr4, badAddr4, wlAddr4}, {testnet.Host6, goodAddr6, badAddr6, wlAddr6}} {
+				if !l.Delivers(t, l.UDP(fam.good)) {
 					t.Errorf("UDP from unlisted %v was dropped", fam.good)
 				}
-				if !l.udpPasses(t, sink, fam.wl) {
+				if !l.Delivers(t, l.UDP(fam.wl)) {
 					t.Errorf("UDP from whitelisted %v inside a listed range was dropped", fam.wl)
 				}
-				if l.udpPasses(t, sink, fam.bad) {
-					t.Errorf("UDP from listed %v passed", fam.bad)
-				}
+				l.AssertBlocked(t, l.UDP(fam.bad))
 				tcp := netip.AddrPortFrom(fam.fw, 5001)
-				l.fw.ServeTCP(tcp)
-				if err := l.peer.DialTCP(fam.good, tcp, 2*time.Second); err != nil {
-					t.Errorf("TCP from unlisted %v: %v", fam.good, err)
+				l.Host.ServeTCP(tcp)
+				if !l.Delivers(t, l.TCP(fam.good, tcp)) {
+					t.Errorf("TCP from unlisted %v did not connect", fam.good)
 				}
-				if err := l.peer.DialTCP(fam.bad, tcp, 500*time.Millisecond); err == nil {
-					t.Errorf("TCP from listed %v connected", fam.bad)
+				l.AssertBlocked(t, l.TCP(fam.bad, tcp))
+				if !l.Delivers(t, l.ICMP(fam.good, fam.fw)) {
+					t.Errorf("ping from unlisted %v unanswered", fam.good)
 				}
-				if err := l.peer.Ping(fam.good, fam.fw, 1, time.Second); err != nil {
-					t.Errorf("ping from unlisted %v: %v", fam.good, err)
-				}
-				if err := l.peer.Ping(fam.bad, fam.fw, 1, time.Second); err == nil {
-					t.Errorf("ping from listed %v answered", fam.bad)
-				}
+				l.AssertBlocked(t, l.ICMP(fam.bad, fam.fw))
 			}
 			d, err := b.Counters()
 			if err != nil {
@@ -143,13 +105,13 @@ func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
 			if err := b.Apply(set("2001:db8:1::/48"), ipnet.Set{}); err != nil {
 				t.Fatal(err)
 			}
-			l.fw.MustRun("ip", "-6", "neigh", "flush", "dev", "fw0")
+			l.Host.MustRun("ip", "-6", "neigh", "flush", "dev", "fw0")
 			// Any packet towards the peer triggers a neighbour solicitation;
 			// a freshly created veth may lose the first one, so retry a little.
 			var out string
 			for range 4 {
-				_ = l.fw.Ping(fwAddr6, badAddr6, 1, time.Second)
-				out = l.fw.MustRun("ip", "-6", "neigh", "show", badAddr6.String(), "dev", "fw0")
+				_ = l.Host.Ping(testnet.Host6, badAddr6, 1, time.Second)
+				out = l.Host.MustRun("ip", "-6", "neigh", "show", badAddr6.String(), "dev", "fw0")
 				if strings.Contains(out, "lladdr") {
 					return
 				}
@@ -165,17 +127,17 @@ func TestRejectAction(t *testing.T) {
 	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	tcp := netip.AddrPortFrom(fwAddr4, 5001)
-	l.fw.ServeTCP(tcp)
+	tcp := netip.AddrPortFrom(testnet.Host4, 5001)
+	l.Host.ServeTCP(tcp)
 	start := time.Now()
-	err := l.peer.DialTCP(badAddr4, tcp, 3*time.Second)
+	err := l.Peer.DialTCP(badAddr4, tcp, 3*time.Second)
 	if !errors.Is(err, unix.ECONNREFUSED) {
 		t.Errorf("TCP from listed source: %v, want a reset (connection refused)", err)
 	}
 	if time.Since(start) > time.Second {
 		t.Errorf("reset took %v", time.Since(start))
 	}
-	out, _ := l.peer.Run("ping", "-n", "-c", "1", "-W", "1", "-I", badAddr4.String(), fwAddr4.String())
+	out, _ := l.Peer.Run("ping", "-n", "-c", "1", "-W", "1", "-I", badAddr4.String(), testnet.Host4.String())
 	if !strings.Contains(strings.ToLower(out), "prohibited") && !strings.Contains(strings.ToLower(out), "filtered") {
 		t.Errorf("ping from listed source: no ICMP prohibited reply in %q", out)
 	}
@@ -188,7 +150,7 @@ func TestGolden(t *testing.T) {
 		set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
 		t.Fatal(err)
 	}
-	got := l.fw.MustRun("nft", "list", "table", "inet", TableName)
+	got := l.Host.MustRun("nft", "list", "table", "inet", TableName)
 	const file = "testdata/table.golden"
 	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
@@ -234,7 +196,7 @@ func TestAddressSpaceEdges(t *testing.T) {
 		{SetBlock6, "2001:db8::1", false},
 		{SetBlock6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
 	} {
-		if got := hasElement(t, l.fw, c.set, c.elem); got != c.want {
+		if got := hasElement(t, l.Host, c.set, c.elem); got != c.want {
 			t.Errorf("%s holds %s = %v, want %v", c.set, c.elem, got, c.want)
 		}
 	}
@@ -253,24 +215,24 @@ func TestAddressSpaceEdges(t *testing.T) {
 		{SetHosts6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
 		{SetBlock6, "fffe::", false},
 	} {
-		if got := hasElement(t, l.fw, c.set, c.elem); got != c.want {
+		if got := hasElement(t, l.Host, c.set, c.elem); got != c.want {
 			t.Errorf("after update: %s holds %s = %v, want %v", c.set, c.elem, got, c.want)
 		}
 	}
 	// Traffic from inside the huge IPv4 range is blocked, the hole passes.
-	sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
 	if err := b.Apply(set("0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/24", "192.0.2.48/28", "192.0.3.0/24", "193.0.0.0/8"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	if !l.udpPasses(t, sink, goodAddr4) || l.udpPasses(t, sink, badAddr4) {
-		t.Error("range edges: good source dropped or listed source passed")
+	if !l.Delivers(t, l.UDP(goodAddr4)) {
+		t.Error("range edges: good source dropped")
 	}
+	l.AssertBlocked(t, l.UDP(badAddr4))
 }
 
 func TestRemoveRestoresRuleset(t *testing.T) {
 	l := newLab(t)
-	l.fw.MustRun("nft", "add table inet other { chain c { type filter hook input priority 0; counter; }; }")
-	before := l.fw.MustRun("nft", "list", "ruleset")
+	l.Host.MustRun("nft", "add table inet other { chain c { type filter hook input priority 0; counter; }; }")
+	before := l.Host.MustRun("nft", "list", "ruleset")
 	b := l.backend(t, testConfig{IPv6: true, LogGroup: 3})
 	if err := b.Apply(set(blockList...), set("192.0.2.55/32")); err != nil {
 		t.Fatal(err)
@@ -286,7 +248,7 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 			t.Fatalf("Remove #%d: %v", i+1, err)
 		}
 	}
-	if after := l.fw.MustRun("nft", "list", "ruleset"); after != before {
+	if after := l.Host.MustRun("nft", "list", "ruleset"); after != before {
 		t.Errorf("ruleset after Remove:\n%s\nwant:\n%s", after, before)
 	}
 	if ok, err := b.Exists(); ok || err != nil {
@@ -311,13 +273,13 @@ func TestFailedTransactionKeepsCopy(t *testing.T) {
 	if got := len(b.block.V4); got != 2 {
 		t.Errorf("copy has %d ranges after a failed replace, want 2", got)
 	}
-	if !hasElement(t, l.fw, SetBlock4, "10.0.2.1") {
+	if !hasElement(t, l.Host, SetBlock4, "10.0.2.1") {
 		t.Error("kernel lost the old list after a failed replace")
 	}
 	if err := b.Update(set("10.0.0.0/24", "10.0.4.0/24")); err != nil {
 		t.Fatalf("update after failure: %v", err)
 	}
-	if hasElement(t, l.fw, SetBlock4, "10.0.2.1") || !hasElement(t, l.fw, SetBlock4, "10.0.4.1") {
+	if hasElement(t, l.Host, SetBlock4, "10.0.2.1") || !hasElement(t, l.Host, SetBlock4, "10.0.4.1") {
 		t.Error("update after a failed replace did not apply")
 	}
 }
@@ -336,7 +298,7 @@ func TestIntactNoticesAFlushedRuleset(t *testing.T) {
 		t.Fatalf("Intact after Apply = %v, %v; want true", ok, err)
 	}
 	// What a restart of nftables.service does with the stock nftables.conf.
-	l.fw.MustRun("nft", "flush", "ruleset")
+	l.Host.MustRun("nft", "flush", "ruleset")
 	if ok, err := b.Intact(); err != nil || ok {
 		t.Fatalf("Intact after flush ruleset = %v, %v; want false", ok, err)
 	}
@@ -345,7 +307,7 @@ func TestIntactNoticesAFlushedRuleset(t *testing.T) {
 	if err := b2.Apply(set(badAddr4.String()+"/32"), ipnet.Set{}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := b2.Intact(); !ok || !hasElement(t, l.fw, SetHosts4, badAddr4.String()) {
+	if ok, _ := b2.Intact(); !ok || !hasElement(t, l.Host, SetHosts4, badAddr4.String()) {
 		t.Error("the rebuilt table is incomplete")
 	}
 	b2.Remove()

@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 
@@ -36,12 +35,12 @@ func TestMoveBetweenSets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
-			sink := l.fw.ListenUDP(netip.AddrPortFrom(fwAddr4, 5000))
+			sink := l.Sink(badAddr4)
 			b := l.backend(t, testConfig{IPv6: true})
 			if err := b.Apply(randomList(1, 20_000, single...), ipnet.Set{}); err != nil {
 				t.Fatal(err)
 			}
-			stop := l.flood(t, sink.Addr(), badAddr4)
+			stop := l.Flood(badAddr4)
 			var toRange, toSingle int64
 			for i := range 10 {
 				src := wide
@@ -59,18 +58,14 @@ func TestMoveBetweenSets(t *testing.T) {
 				} else {
 					toSingle += n
 				}
-				if i%2 == 0 && hasElement(t, l.fw, SetHosts4, "192.0.2.50") {
+				if i%2 == 0 && hasElement(t, l.Host, SetHosts4, "192.0.2.50") {
 					t.Errorf("move %d: 192.0.2.50 still in %s after it moved into a range", i, SetHosts4)
 				}
 			}
-			sent := stop()
-			time.Sleep(100 * time.Millisecond)
-			got := sink.CountFrom(badAddr4)
-			t.Logf("%d of %d probes passed: %d over 5 single→range moves, %d over 5 range→single moves", got, sent, toRange, toSingle)
-			if got != 0 || sent == 0 {
-				t.Errorf("%d of %d probes passed while a listed address moved between sets", got, sent)
-			}
-			if !hasElement(t, l.fw, SetHosts4, "192.0.2.50") || hasElement(t, l.fw, SetBlock4, "192.0.2.50") {
+			r := stop()
+			t.Logf("%d over 5 single→range moves, %d over 5 range→single moves", toRange, toSingle)
+			l.AssertFloodBlocked(t, r, "10 moves between sets")
+			if !hasElement(t, l.Host, SetHosts4, "192.0.2.50") || hasElement(t, l.Host, SetBlock4, "192.0.2.50") {
 				t.Error("after the last move 192.0.2.50 is not (only) a single entry")
 			}
 		})

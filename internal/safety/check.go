@@ -72,8 +72,8 @@ func (e *RejectError) Error() string {
 		return fmt.Sprintf("list rejected: %.0f %s is less than %.2g× the previous %.0f (safety.max_shrink)"+keep,
 			e.Next, e.Unit, e.Limit, e.Prev)
 	case ReasonBlockShare:
-		return fmt.Sprintf("list rejected: it would block %.1f %% of all global IPv4 addresses, more than safety.max_block_share %.3g"+keep,
-			100*e.Next, e.Limit)
+		return fmt.Sprintf("list rejected: it would block %.1f %% of all global %s addresses, more than safety.max_block_share %.3g"+keep,
+			100*e.Next, e.Unit, e.Limit)
 	default:
 		return fmt.Sprintf("list rejected: %.0f %s is more than %.2g× the previous %.0f (safety.max_growth)"+keep,
 			e.Next, e.Unit, e.Limit, e.Prev)
@@ -122,6 +122,14 @@ var globalIPv4 = func() uint64 {
 	return n
 }()
 
+// globalIPv6 is the size of IPv6's global unicast space, 2000::/3 less
+// what the non-global table holds in it.
+var globalIPv6 = func() float64 {
+	all := ipnet.FromPrefixes(netip.MustParsePrefix("2000::/3"))
+	_, n := all.Subtract(ipnet.NonGlobal()).Addresses()
+	return n
+}()
+
 // CheckPlan decides whether a merged blocklist may be enforced at all,
 // whatever the lists it came from: its entry count and the share of the
 // global IPv4 space it covers.
@@ -131,9 +139,14 @@ func CheckPlan(block ipnet.Set, lim Limits) error {
 		return &RejectError{Reason: ReasonTooLarge, Unit: "entries", Next: float64(size.Ranges), Limit: float64(lim.MaxEntries)}
 	}
 	if lim.MaxBlockShare > 0 {
-		global, _ := block.Subtract(ipnet.NonGlobal()).Addresses()
-		if share := float64(global) / float64(globalIPv4); share > lim.MaxBlockShare {
-			return &RejectError{Reason: ReasonBlockShare, Unit: "share", Next: share, Limit: lim.MaxBlockShare}
+		g4, g6 := block.Subtract(ipnet.NonGlobal()).Addresses()
+		if share := float64(g4) / float64(globalIPv4); share > lim.MaxBlockShare {
+			return &RejectError{Reason: ReasonBlockShare, Unit: "IPv4", Next: share, Limit: lim.MaxBlockShare}
+		}
+		// The same cap holds for IPv6, against its global unicast space:
+		// half a million /19 lines, each above min_prefix6, merge into ::/0.
+		if share := g6 / globalIPv6; share > lim.MaxBlockShare {
+			return &RejectError{Reason: ReasonBlockShare, Unit: "IPv6", Next: share, Limit: lim.MaxBlockShare}
 		}
 	}
 	return nil

@@ -93,7 +93,11 @@ func TestCheckPlanBlockShare(t *testing.T) {
 		{"half of it", set("128.0.0.0/1"), ReasonBlockShare},
 		// Non-global space does not count: it is stripped or harmless.
 		{"private space", set("10.0.0.0/8", "172.16.0.0/12", "100.64.0.0/10", "192.168.0.0/16"), ""},
-		{"ipv6 only", set("2001:db8::/32", "2a00::/12"), ""},
+		{"ipv6 hosts and a /32", set("2001:db8::/32", "2a00:1450::/32", "2a01::1/128"), ""},
+		// 2000::/3 is the global unicast space: a /6 is 12.5 % of it.
+		{"an ipv6 /8", set("2a00::/8"), ""},
+		{"an ipv6 /6", set("2800::/6"), ReasonBlockShare},
+		{"all of ipv6", set("::/0"), ReasonBlockShare},
 		{"too many entries", set("1.0.0.1/32", "1.0.0.3/32", "1.0.0.5/32", "1.0.0.7/32", "1.0.0.9/32", "1.0.0.11/32",
 			"1.0.0.13/32", "1.0.0.15/32", "1.0.0.17/32", "1.0.0.19/32", "1.0.0.21/32"), ReasonTooLarge},
 	} {

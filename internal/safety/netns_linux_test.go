@@ -2,7 +2,6 @@ package safety
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,30 +24,14 @@ import (
 // a private one on the same wire.
 func hostNet(t *testing.T) (host, gw *testnet.NS) {
 	testnet.RequireRoot(t)
-	host, gw, pub := testnet.New(t, "sf"), testnet.New(t, "sfg"), testnet.New(t, "sfp")
-	testnet.Veth(t, host, "eth0", prefixes("192.0.2.10/24", "2001:db8:1::10/64"),
-		gw, "gw0", prefixes("192.0.2.1/24", "192.0.2.53/24", "2001:db8:1::1/64"))
-	testnet.Veth(t, host, "eth1", prefixes("198.51.100.10/24", "10.20.30.1/24"),
-		pub, "pub0", prefixes("198.51.100.1/24"))
-	host.MustRun("ip", "route", "add", "default", "via", "192.0.2.1")
-	host.MustRun("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1")
-	// A fresh veth drops packets until the kernel's link watcher has turned
-	// its carrier on, which may take a second; wait for it, not for a clock.
-	for _, dst := range []string{"192.0.2.1:9", "[2001:db8:1::1]:9", "198.51.100.1:9"} {
-		waitLink(t, host, netip.MustParseAddrPort(dst))
-	}
-	return host, gw
-}
-
-func waitLink(t *testing.T, ns *testnet.NS, dst netip.AddrPort) {
-	t.Helper()
-	var err error
-	for range 50 {
-		if err = ns.DialTCP(netip.Addr{}, dst, 200*time.Millisecond); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
-			return
-		}
-	}
-	t.Fatalf("link to %v never came up: %v", dst, err)
+	lab := testnet.NewLab(t, "sf",
+		testnet.Link{HostIf: "eth0", Host: prefixes("192.0.2.10/24", "2001:db8:1::10/64"),
+			PeerIf: "gw0", Peer: prefixes("192.0.2.1/24", "192.0.2.53/24", "2001:db8:1::1/64")},
+		testnet.Link{HostIf: "eth1", Host: prefixes("198.51.100.10/24", "10.20.30.1/24"),
+			PeerIf: "pub0", Peer: prefixes("198.51.100.1/24")})
+	lab.Host.MustRun("ip", "route", "add", "default", "via", "192.0.2.1")
+	lab.Host.MustRun("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1")
+	return lab.Host, lab.Peers[0]
 }
 
 func discoverIn(t *testing.T, ns *testnet.NS) NeverBlock {
@@ -219,7 +201,7 @@ func TestLinkLocalGatewayNetns(t *testing.T) {
 	}
 	// The gateway answers on its link-local address once duplicate address
 	// detection has finished with it.
-	waitLink(t, host, netip.AddrPortFrom(want, 9))
+	host.WaitReach(t, netip.Addr{}, netip.AddrPortFrom(want, 9))
 	p := &Prober{Dialer: nsDialer{host}, Timeout: time.Second}
 	if err := p.Probe(context.Background(), Target{KindGateway, netip.AddrPortFrom(want, 53)}); err != nil {
 		t.Error(err)

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,9 +95,9 @@ type UDPSender struct{ conn *net.UDPConn }
 // connected to dst; closed in t.Cleanup.
 func (ns *NS) DialUDP(src netip.Addr, dst netip.AddrPort) *UDPSender {
 	ns.t.Helper()
-	s := &UDPSender{}
+	var s *UDPSender
 	err := ns.Do(func() (err error) {
-		s.conn, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(dst))
+		s, err = DialUDP(src, dst)
 		return err
 	})
 	if err != nil {
@@ -107,6 +106,20 @@ func (ns *NS) DialUDP(src netip.Addr, dst netip.AddrPort) *UDPSender {
 	ns.t.Cleanup(func() { s.conn.Close() })
 	return s
 }
+
+// DialUDP opens a UDP socket in the caller's own namespace, bound to src
+// and connected to dst: for a helper process that `ip netns exec` started
+// inside a lab namespace. The caller closes it.
+func DialUDP(src netip.Addr, dst netip.AddrPort) (*UDPSender, error) {
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		return nil, err
+	}
+	return &UDPSender{conn: c}, nil
+}
+
+// Close closes the socket.
+func (s *UDPSender) Close() error { return s.conn.Close() }
 
 // Send sends one datagram; ICMP errors reported back (ECONNREFUSED) are ignored.
 func (s *UDPSender) Send(p []byte) error {
@@ -193,18 +206,4 @@ func Flood(senders ...*UDPSender) (stop func() int64) {
 		}()
 	}
 	return func() int64 { close(done); wg.Wait(); return sent.Load() }
-}
-
-// WaitLink pings from each pair's first address to its second until one
-// answer comes back: a fresh veth can lose the first packets while it comes
-// up. Four lost pings fail the test.
-func (ns *NS) WaitLink(t testing.TB, pairs ...[2]netip.Addr) {
-	t.Helper()
-	for _, p := range pairs {
-		for i := 0; ns.Ping(p[0], p[1], 1, time.Second) != nil; i++ {
-			if i == 3 {
-				t.Fatalf("lab: no ping %v → %v", p[0], p[1])
-			}
-		}
-	}
 }

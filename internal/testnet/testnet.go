@@ -2,6 +2,12 @@
 // namespaces named sgt*, veth pairs with documentation addresses, and probes
 // (UDP, TCP, ping) that run inside a namespace from a goroutine locked to a
 // thread that has entered it. Everything is removed in t.Cleanup.
+//
+// Lab is the one lab every kernel suite uses: a host namespace and peers
+// joined by veth pairs, warmed up before use. Its delivery check retries a
+// probe where a packet is expected through; AssertBlocked and
+// AssertFloodBlocked call a packet blocked only when sikkerguard's drop
+// counters in the host counted it, and Flood is the one flood loop.
 package testnet
 
 import (
