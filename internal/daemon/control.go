@@ -56,6 +56,11 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	return d.await(ctx, wait)
+}
+
+// await waits for the answer to a call that the main loop finishes later.
+func (d *Daemon) await(ctx context.Context, wait <-chan error) error {
 	select {
 	case err := <-wait:
 		return err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -79,12 +78,7 @@ func checkManualEntry(e manualEntry, s config.Safety) (manualEntry, error) {
 // safe side), an invalid or expired entry is left out.
 func loadManual(dir string, s config.Safety, now time.Time, log *slog.Logger) []manualEntry {
 	var st manualState
-	err := readJSONState(filepath.Join(dir, manualFile), &st)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		log.Warn("manual block list unreadable; ignored", "file", manualFile, "err", err)
+	if !loadState(dir, manualFile, "manual block list", &st, log) {
 		return nil
 	}
 	var out []manualEntry

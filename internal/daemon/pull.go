@@ -134,14 +134,7 @@ func (d *Daemon) Pull(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case err := <-wait:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.stopped:
-		return errStopped
-	}
+	return d.await(ctx, wait)
 }
 
 // forcePull makes the named feeds due now.

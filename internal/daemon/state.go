@@ -65,12 +65,7 @@ type runtimeWhitelist struct {
 // open more than the D-Bus call could.
 func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 	var w runtimeWhitelist
-	err := readJSONState(filepath.Join(dir, runtimeWhitelistFile), &w)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		log.Warn("runtime whitelist unreadable; ignored", "file", runtimeWhitelistFile, "err", err)
+	if !loadState(dir, runtimeWhitelistFile, "runtime whitelist", &w, log) {
 		return nil
 	}
 	out := make([]netip.Prefix, 0, len(w.Prefixes))
@@ -83,6 +78,21 @@ func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 		out = append(out, q)
 	}
 	return out
+}
+
+// loadState reads the state file into v. A missing file is false without
+// a word; a corrupt one is false with a warning naming what it held, so
+// that a damaged file never stops the firewall from starting.
+func loadState(dir, file, what string, v any, log *slog.Logger) bool {
+	err := readJSONState(filepath.Join(dir, file), v)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		log.Warn(what+" unreadable; ignored", "file", file, "err", err)
+		return false
+	}
+	return true
 }
 
 // checkRuntimeEntry applies WhitelistAdd's rules to an entry and returns
