@@ -15,6 +15,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
+	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
 
 // A manual block is in force when the call returns, shown by check,
@@ -239,4 +240,21 @@ func TestAWrongKeyShowsAtStartWithoutAPull(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// --once enforces the entries blocked by hand too: the same inputs of
+// the same decision as the daemon.
+func TestOnceEnforcesManualEntries(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	if err := saveManual(l.dir, []manualEntry{{Prefix: mustPrefix(t, "198.51.100.0/28"), Added: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	err := Once(context.Background(), OnceOptions{Config: l.cfg, Key: config.NewSecret(key), Firewall: l.fw, Log: l.logger(),
+		Discover: func(context.Context, config.Config) (safety.NeverBlock, error) { return l.never, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.fw.blocks("198.51.100.3") || !l.fw.blocks("203.0.113.7") {
+		t.Error("--once did not enforce the manual entries with the feed's list")
+	}
 }
