@@ -23,8 +23,10 @@ import (
 // to pick the D-Bus error name (ErrNotReady, ErrNotFound, ErrBusy...);
 // anything else is reported as ErrorFailed with the error's text.
 type Daemon interface {
-	// Reload re-reads the configuration and pulls and applies the lists
-	// again; ctx is cancelled when the server closes.
+	// Reload re-reads the configuration, pulls the feeds whose source
+	// settings changed and applies the result; a configuration that does
+	// not load wraps ErrInvalidConfig. ctx is cancelled when the server
+	// closes.
 	Reload(ctx context.Context) error
 	Status() Status
 	WhitelistAdd(p netip.Prefix) error
@@ -63,7 +65,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is the Version property; default version.String().
 	Version string
-	// AllowUID decides who may call Reload, WhitelistAdd and WhitelistRemove;
+	// AllowUID decides who may call the mutating methods (Reload, Pull,
+	// WhitelistAdd, WhitelistRemove, Block, Unblock);
 	// default: only uid 0. The bus policy says the same, this is the second
 	// line for buses configured more loosely.
 	AllowUID func(uid uint32) bool
