@@ -258,3 +258,33 @@ func TestOnceEnforcesManualEntries(t *testing.T) {
 		t.Error("--once did not enforce the manual entries with the feed's list")
 	}
 }
+
+// Before a pull that needs more than the quota left, the journal says so;
+// not when it fits, and not once the quota has reset.
+func TestWarnsBeforeAPullTheQuotaCannotCover(t *testing.T) {
+	l := newLab(t, "")
+	now := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	d := &Daemon{log: l.logger()}
+	snap := hosts(t, SikkerFeedName, 3)
+	snap.Stats.Entries = 3
+	f := &feedState{name: SikkerFeedName, inUse: snap}
+	for _, tc := range []struct {
+		q    *dbusapi.Quota
+		warn bool
+	}{
+		{&dbusapi.Quota{Used: 4998, Limit: 5000, Remaining: 2, Reset: now.Add(4 * time.Hour)}, true},
+		{&dbusapi.Quota{Used: 4000, Limit: 5000, Remaining: 1000, Reset: now.Add(4 * time.Hour)}, false},
+		{&dbusapi.Quota{Used: 4998, Limit: 5000, Remaining: 2, Reset: now.Add(-time.Minute)}, false},
+		{&dbusapi.Quota{Used: -1, Limit: -1, Remaining: -1}, false},
+	} {
+		before := strings.Count(l.logs.String(), "needs more than the blacklist quota left")
+		d.setQuota(tc.q)
+		d.warnQuota(f, now)
+		if got := strings.Count(l.logs.String(), "needs more than the blacklist quota left") > before; got != tc.warn {
+			t.Errorf("quota %+v: warned %v, want %v", tc.q, got, tc.warn)
+		}
+	}
+	if !strings.Contains(l.logs.String(), "remaining=2") || !strings.Contains(l.logs.String(), "expected_entries=3") {
+		t.Errorf("the warning lacks the numbers:\n%s", l.logs.String())
+	}
+}
