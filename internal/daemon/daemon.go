@@ -105,6 +105,9 @@ type Daemon struct {
 	manualInUse   *feed.Snapshot
 	manualPending *feed.Snapshot
 	manualRefused error // why the decision refused manualPending
+	// sources are the fingerprints of the settings each feed's last good
+	// list was pulled with (sources.json).
+	sources map[string]string
 
 	bus           *dbusapi.Server
 	monitor       *Monitor
@@ -189,10 +192,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// restarts and upgrades must not spend the day's quota on it.
 	cached := 0
 	now := d.o.Now()
+	d.sources = loadSources(d.cfg.StateDir, d.log)
 	for _, f := range d.feeds {
 		if snap := f.src.Last(); snap != nil {
 			f.pending = snap
-			f.sched.fromCache(now, snap.FetchedAt, f.interval)
+			if d.sources[f.name] == f.spec.fingerprint() {
+				f.sched.fromCache(now, snap.FetchedAt, f.interval)
+			}
 			cached++
 		}
 	}

@@ -137,6 +137,23 @@ func TestProtectsFromTheLastGoodListBeforeTheFirstPull(t *testing.T) {
 	if n := l.srv.RequestCount("/v1/key/blacklist"); n != 1 {
 		t.Errorf("five restarts within the pull interval made %d pulls in all, want the first one", n)
 	}
+	// Settings changed while it was stopped: the cached list was pulled
+	// with others, so the start pulls at once; the next one does not.
+	l.cfg.API.ScoreMin = 60
+	for range 2 {
+		l.fw = &fakeFirewall{}
+		l.note = listenNotify(t)
+		_, stop := l.start(nil)
+		l.note.waitCount(t, "READY=1", 1)
+		want := feedSpecs(l.cfg, config.NewSecret(key))[0].fingerprint()
+		waitFor(t, "the list pulled with the new settings", func() bool {
+			return loadSources(l.dir, slog.New(slog.DiscardHandler))[SikkerFeedName] == want
+		})
+		stop()
+	}
+	if n := l.srv.RequestCount("/v1/key/blacklist"); n != 2 {
+		t.Errorf("two starts after a settings change made %d pulls, want 1", n-1)
+	}
 
 	// Once the list is older than the interval, a start pulls; the API is
 	// down: the cached list is enforced at once, and the state says why.

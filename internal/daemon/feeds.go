@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -65,6 +67,14 @@ type feedSpec struct {
 }
 
 func (s feedSpec) equal(o feedSpec) bool { return reflect.DeepEqual(s, o) }
+
+// fingerprint identifies the spec across restarts without holding the key:
+// a start trusts a cached list's age only when it was pulled with the same
+// settings (a score_min changed while stopped is pulled at once).
+func (s feedSpec) fingerprint() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%#v", s))
+	return hex.EncodeToString(sum[:])
+}
 
 // feedSpecs lists the feeds of cfg in order: SikkerAPI when a key is
 // present (the caller has warned when it is not), then the extra feeds.

@@ -117,6 +117,7 @@ func (d *Daemon) accept(dec Decision) {
 		srcs[i] = f.src
 	}
 	commitAccepted(dec, srcs, d.log)
+	d.noteSources(dec)
 	for i, v := range dec.Feeds {
 		if d.isManual(i) {
 			if v.Accepted {
@@ -169,5 +170,29 @@ func (d *Daemon) rolledBack(plan, prev Plan, err error) {
 	d.publish()
 	if d.bus != nil {
 		d.bus.RolledBack(d.planIssue)
+	}
+}
+
+// noteSources records the settings each newly accepted list was pulled
+// with, for the next start's decision whether to pull again. A cached list
+// accepted at start counts too: it carries the fingerprint it had.
+func (d *Daemon) noteSources(dec Decision) {
+	if d.sources == nil {
+		d.sources = map[string]string{}
+	}
+	changed := false
+	for i, v := range dec.Feeds {
+		if !v.Accepted || d.isManual(i) || v.InUse.FromCache {
+			continue
+		}
+		if fp := d.feeds[i].spec.fingerprint(); d.sources[v.Name] != fp {
+			d.sources[v.Name], changed = fp, true
+		}
+	}
+	if !changed {
+		return
+	}
+	if err := saveSources(d.cfg.StateDir, d.sources); err != nil {
+		d.log.Warn("cannot save the feed fingerprints; the next start pulls again", "err", err)
 	}
 }

@@ -137,3 +137,27 @@ func saveRuntimeWhitelist(dir string, ps []netip.Prefix) error {
 		return json.NewEncoder(w).Encode(runtimeWhitelist{Prefixes: ps})
 	}, 0o640)
 }
+
+// sourcesFile records, per feed, the fingerprint of the settings its last
+// good list was pulled with.
+const sourcesFile = "sources.json"
+
+type sourcesState struct {
+	Feeds map[string]string `json:"feeds"`
+}
+
+// loadSources reads the fingerprints; a missing or corrupt file is empty,
+// which only makes the next start pull.
+func loadSources(dir string, log *slog.Logger) map[string]string {
+	var st sourcesState
+	if !loadState(dir, sourcesFile, "feed fingerprints", &st, log) || st.Feeds == nil {
+		return map[string]string{}
+	}
+	return st.Feeds
+}
+
+func saveSources(dir string, m map[string]string) error {
+	return statefile.WriteAtomic(filepath.Join(dir, sourcesFile), func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(sourcesState{Feeds: m})
+	}, 0o640)
+}
