@@ -283,14 +283,13 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 	}
 	if d.applied.Block.Contains(a) {
 		msg := "listed by " + strings.Join(listedBy, ", ")
+		hint := fmt.Sprintf("sikkerctl whitelist add %s lets it through", a)
 		if e, ok := d.manualEntryFor(a); ok {
 			msg = "blocked by hand: " + describeManual(e)
 			if others := slices.DeleteFunc(slices.Clone(listedBy), func(s string) bool { return strings.HasPrefix(s, config.ManualFeedName+" ") }); len(others) > 0 {
 				msg += "; also listed by " + strings.Join(others, ", ")
 			}
-			msg += "; sikkerctl unblock " + e.Prefix.String() + " lifts it"
-		} else {
-			msg += fmt.Sprintf("; sikkerctl whitelist add %s lets it through", a)
+			hint = "sikkerctl unblock " + e.Prefix.String() + " lifts it"
 		}
 		if d.monitor != nil {
 			if n := d.monitor.SourceTotal(a); n > 0 {
@@ -300,6 +299,8 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 		if d.cfg.DryRun {
 			msg += " (dry run: nothing is dropped)"
 		}
+		// What to do about it comes last.
+		msg += "; " + hint
 		return !d.cfg.DryRun, msg
 	}
 	if len(listedBy) > 0 {
