@@ -210,17 +210,21 @@ func TestManualBlockOfAPrivateAddressIsRefused(t *testing.T) {
 	}
 }
 
-// After a restart with a fresh cache nothing is pulled, yet a wrong key
-// shows at once: /v1/key/status refuses it and the feed is failed.
-func TestAWrongKeyShowsAtStartWithoutAPull(t *testing.T) {
+// After a restart with a fresh cache nothing is pulled, yet a key the API
+// refuses now (disabled while the daemon was stopped) shows at once:
+// /v1/key/status refuses it and the feed is failed.
+func TestARefusedKeyShowsAtStartWithoutAPull(t *testing.T) {
 	l := newLab(t, "203.0.113.7\n")
 	_, stop := l.start(nil)
 	l.note.waitCount(t, "READY=1", 1)
 	stop()
 	pulls := l.srv.RequestCount("/v1/key/blacklist")
+	if err := l.srv.SetFault(mock.Fault{Mode: mock.Fault403}); err != nil {
+		t.Fatal(err)
+	}
 	l.fw = &fakeFirewall{}
 	l.note = listenNotify(t)
-	d, _ := l.start(func(o *Options) { o.Key = config.NewSecret("sk_test_wrong_0000000000000") })
+	d, _ := l.start(nil)
 	l.note.waitCount(t, "READY=1", 1)
 	waitFor(t, "the failed feed", func() bool {
 		st := d.Status()
