@@ -1,5 +1,6 @@
 # SikkerGuard — build, test and install.
-# `make help` lists the targets; `sudo make check` is exactly what CI runs.
+# `make help` lists the targets. CI (.ci/run) runs `make check` in a pristine Debian
+# (`make check-fresh`), then the host-only end-to-end test and `make race`.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -20,21 +21,33 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DBUSPOLICYDIR ?= $(PREFIX)/share/dbus-1/system.d
 DESTDIR ?=
 
-# Debian packages the daemon and its tests drive; installed by `check`/`demo`
-# when missing (command → package).
-DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus
+# Debian packages the daemon, the demo and the tests run; installed by
+# `check`/`demo` when missing (command, or file for a path, → package).
+# ping warms up the test labs' links, sysctl turns on forwarding in them,
+# busctl and setpriv drive the bus tests, gcc links the hardened binaries of
+# `make deb` (the end-to-end test builds the package) and needs the C
+# library's headers, since with gcc present Go builds cgo too, and the CA
+# certificates let Go download the modules over HTTPS.
+# internal/testnet's prerequisite check names the same packages (a test
+# keeps the two in step).
+DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus \
+	ping:iputils-ping sysctl:procps busctl:systemd setpriv:util-linux gcc:gcc \
+	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates
 
 CMDS := sikkerguard sikkerctl sikkerapi-mock
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install missing Debian packages (nftables, iptables, ipset, iproute2, dbus); needs root
+deps: ## Install the missing Debian packages that make check and make demo run (DEB_DEPS); needs root
 	@missing=""; for pair in $(DEB_DEPS); do \
 		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
-		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg"; \
+		case $$cmd in \
+		/*) [ -e $$cmd ] || missing="$$missing $$pkg" ;; \
+		*) command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || missing="$$missing $$pkg" ;; \
+		esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing — run as root (sudo make ...) to install them" >&2; exit 1; fi; \
@@ -66,11 +79,25 @@ fmt-check: ## Fail when gofmt would change a file
 vet: ## go vet every package
 	$(GO) vet ./...
 
+# PKGS and RUN narrow make check and make check-fresh while working on one
+# part, e.g. `sudo make check PKGS=./internal/nft/... RUN=TestAtomic`.
+PKGS ?= ./...
+RUN ?=
+
 .PHONY: check
 check: deps fmt-check vet ## Install what is missing, then gofmt, vet and every test incl. fuzz seeds and netns tests (root)
 	@if [ "$$(id -u)" != 0 ]; then echo "make check runs network-namespace tests and needs root: sudo make check" >&2; exit 1; fi
-	SIKKER_NETNS_TESTS=1 $(GO) test -count=1 -timeout 30m ./...
+	SIKKER_NETNS_TESTS=1 $(GO) test -count=1 -timeout 30m $(if $(RUN),-run '$(RUN)') $(PKGS)
 	@echo "make check: all tests passed"
+
+.PHONY: check-fresh
+check-fresh: ## make check inside a pristine Debian 12 (debootstrap minbase, cached), as a fresh machine runs it (root, ~7 min)
+	bash .ci/check-fresh.sh PKGS='$(PKGS)' RUN='$(RUN)'
+
+.PHONY: check-host
+check-host: deps ## The test make check-fresh leaves to the host: the systemd-nspawn end-to-end test (root)
+	@if [ "$$(id -u)" != 0 ]; then echo "the end-to-end test boots a container and needs root: sudo make check-host" >&2; exit 1; fi
+	SIKKER_NETNS_TESTS=1 $(GO) test -count=1 -timeout 20m -run '^TestSystemd$$' ./internal/e2e
 
 .PHONY: race
 race: ## Unit tests under the race detector

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
@@ -285,14 +286,11 @@ func buildBinary(t *testing.T) string {
 
 func asNobody(t *testing.T, bin, address string, args ...string) result {
 	t.Helper()
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skipf("setpriv not found: %v", err)
-	}
-	cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--address", address}, args...)...)
+	testnet.RequireTools(t, "setpriv")
+	cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--address", address}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
+	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
 // A deadline for waits that only fail when something is broken.
@@ -358,17 +359,11 @@ func TestIntrospectionOnTheBus(t *testing.T) {
 // busctl runs busctl against the bus, optionally as uid 65534 via setpriv.
 func busctl(t *testing.T, bus *dbustest.Bus, nobody bool, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("busctl")
-	if err != nil {
-		t.Skipf("busctl not found: %v", err)
-	}
-	argv := append([]string{path, "--address=" + bus.Address, "--json=short"}, args...)
+	testnet.RequireTools(t, "busctl")
+	argv := append([]string{"busctl", "--address=" + bus.Address, "--json=short"}, args...)
 	if nobody {
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skipf("setpriv not found: %v", err)
-		}
-		argv = append([]string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
+		testnet.RequireTools(t, "setpriv")
+		argv = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
 	}
 	cmd := exec.CommandContext(ctx(t), argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()

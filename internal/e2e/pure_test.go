@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAptMirror(t *testing.T) {
@@ -66,7 +67,7 @@ func TestRootfsKey(t *testing.T) {
 			t.Errorf("%+v shares the key of %+v", other, base)
 		}
 	}
-	if got := base.Tarball(); !strings.HasPrefix(got, cacheDir+"/rootfs-bookworm-") || !strings.HasSuffix(got, ".tar") {
+	if got := base.Tarball(); !strings.HasPrefix(got, CacheDir+"/rootfs-bookworm-") || !strings.HasSuffix(got, ".tar") {
 		t.Errorf("tarball %q", got)
 	}
 }
@@ -172,4 +173,21 @@ func TestUnitExposure(t *testing.T) {
 		t.Errorf("exposure %.1f > 2.0:\n%s", score, out)
 	}
 	t.Logf("exposure %.1f", score)
+}
+
+// A fresh machine has no cache folder: taking the lock creates it.
+func TestLockFileCreatesFolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache", "sub", "run.lock")
+	unlock, err := lockFile(path, time.Second)
+	if err != nil {
+		t.Fatalf("lockFile on a missing folder: %v", err)
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	// A second holder waits, then gives up with an error naming the lock.
+	if _, err := lockFile(path, 600*time.Millisecond); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("second lock: %v, want a timeout naming %s", err, path)
+	}
 }

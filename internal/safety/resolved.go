@@ -97,6 +97,11 @@ func (r Resolved) UpstreamDNS(ctx context.Context) ([]netip.Addr, error) {
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// The deadline closed the connection under the call, which may
+			// then fail with "use of closed network connection" first.
+			err = ctx.Err()
+		}
 		return nil, fmt.Errorf("systemd-resolved upstream servers: %w", err)
 	}
 	return resolvedAddrs(servers, ifName)

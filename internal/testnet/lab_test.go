@@ -33,12 +33,17 @@ func newTestLab(t *testing.T) *Lab {
 	})
 }
 
-// recorder is a testing.TB that keeps the errors instead of failing, so
-// that a test can assert that an assertion fails.
+// recorder is a testing.TB that keeps errors, failures and skips instead
+// of acting on them, so that a test can assert that a check fails.
 type recorder struct {
 	testing.TB
-	errs []string
+	errs        []string
+	fatal, skip string
 }
+
+func (r *recorder) Helper()           {}
+func (r *recorder) Fatal(args ...any) { r.fatal = fmt.Sprint(args...) }
+func (r *recorder) Skip(args ...any)  { r.skip = fmt.Sprint(args...) }
 
 func (r *recorder) Error(args ...any) { r.errs = append(r.errs, fmt.Sprint(args...)) }
 func (r *recorder) Errorf(format string, args ...any) {

@@ -15,40 +15,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
-
-// EnvRequire names the variable that turns a missing root into a failure
-// (make check sets it) instead of a skip.
-const EnvRequire = "SIKKER_NETNS_TESTS"
-
-// RequireRoot skips t unless the process may create namespaces and drive
-// nftables; with SIKKER_NETNS_TESTS=1 it fails instead.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, bin := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			missing = append(missing, bin)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "network namespace test needs " + strings.Join(missing, ", ")
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatal(msg + " (" + EnvRequire + "=1)")
-	}
-	t.Skip(msg)
-}
 
 // NS is a network namespace created by New.
 type NS struct {

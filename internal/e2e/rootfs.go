@@ -1,3 +1,14 @@
+// Package e2e tests the installed product under a real systemd: it builds
+// the Debian package, installs it into a throwaway Debian root file system,
+// boots that with systemd-nspawn in its own network namespace, and drives
+// sikkerguard.service there against the mock SikkerAPI — readiness,
+// D-Bus name, journal, reload, watchdog restart, stop and removal.
+//
+// The test runs as root under `sudo make check` (SIKKER_NETNS_TESTS=1) or
+// with SIKKER_E2E=1, and skips otherwise. This file is the one recipe for
+// the cached Debian root file systems: the test boots one, and
+// `make check-fresh` (through ./internal/e2e/mkrootfs) runs `make check` in
+// another. Both are built once with debootstrap and cached under CacheDir.
 package e2e
 
 import (
@@ -11,15 +22,21 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
-// cacheDir keeps the root file systems between runs; it is the only place
-// outside the per-run temporary directory that the harness writes to.
-const cacheDir = "/var/cache/sikkerguard-e2e"
+// CacheDir keeps the root file systems between runs; it is the only place
+// outside the per-run temporary directories that the harness writes to.
+const CacheDir = "/var/cache/sikkerguard-e2e"
 
-// rootfsPackages is what the container needs on top of debootstrap's
+// Variant is debootstrap's smallest: essential packages and apt only.
+const Variant = "minbase"
+
+// fallbackMirror serves every Debian suite; it is used when the machine's
+// apt sources do not name the suite asked for.
+const fallbackMirror = "http://deb.debian.org/debian"
+
+// rootfsPackages is what the nspawn container needs on top of debootstrap's
 // minbase: a booting systemd, the system bus, and the firewall tools
 // the backends and the checks use.
 var rootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "nftables", "iptables", "ipset", "iproute2", "procps"}
@@ -42,7 +59,7 @@ func (s rootfsSpec) Key() string {
 
 // Tarball is where the cached root file system lives.
 func (s rootfsSpec) Tarball() string {
-	return filepath.Join(cacheDir, fmt.Sprintf("rootfs-%s-%s.tar", s.Suite, s.Key()))
+	return filepath.Join(CacheDir, fmt.Sprintf("rootfs-%s-%s.tar", s.Suite, s.Key()))
 }
 
 // hostSuite reads the machine's Debian code name from os-release.
@@ -143,66 +160,83 @@ func containsWord(list, w string) bool {
 	return false
 }
 
-// ensureRootfs returns the cached tarball, building it with debootstrap
-// when it is missing. A lock keeps two runs from building at once.
-func ensureRootfs(t *testing.T, spec rootfsSpec, mirror string) string {
-	t.Helper()
+// Rootfs returns the cached tarball of a minbase root file system of
+// suite with packages added, and builds it with debootstrap when it is
+// missing, from the machine's apt mirror for suite. A lock keeps two runs
+// from building at once. The tarball is never changed once written: every
+// user extracts a throwaway copy.
+func Rootfs(suite string, packages []string, logf func(format string, args ...any)) (string, error) {
+	spec := rootfsSpec{Suite: suite, Variant: Variant, Packages: packages}
 	tarball := spec.Tarball()
 	if _, err := os.Stat(tarball); err == nil {
-		return tarball
+		return tarball, nil
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		t.Fatalf("cache dir: %v", err)
+	unlock, err := lockFile(filepath.Join(CacheDir, "build.lock"), 10*time.Minute)
+	if err != nil {
+		return "", err
 	}
-	unlock := lockFile(t, filepath.Join(cacheDir, "build.lock"), 10*time.Minute)
 	defer unlock()
 	if _, err := os.Stat(tarball); err == nil {
-		return tarball // built by another run while this one waited
+		return tarball, nil // built by another run while this one waited
 	}
-	build := filepath.Join(cacheDir, "build-"+spec.Key())
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*")
+	mirror, err := aptMirror(append([]string{"/etc/apt/sources.list"}, files...), suite)
+	if err != nil {
+		logf("%v: using %s", err, fallbackMirror)
+		mirror = fallbackMirror
+	}
+	build := filepath.Join(CacheDir, "build-"+spec.Key())
 	os.RemoveAll(build)
 	defer os.RemoveAll(build)
 	start := time.Now()
-	args := []string{"--variant=" + spec.Variant, "--include=" + strings.Join(spec.Packages, ","), spec.Suite, build, mirror}
+	args := []string{"--variant=" + spec.Variant}
+	if len(spec.Packages) > 0 {
+		args = append(args, "--include="+strings.Join(spec.Packages, ","))
+	}
+	args = append(args, spec.Suite, build, mirror)
 	if out, err := exec.Command("debootstrap", args...).CombinedOutput(); err != nil {
-		t.Fatalf("debootstrap %s: %v\n%s", strings.Join(args, " "), err, tail(out, 2000))
+		return "", fmt.Errorf("debootstrap %s: %w\n%s", strings.Join(args, " "), err, tail(out, 2000))
 	}
 	tmp := tarball + ".tmp"
-	if out, err := exec.Command("tar", "-C", build, "-cf", tmp, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", build, "-cf", tmp, ".").CombinedOutput(); err != nil {
 		os.Remove(tmp)
-		t.Fatalf("tar rootfs: %v\n%s", err, out)
+		return "", fmt.Errorf("tar root file system: %w\n%s", err, out)
 	}
 	if err := os.Rename(tmp, tarball); err != nil {
-		t.Fatalf("rename rootfs: %v", err)
+		return "", fmt.Errorf("store root file system: %w", err)
 	}
-	t.Logf("built %s from %s in %s", tarball, mirror, time.Since(start).Round(time.Second))
-	return tarball
+	logf("built %s from %s in %s", tarball, mirror, time.Since(start).Round(time.Second))
+	return tarball, nil
 }
 
-// lockFile takes an exclusive flock, waiting at most wait.
-func lockFile(t *testing.T, path string, wait time.Duration) func() {
-	t.Helper()
+// lockFile takes an exclusive flock, waiting at most wait; it creates the
+// lock's folder, which a fresh machine does not have.
+func lockFile(path string, wait time.Duration) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock folder: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		t.Fatalf("lock %s: %v", path, err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	deadline := time.Now().Add(wait)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }
+			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()
-			t.Fatalf("lock %s: %v (another end-to-end run holds it?)", path, err)
+			return nil, fmt.Errorf("lock %s: %w (another run holds it?)", path, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
 
-// extract unpacks the tarball into a fresh directory.
+// extract unpacks the tarball into a fresh directory, with the owners'
+// numeric ids: the host's user database may map names differently.
 func extract(tarball, dir string) error {
-	if out, err := exec.Command("tar", "-C", dir, "-xf", tarball).CombinedOutput(); err != nil {
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", dir, "-xf", tarball).CombinedOutput(); err != nil {
 		return fmt.Errorf("extract %s: %w: %s", tarball, err, tail(out, 500))
 	}
 	return nil
