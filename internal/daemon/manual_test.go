@@ -292,3 +292,28 @@ func TestWarnsBeforeAPullTheQuotaCannotCover(t *testing.T) {
 		t.Errorf("the warning lacks the numbers:\n%s", l.logs.String())
 	}
 }
+
+// A pull on request honours a 429's Retry-After: asking again would only
+// spend quota the API has refused.
+func TestPullRespectsRetryAfter(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	d, _ := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	if err := l.srv.SetFault(mock.Fault{Mode: mock.Fault429, RetryAfter: "3600"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.Pull(ctx, SikkerFeedName); !errors.Is(err, dbusapi.ErrFailed) || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("Pull under 429 = %v", err)
+	}
+	n := l.srv.RequestCount("/v1/key/blacklist")
+	if err := d.Pull(ctx, SikkerFeedName); !errors.Is(err, dbusapi.ErrBusy) || !strings.Contains(err.Error(), "not to pull before") {
+		t.Errorf("Pull before Retry-After = %v, want Busy", err)
+	}
+	if got := l.srv.RequestCount("/v1/key/blacklist"); got != n {
+		t.Errorf("%d requests before Retry-After", got-n)
+	}
+	if !l.fw.blocks("203.0.113.7") {
+		t.Error("the list in force was lost")
+	}
+}
