@@ -77,6 +77,9 @@ func TestFaultsKeepTheCurrentList(t *testing.T) {
 			if !strings.Contains(l.logs.String(), tc.want) {
 				t.Errorf("log lacks %q:\n%s", tc.want, l.logs.String())
 			}
+			if tc.list == "" && !strings.Contains(l.logs.String(), `level=WARN msg="feed failed; its last good list stays in force"`) {
+				t.Errorf("no journal warning for the failed pull:\n%s", l.logs.String())
+			}
 			if tc.fault.Mode == mock.Fault429 {
 				n := l.srv.RequestCount("/v1/key/blacklist")
 				time.Sleep(300 * time.Millisecond) // three pull intervals
