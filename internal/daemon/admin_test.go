@@ -61,7 +61,7 @@ func TestStatusShowsTheQuota(t *testing.T) {
 	l.note.waitCount(t, "READY=1", 1)
 	waitFor(t, "the quota", func() bool {
 		q := d.Status().Quota
-		return q != nil && q.Used == 2 && q.Limit == 100 && q.Remaining == 98
+		return q != nil && q.Used == 2 && q.Limit == 100 && q.Remaining == 98 && q.Reset.After(time.Now())
 	})
 }
 

@@ -40,6 +40,9 @@ func (d *Daemon) noteQuota(snap *feed.Snapshot, err error, now time.Time) {
 	if q == nil {
 		return
 	}
+	if q.Reset.IsZero() {
+		q.Reset = nextMidnightUTC(now) // SikkerAPI's documented reset
+	}
 	d.setQuota(q)
 }
 
