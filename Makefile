@@ -32,7 +32,8 @@ DESTDIR ?=
 # keeps the two in step).
 DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:dbus \
 	ping:iputils-ping sysctl:procps busctl:systemd setpriv:util-linux gcc:gcc \
-	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates
+	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates \
+	rpmbuild:rpm
 
 CMDS := sikkerguard sikkerctl sikkerapi-mock
 
@@ -146,13 +147,16 @@ install: build ## Install binaries, unit, D-Bus policy, config, man pages and do
 		install -m0644 configs/sikkerguard.yaml $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml; \
 	fi
 
+# The maintainer named by both packages (.deb Maintainer:, .rpm Packager:
+# and changelogs): the project, not whoever made the last commit.
+MAINTAINER := SikkerGuard Maintainers <maintainers@sikkerapi.com>
+
 # Debian package: version from git describe made Debian-safe, architecture
-# from dpkg, maintainer from the last commit unless given.
+# from dpkg.
 ifndef DEB_VERSION
 DEB_VERSION := $(shell sh systemd/debian/version.sh)
 endif
 DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
-DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
 DEB_ROOT := dist/deb-root
 # Debian's hardening flags for the packaged binaries: PIE, full RELRO.
 DEB_GOFLAGS ?= $(GOFLAGS) -buildmode=pie
@@ -164,8 +168,24 @@ deb: ## Build dist/sikkerguard_VERSION_ARCH.deb with dpkg-deb
 	rm -rf $(DEB_ROOT)
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \
 		SYSTEMDUNITDIR=/lib/systemd/system GOFLAGS='$(DEB_GOFLAGS)' LDFLAGS='$(DEB_LDFLAGS)'
-	bash systemd/debian/build-deb.sh $(DEB_ROOT) '$(DEB_VERSION)' '$(DEB_ARCH)' '$(DEB_MAINTAINER)' dist
+	bash systemd/debian/build-deb.sh $(DEB_ROOT) '$(DEB_VERSION)' '$(DEB_ARCH)' '$(MAINTAINER)' dist
 	rm -rf $(DEB_ROOT)
+
+# RPM package for RPM distributions, built on Debian with rpmbuild from the
+# same installed tree as the .deb; the unit goes where those distributions
+# keep it.
+RPM_ROOT := dist/rpm-root
+
+.PHONY: rpm
+rpm: ## Build dist/sikkerguard-VERSION-1.ARCH.rpm with rpmbuild (Debian package rpm, installed when missing; root)
+	@command -v rpmbuild >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then echo "rpmbuild missing — run as root (sudo make rpm) to install Debian's rpm package" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends rpm; }
+	rm -rf $(RPM_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(RPM_ROOT) PREFIX=/usr SYSCONFDIR=/etc \
+		SYSTEMDUNITDIR=/usr/lib/systemd/system GOFLAGS='$(DEB_GOFLAGS)' LDFLAGS='$(DEB_LDFLAGS)'
+	bash systemd/build-rpm.sh $(RPM_ROOT) '$(DEB_VERSION)' '$(MAINTAINER)' dist
+	rm -rf $(RPM_ROOT)
 
 .PHONY: lint-deb
 lint-deb: deb ## Build the .deb and check it with lintian (installed when missing; root)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -127,7 +128,7 @@ State:        running
 Version:      1.2.3-test
 Backend:      nftables
 Dry run:      no
-Blocked:      1,234,567 IPv4, 20 IPv6
+Blocked:      1,234,567 IPv4 addresses, 20 IPv6 ranges
 Whitelisted:  3 entries
 Last pull:    2023-11-14 22:13:20 UTC (3h0m0s ago)
 Next pull:    2023-11-15 22:13:20 UTC (in 21h0m0s)
@@ -135,7 +136,7 @@ Last report:  never
 Started:      2023-11-13 01:13:20 UTC (48h0m0s ago)
 Last error:   feed spamhaus-drop: HTTP 503
 
-FEED           STATE  ENTRIES    DROPPED  LAST PULL                             ERROR
+FEED           STATE  RANGES     DROPPED  LAST PULL                             ERROR
 sikkerapi      -      1,234,500  48,213   2023-11-14 22:13:20 UTC (3h0m0s ago)  -
 spamhaus-drop  -      87         0        never                                 HTTP 503
 `, ""},
@@ -353,5 +354,21 @@ func TestNoKernelDependencies(t *testing.T) {
 				t.Errorf("sikkerctl links %s", d)
 			}
 		}
+	}
+}
+
+// --help shows each global flag once, with two dashes and its argument, as
+// sikkerctl(8) writes them; a flag added to globals must be added there.
+func TestHelpShowsEachFlagOnce(t *testing.T) {
+	fs := newFlags("sikkerctl", &globals{})
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, _ := flag.UnquoteUsage(f)
+		want := "\n  --" + f.Name + " " + arg + " "
+		if n := strings.Count(usage, want); n != 1 {
+			t.Errorf("help has %d lines starting %q, want one", n, want)
+		}
+	})
+	if strings.Contains(usage, "\n  -address") || strings.Contains(usage, "\n  -timeout") {
+		t.Error("help spells a long flag with one dash")
 	}
 }

@@ -45,6 +45,11 @@ func (e exitCode) Error() string {
 
 const usage = `usage: sikkerctl [--address ADDR] [--timeout DUR] COMMAND [ARGS]
 
+options (before or after the command):
+  --address ADDR                  D-Bus address (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)
+  --timeout DUR                   give up on a call after this long (default 2m)
+  -h, --help                      show this help
+
 commands:
   status [--json]                 daemon state, counts, quota and feeds
   reload                          re-read the config; pull feeds whose settings changed (root)
@@ -91,8 +96,8 @@ type globals struct {
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.address, "address", g.address, "D-Bus address (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up on a call after this long")
+	fs.StringVar(&g.address, "address", g.address, "D-Bus address `ADDR` (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up on a call after this long (`DUR`)")
 }
 
 func newFlags(name string, g *globals) *flag.FlagSet {
@@ -704,7 +709,7 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 	fmt.Fprintf(tw, "Version:\t%s\n", st.Version)
 	fmt.Fprintf(tw, "Backend:\t%s\n", dash(st.Backend))
 	fmt.Fprintf(tw, "Dry run:\t%s\n", yesNo(st.DryRun))
-	fmt.Fprintf(tw, "Blocked:\t%s IPv4, %s IPv6\n", thousands(uint64(st.BlockedIPv4)), thousands(uint64(st.BlockedIPv6)))
+	fmt.Fprintf(tw, "Blocked:\t%s IPv4 addresses, %s IPv6 ranges\n", thousands(uint64(st.BlockedIPv4)), thousands(uint64(st.BlockedIPv6)))
 	fmt.Fprintf(tw, "Whitelisted:\t%s entries\n", thousands(uint64(st.Whitelisted)))
 	fmt.Fprintf(tw, "Last pull:\t%s\n", when(st.LastPull))
 	fmt.Fprintf(tw, "Next pull:\t%s\n", when(st.NextPull))
@@ -722,7 +727,8 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 	if len(st.Feeds) > 0 {
 		fmt.Fprintln(e.stdout)
 		tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "FEED\tSTATE\tENTRIES\tDROPPED\tLAST PULL\tERROR")
+		// A feed's list as kept: its own overlaps merged, so counted in ranges.
+		fmt.Fprintln(tw, "FEED\tSTATE\tRANGES\tDROPPED\tLAST PULL\tERROR")
 		for _, f := range st.Feeds {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, dash(f.State), thousands(uint64(f.Entries)), thousands(f.Dropped), when(f.LastPull), dash(f.Error))
 		}

@@ -35,11 +35,19 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 		fmt.Fprintf(stderr, "sikkerguard: api key: %v\n", keyErr)
 		return exitUsage
 	}
-	if o.checkConfig {
-		if keyErr != nil {
-			fmt.Fprintf(stderr, "warning: %v; the SikkerAPI feed stays off until a key is set\n", keyErr)
+	if keyErr != nil && !o.cleanup {
+		if err := canStartWithoutKey(cfg, keyErr); err != nil {
+			fmt.Fprintf(stderr, "sikkerguard: cannot start: %v\n", err)
+			return exitUsage
 		}
+	}
+	if o.checkConfig {
 		fmt.Fprintln(stdout, "config OK")
+		if keyErr != nil {
+			fmt.Fprintf(stdout, "The service can start without a key: it blocks from %s only; the SikkerAPI feed stays off until a key is set (%v).\n"+
+				"The packaged unit asserts that /etc/sikkerguard/api.key exists: see sikkerguard(8) for the drop-in that runs without it.\n",
+				feedList(cfg.Feeds), keyErr)
+		}
 		if o.online {
 			return checkOnline(ctx, cfg, key, stdout)
 		}
@@ -93,6 +101,30 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 		return exitFailure
 	}
 	return exitOK
+}
+
+// canStartWithoutKey decides whether the service is of any use when no API
+// key is configured: only extra feeds can then fill the blocklist. -t, the
+// daemon and --once all ask it, so -t's answer is what the start does.
+func canStartWithoutKey(cfg config.Config, keyErr error) error {
+	if len(cfg.Feeds) > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w, and no extra feeds are configured, so there is nothing to block.\n"+
+		"Put the key in /etc/sikkerguard/api.key (one line, mode 600) or set %s, or list feeds: in the config", keyErr, config.EnvAPIKey)
+}
+
+// feedList names the extra feeds for a sentence: `2 extra feeds (a, b)`.
+func feedList(feeds []config.Feed) string {
+	names := make([]string, len(feeds))
+	for i, f := range feeds {
+		names[i] = f.Name
+	}
+	noun := "extra feeds"
+	if len(feeds) == 1 {
+		noun = "extra feed"
+	}
+	return fmt.Sprintf("%d %s (%s)", len(feeds), noun, strings.Join(names, ", "))
 }
 
 // serve runs the long-running service until SIGTERM/SIGINT; SIGHUP reloads.

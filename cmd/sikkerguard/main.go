@@ -63,10 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "fetch and log what would be blocked; never touch the firewall")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "remove everything sikkerguard put in the kernel and exit")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sikkerguard [-c PATH] [-t [--online] | --once | --cleanup | --version] [--dry-run]\n\n")
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -95,6 +92,46 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--dry-run and --cleanup exclude each other")
 	}
 	return o, nil
+}
+
+// shortFlags maps a long flag to its one-letter alias; help shows the two
+// on one line, as the man page does.
+var shortFlags = map[string]string{"config": "c", "check-config": "t"}
+
+// printUsage writes --help: one line per flag, long names with two dashes
+// and the short alias beside them, the way sikkerguard(8) writes them.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: sikkerguard [-c PATH] [-t [--online] | --once | --cleanup | --version] [--dry-run]\n\n")
+	aliases := map[string]bool{}
+	for _, s := range shortFlags {
+		aliases[s] = true
+	}
+	type row struct{ left, help string }
+	var rows []row
+	width := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		if aliases[f.Name] {
+			return
+		}
+		arg, help := flag.UnquoteUsage(f)
+		left := "    --" + f.Name
+		if s, ok := shortFlags[f.Name]; ok {
+			left = "-" + s + ", --" + f.Name
+		}
+		if arg != "" && arg != "value" {
+			left += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" {
+			help += " (default " + f.DefValue + ")"
+		}
+		rows = append(rows, row{left, help})
+		width = max(width, len(left))
+	})
+	rows = append(rows, row{"-h, --help", "show this help and exit"})
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, r.left, r.help)
+	}
+	fmt.Fprintf(w, "\nExit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n")
 }
 
 // run is main without the process: it returns the exit code.

@@ -185,25 +185,86 @@ func parseSingleDocument(data []byte) (*yaml.Node, *FieldError) {
 	}
 }
 
-// syntaxError turns a yaml.v3 parse error into a FieldError. Tabs in
-// indentation get their own message: yaml's is cryptic and sometimes points
-// at a later line.
+// syntaxError turns a yaml.v3 parse error into a FieldError naming the
+// offending line and quoting its text. yaml.v3 reports the line where the
+// enclosing block started (counted from 0), which may be a comment far above
+// the mistake, so the line is found again as the first one whose inclusion
+// makes the document fail with the same message. Tabs in indentation get
+// their own message: yaml's is cryptic and sometimes points at a later line.
 func syntaxError(err error, data []byte) FieldError {
 	fe := FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	if m := reYAMLLine.FindStringSubmatch(err.Error()); m != nil {
 		fe.Line, _ = strconv.Atoi(m[1])
 		fe.Msg = m[2]
 	}
-	for i, line := range strings.Split(string(data), "\n") {
+	lines := strings.SplitAfter(string(data), "\n")
+	if l := offendingLine(lines, fe.Msg); l > 0 {
+		fe.Line = l
+	}
+	for i, line := range lines {
 		if fe.Line > 0 && i+1 > fe.Line {
 			break
 		}
 		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
 		if strings.Contains(indent, "\t") && strings.TrimSpace(line) != "" {
-			return FieldError{Line: i + 1, Msg: "tab character in indentation; YAML indents with spaces only"}
+			return FieldError{Line: i + 1, Field: quoteLine(line), Msg: "tab character in indentation; YAML indents with spaces only"}
 		}
 	}
+	if indentationHint[fe.Msg] {
+		fe.Msg += "; check the indentation of this line and the one above"
+	}
+	if fe.Line > 0 && fe.Line <= len(lines) {
+		fe.Field = quoteLine(lines[fe.Line-1])
+	}
 	return fe
+}
+
+// indentationHint lists yaml.v3 messages that mostly mean a key indented
+// deeper or shallower than its siblings.
+var indentationHint = map[string]bool{
+	"did not find expected key":                      true,
+	"mapping values are not allowed in this context": true,
+	"did not find expected '-' indicator":            true,
+}
+
+// maxSearchLines bounds the quadratic search for the offending line; a
+// config is a few hundred lines.
+const maxSearchLines = 5000
+
+// offendingLine returns the 1-based number of the first line whose
+// inclusion makes lines fail to parse with msg, or 0 when none does (the
+// error then depends on what follows, as with a second document).
+func offendingLine(lines []string, msg string) int {
+	if len(lines) > maxSearchLines {
+		return 0
+	}
+	var prefix strings.Builder
+	for i, l := range lines {
+		prefix.WriteString(l)
+		var n yaml.Node
+		err := yaml.Unmarshal([]byte(prefix.String()), &n)
+		if err == nil {
+			continue
+		}
+		got := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := reYAMLLine.FindStringSubmatch(err.Error()); m != nil {
+			got = m[2]
+		}
+		if got == msg {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// quoteLine shows a line of the file as it is, indentation included.
+func quoteLine(line string) string {
+	const max = 120
+	line = strings.TrimRight(line, "\r\n")
+	if len(line) > max {
+		line = line[:max] + "…"
+	}
+	return strconv.Quote(line)
 }
 
 type position struct{ line, col int }

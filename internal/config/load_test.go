@@ -88,11 +88,15 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-unknown-nested-key", `:2: api.scor_min: unknown key (valid keys here: url, key_file, score_min, limit, pull_interval, ip_version, protocols, only_countries, except_countries, only_asn, except_asn, min_severity)`},
 		{"invalid-unknown-feed-key", `:4: feeds[0].every: unknown key (valid keys here: name, url, file, interval)`},
 		{"invalid-two-documents", `:4: a second YAML document starts here; the config must be a single document (remove the extra ---)`},
-		{"invalid-tabs", `:2: tab character in indentation; YAML indents with spaces only`},
+		{"invalid-tabs", `:2: "\tscore_min: 60": tab character in indentation; YAML indents with spaces only`},
 		{"invalid-utf8", `:3: not valid UTF-8; the config must be UTF-8 text`},
 		{"invalid-type", `:3: api.score_min: "fifty" is not a whole number`},
 		{"invalid-duplicate-key", `:3: api.score_min: key is set twice (first at line 2)`},
-		{"invalid-syntax", `:1: did not find expected ',' or ']'`},
+		{"invalid-syntax", `:2: "  score_min: [60": did not find expected ',' or ']'`},
+		// yaml.v3 names line 2 (counted from 0, the enclosing block's start:
+		// the comment on line 2); the mistake is on line 9.
+		{"invalid-indentation", `:9: " limit: 10": did not find expected key; check the indentation of this line and the one above`},
+		{"invalid-indentation-deeper", `:4: "    interval: 1h": mapping values are not allowed in this context; check the indentation of this line and the one above`},
 		{"invalid-not-mapping", `:1: a list is not a mapping of keys`},
 	}
 	covered := map[string]bool{}

@@ -122,7 +122,7 @@ type Daemon struct {
 	state    State
 	lastPull time.Time
 	started  time.Time
-	counts   [2]int // applied ranges v4, v6
+	counts   BlockCounts // of the applied blocklist
 	status   dbusapi.Status
 	// The backend and monitor in force, for the health endpoint's and the
 	// bus's goroutines.
@@ -353,7 +353,7 @@ func (d *Daemon) statusLine() string {
 	reason := d.reason()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := fmt.Sprintf("STATUS=%s: blocking %d IPv4 and %d IPv6 ranges", d.state, d.counts[0], d.counts[1])
+	s := fmt.Sprintf("STATUS=%s: %s", d.state, d.counts)
 	if !d.lastPull.IsZero() {
 		s += ", last pull " + d.lastPull.UTC().Format("2006-01-02 15:04 UTC")
 	}

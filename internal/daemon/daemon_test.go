@@ -16,6 +16,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
@@ -201,7 +202,7 @@ func (l *lab) start(mutate func(*Options)) (*Daemon, func() error) {
 	l.t.Helper()
 	o := Options{
 		Config: l.cfg, Key: config.NewSecret(key),
-		Log:         slog.New(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:         slog.New(logging.Check(slog.NewTextHandler(l.logs, &slog.HandlerOptions{Level: slog.LevelDebug}), l.t.Errorf)),
 		NewFirewall: func(config.Config) (firewall.Firewall, error) { return l.fw, nil },
 		Discover: func(context.Context, config.Config) (safety.NeverBlock, error) {
 			return l.never, nil
@@ -253,7 +254,7 @@ func TestReadyOnlyAfterTheListIsApplied(t *testing.T) {
 	}
 	msgs := l.note.all()
 	for i, m := range msgs {
-		if m == "READY=1" && (i+1 == len(msgs) || !strings.HasPrefix(msgs[i+1], "STATUS=running: blocking 2 IPv4 and 0 IPv6 ranges")) {
+		if m == "READY=1" && (i+1 == len(msgs) || !strings.HasPrefix(msgs[i+1], "STATUS=running: blocking 257 IPv4 addresses in 2 ranges and 0 IPv6 ranges")) {
 			t.Errorf("READY=1 not followed by the status: %q", msgs)
 		}
 	}

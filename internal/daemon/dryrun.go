@@ -27,8 +27,7 @@ func (dryRunFirewall) Counters() (firewall.Counters, error) { return firewall.Co
 
 // logDryRun shows what would be blocked, with a few sample entries.
 func logDryRun(log *slog.Logger, p Plan) {
-	v4, v6 := p.Block.Len()
-	log.Info(fmt.Sprintf("Dry run: would block %d IPs", BlockedCount(p.Block, true)), "ranges4", v4, "ranges6", v6)
+	log.Info(fmt.Sprintf("Dry run: would block %d IPs", BlockedCount(p.Block, true)), CountBlocked(p.Block).Attrs()...)
 	n := 0
 	for r := range p.Block.Ranges() {
 		if n == 5 {
@@ -38,7 +37,37 @@ func logDryRun(log *slog.Logger, p Plan) {
 		n++
 	}
 	w4, w6 := p.Allow.Len()
-	log.Info("Dry run: would always accept", "ranges4", w4, "ranges6", w6)
+	log.Info("Dry run: would always accept", "ranges_ipv4", w4, "ranges_ipv6", w6)
+}
+
+// BlockCounts are a blocklist's numbers in the words shared by the journal,
+// STATUS=, sikkerctl, the bus and the docs: ranges after merging, per
+// family, and the IPv4 addresses they cover. IPv6 addresses are not counted:
+// one /64 alone holds 2^64. (A feed's entries, as listed before merging, are
+// logged when it is pulled.)
+type BlockCounts struct {
+	AddressesIPv4 uint64
+	RangesIPv4    int
+	RangesIPv6    int
+}
+
+// CountBlocked counts s.
+func CountBlocked(s ipnet.Set) BlockCounts {
+	a4, _ := s.Addresses()
+	v4, v6 := s.Len()
+	return BlockCounts{AddressesIPv4: a4, RangesIPv4: v4, RangesIPv6: v6}
+}
+
+// String is the STATUS= wording: "blocking 197849 IPv4 addresses in 1354
+// ranges and 181 IPv6 ranges".
+func (c BlockCounts) String() string {
+	return fmt.Sprintf("blocking %d IPv4 addresses in %d ranges and %d IPv6 ranges", c.AddressesIPv4, c.RangesIPv4, c.RangesIPv6)
+}
+
+// Attrs are the journal attributes of a "Blocking N IPs" line, each named
+// with its unit.
+func (c BlockCounts) Attrs() []any {
+	return []any{"addresses_ipv4", c.AddressesIPv4, "ranges_ipv4", c.RangesIPv4, "ranges_ipv6", c.RangesIPv6}
 }
 
 // BlockedCount is the "N" of "Blocking N IPs": IPv4 addresses, plus IPv6

@@ -135,13 +135,13 @@ func openSourceStatus(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.Ca
 			MinSeverity:     s.API.MinSeverity,
 			Limits:          lim,
 			UserAgent:       version.UserAgent(),
-			Logger:          log.With("feed", SikkerFeedName),
+			Logger:          log, // the feed adds feed= itself
 		})
 		if err == nil {
 			src, status = sk, sk.Status
 		}
 	case s.Feed.URL != "":
-		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log.With("feed", s.Name)})
+		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Limits: lim, UserAgent: version.UserAgent(), Logger: log})
 	default:
 		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File, Limits: lim})
 	}

@@ -122,8 +122,7 @@ func Once(ctx context.Context, o OnceOptions) error {
 	}
 	if !o.DryRun { // a dry run enforces nothing, so it accepts nothing
 		commitAccepted(dec, srcs, log)
-		v4, v6 := dec.Plan.Block.Len()
-		log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(dec.Plan.Block, cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
+		log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(dec.Plan.Block, cfg.Firewall.IPv6)), CountBlocked(dec.Plan.Block).Attrs()...)
 	}
 	// A refused list leaves its feed's last good list in force, but a cron
 	// run must still say that something needs the administrator.
@@ -136,12 +135,19 @@ func logPull(log *slog.Logger, name string, snap *feed.Snapshot, err error, extr
 	switch {
 	case err != nil && snap != nil:
 		v4, v6 := snap.Count()
-		log.Warn("feed failed; its last good list stays in force", append([]any{"feed", name, "err", err, "v4", v4, "v6", v6}, extra...)...)
+		log.Warn("feed failed; its last good list stays in force", append([]any{"feed", name, "err", err, "ranges_ipv4", v4, "ranges_ipv6", v6}, extra...)...)
 	case err != nil:
 		log.Error("feed failed and has no last good list", append([]any{"feed", name, "err", err}, extra...)...)
 	default:
 		v4, v6 := snap.Count()
-		log.Info("feed pulled", "feed", name, "v4", v4, "v6", v6, "cached", snap.FromCache, "malformed", snap.Stats.Malformed)
+		// Entries as the feed listed them, ranges after merging its overlaps.
+		// A cached list is stored merged: its listed entries are not known.
+		attrs := []any{"feed", name}
+		if !snap.FromCache {
+			attrs = append(attrs, "entries", snap.Stats.Entries)
+		}
+		log.Info("feed pulled", append(attrs, "ranges_ipv4", v4, "ranges_ipv6", v6,
+			"cached", snap.FromCache, "malformed", snap.Stats.Malformed)...)
 		for _, m := range snap.Stats.Samples {
 			log.Warn("malformed line", "feed", name, "line", m.Line, "text", m.Text)
 		}

@@ -99,8 +99,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	}
 	d.accept(dec)
 	d.setApplied(plan)
-	v4, v6 := plan.Block.Len()
-	d.log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(plan.Block, d.cfg.Firewall.IPv6)), "ranges4", v4, "ranges6", v6)
+	d.log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(plan.Block, d.cfg.Firewall.IPv6)), CountBlocked(plan.Block).Attrs()...)
 	d.updateState()
 	d.publish()
 	if d.bus != nil {
@@ -146,9 +145,8 @@ func (d *Daemon) setApplied(plan Plan) {
 	d.applied, d.hasApplied, d.badPlan = plan, true, nil
 	allow := plan.Allow
 	d.allowNow.Store(&allow)
-	v4, v6 := plan.Block.Len()
 	d.mu.Lock()
-	d.counts = [2]int{v4, v6}
+	d.counts = CountBlocked(plan.Block)
 	d.mu.Unlock()
 }
 

@@ -214,7 +214,7 @@ func (s *Server) SetDryRun(on bool) error { return s.set(PropDryRun, on) }
 // SetLastPull publishes the time of the last successful pull (zero = never).
 func (s *Server) SetLastPull(t time.Time) error { return s.set(PropLastPull, unixOrZero(t)) }
 
-// SetBlocked publishes the number of blocked IPv4 and IPv6 entries without
+// SetBlocked publishes the blocked IPv4 addresses and IPv6 ranges without
 // emitting BlocklistUpdated (e.g. when adopting rules left by a crash).
 func (s *Server) SetBlocked(ipv4, ipv6 uint32) error {
 	return errors.Join(s.set(PropBlockedIPv4, ipv4), s.set(PropBlockedIPv6, ipv6))

@@ -38,8 +38,8 @@ type Status struct {
 	State       State
 	Backend     string
 	DryRun      bool
-	BlockedIPv4 uint32
-	BlockedIPv6 uint32
+	BlockedIPv4 uint32 // IPv4 addresses covered by the blocklist's ranges
+	BlockedIPv6 uint32 // IPv6 ranges in the blocklist, after merging
 	Whitelisted uint32 // whitelist entries in force (config, runtime and safety)
 	LastPull    time.Time
 	NextPull    time.Time

@@ -111,20 +111,7 @@ func repoRoot(t *testing.T) string {
 // buildDeb runs make deb and returns the package's path.
 func buildDeb(t *testing.T, repo string) string {
 	t.Helper()
-	cmd := exec.Command("make", "--no-print-directory", "deb")
-	cmd.Dir = repo
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("make deb: %v\n%s", err, tail(out, 3000))
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); strings.HasSuffix(l, ".deb") && !strings.Contains(l, " ") {
-			return filepath.Join(repo, l)
-		}
-	}
-	t.Fatalf("make deb printed no package path:\n%s", tail(out, 2000))
-	return ""
+	return buildPackage(t, repo, "deb", ".deb")
 }
 
 // goBuild builds one command of the repository into dir.
@@ -334,19 +321,11 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 
-	tm.step("start without a key is refused", func() {
-		if out, err := c.run("systemctl", "start", "sikkerguard"); err == nil {
-			t.Errorf("start without /etc/sikkerguard/api.key succeeded:\n%s", out)
-		}
-		st := c.must("systemctl", "show", "-p", "ConditionResult", "-p", "AssertResult", "sikkerguard")
-		if !strings.Contains(st, "AssertResult=no") {
-			t.Errorf("missing key did not fail the assertion: %s", st)
-		}
-		c.run("systemctl", "reset-failed", "sikkerguard") // an assertion leaves nothing failed; harmless
-	})
+	tm.step("start without a key is refused", func() { startWithoutKey(t, c) })
 
 	c.writeFile("/etc/sikkerguard/api.key", mockKey+"\n", 0o600)
 	c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+	tm.step("start with a broken config fails once", func() { startWithBrokenConfig(t, c) })
 	tm.step("start mock", func() {
 		c.must("systemctl", "daemon-reload")
 		c.must("systemctl", "start", "sikkerapi-mock")
@@ -384,6 +363,10 @@ func TestSystemd(t *testing.T) {
 			t.Errorf("is-active = %q", st)
 		}
 		show := c.must("systemctl", "show", "-p", "StatusText", "-p", "Type", "-p", "WatchdogUSec", "sikkerguard")
+		// Each number with its unit: addresses and ranges (see README, The numbers).
+		if !regexp.MustCompile(`StatusText=running: blocking \d+ IPv4 addresses in \d+ ranges and \d+ IPv6 ranges`).MatchString(show) {
+			t.Errorf("STATUS= does not name its units:\n%s", show)
+		}
 		if !strings.Contains(show, "Type=notify") || !strings.Contains(show, "StatusText=") {
 			t.Errorf("unexpected unit state:\n%s", show)
 		}
@@ -426,7 +409,7 @@ func TestSystemd(t *testing.T) {
 
 	t.Run("journal", func(t *testing.T) {
 		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat")
-		for _, want := range []string{"Score threshold:", "Safety whitelist:", "Firewall ready", "Blocking "} {
+		for _, want := range []string{"Score threshold:", "Safety whitelist:", "Firewall ready", "Blocking ", " addresses_ipv4=", " ranges_ipv4=", "feed pulled feed=sikkerapi entries="} {
 			if !strings.Contains(j, want) {
 				t.Errorf("journal lacks %q:\n%s", want, tail([]byte(j), 2000))
 			}

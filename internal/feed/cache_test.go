@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 )
 
 func testSet(t *testing.T, text string) ipnet.Set {
@@ -118,7 +119,7 @@ func TestCachedWrapper(t *testing.T) {
 	good := &Snapshot{Name: "f", Set: testSet(t, "203.0.113.0/24\n"), FetchedAt: time.Unix(1760000000, 0).UTC()}
 	boom := errors.New("boom")
 	var logBuf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	log := slog.New(logging.Check(slog.NewTextHandler(&logBuf, nil), t.Errorf))
 
 	// No cache yet: the failure comes through alone.
 	bad := &Snapshot{Name: "f", Set: testSet(t, "203.0.113.0/24\n198.51.100.0/24\n192.0.2.0/24\n"), FetchedAt: good.FetchedAt.Add(time.Hour)}

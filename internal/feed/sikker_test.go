@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 )
 
@@ -75,7 +76,7 @@ func newClient(t *testing.T, srv *mock.Server, mod func(*SikkerOptions)) (*Sikke
 		Key:       testKey,
 		UserAgent: testUA,
 		Timeout:   5 * time.Second,
-		Logger:    slog.New(slog.NewTextHandler(&syncWriter{w: &logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    slog.New(logging.Check(slog.NewTextHandler(&syncWriter{w: &logBuf}, &slog.HandlerOptions{Level: slog.LevelDebug}), t.Errorf)),
 	}
 	if mod != nil {
 		mod(&opt)

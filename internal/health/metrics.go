@@ -44,9 +44,9 @@ func renderMetrics(snap Snapshot) []byte {
 	m.family("sikkerguard_dry_run", "gauge", "1 when rules are computed but not applied.")
 	m.sample("sikkerguard_dry_run", b2u(snap.DryRun))
 
-	m.family("sikkerguard_blocked_ipv4_addresses", "gauge", "IPv4 addresses in the blocklist.")
+	m.family("sikkerguard_blocked_ipv4_addresses", "gauge", "IPv4 addresses covered by the blocklist's ranges.")
 	m.sample("sikkerguard_blocked_ipv4_addresses", snap.BlockedIPv4)
-	m.family("sikkerguard_blocked_ipv6_ranges", "gauge", "IPv6 ranges in the blocklist.")
+	m.family("sikkerguard_blocked_ipv6_ranges", "gauge", "IPv6 ranges in the blocklist, after merging.")
 	m.sample("sikkerguard_blocked_ipv6_ranges", snap.BlockedIPv6)
 
 	m.family("sikkerguard_last_pull_timestamp_seconds", "gauge", "Unix time of the last successful pull; 0 = never.")
@@ -57,7 +57,8 @@ func renderMetrics(snap Snapshot) []byte {
 	m.sample("sikkerguard_start_timestamp_seconds", unix(snap.Started))
 
 	if len(snap.Feeds) > 0 {
-		m.family("sikkerguard_feed_entries", "gauge", "Entries in the list last accepted from a feed.")
+		// The name predates the shared vocabulary; the value is ranges.
+		m.family("sikkerguard_feed_entries", "gauge", "Ranges in the list last accepted from a feed, its own overlaps merged.")
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_entries", f.Entries, "feed", f.Name)
 		}

@@ -310,7 +310,7 @@ func (b *Backend) applyDelta(d delta, block, allow ipnet.Set, fams []family) err
 	b.stats.delta++
 	b.block, b.allow = block, allow
 	b.log.Info("ipset sets updated", "op", "update", "added", len(d.add), "removed", len(d.del),
-		"ranges4", len(block.V4), "ranges6", len(block.V6))
+		"ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6))
 	return nil
 }
 
@@ -338,8 +338,8 @@ func (b *Backend) applyFull(block, allow ipnet.Set, fams []family) error {
 	}
 	b.synced, b.block, b.allow, b.caps = true, block, allow, c
 	b.stats.full++
-	b.log.Info("ipset sets replaced", "op", "replace", "ranges4", len(block.V4), "ranges6", len(block.V6),
-		"allow4", len(allow.V4), "allow6", len(allow.V6))
+	b.log.Info("ipset sets replaced", "op", "replace", "ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6),
+		"allow_ranges_ipv4", len(allow.V4), "allow_ranges_ipv6", len(allow.V6))
 	return nil
 }
 

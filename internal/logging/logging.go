@@ -9,9 +9,11 @@ package logging
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,8 +199,13 @@ func appendAttr(b *strings.Builder, fields map[string]string, group string, a sl
 		return
 	}
 	s := a.Value.String()
-	if a.Value.Kind() == slog.KindDuration {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
 		s = a.Value.Duration().String()
+	case slog.KindAny:
+		if l, ok := flatList(a.Value.Any()); ok {
+			s = l
+		}
 	}
 	if fields != nil {
 		fields[fieldName(group+a.Key)] = s
@@ -210,6 +217,24 @@ func appendAttr(b *strings.Builder, fields map[string]string, group string, a sl
 		s = strconv.Quote(s)
 	}
 	b.WriteString(s)
+}
+
+// flatList renders a slice or array as its elements joined by commas
+// (`hooks=prerouting,input`) rather than in Go syntax; ok is false for
+// anything else, and for []byte, which prints as text.
+func flatList(x any) (string, bool) {
+	if _, isBytes := x.([]byte); isBytes {
+		return "", false
+	}
+	rv := reflect.ValueOf(x)
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return "", false
+	}
+	parts := make([]string, rv.Len())
+	for i := range parts {
+		parts[i] = fmt.Sprint(rv.Index(i).Interface())
+	}
+	return strings.Join(parts, ","), true
 }
 
 // printable reports whether s is valid UTF-8 made of printable characters

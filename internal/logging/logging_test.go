@@ -3,7 +3,9 @@ package logging
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,53 @@ func TestControlCharactersEscaped(t *testing.T) {
 		if got := strings.Count(out, "\n"); got != 3 {
 			t.Errorf("journal=%v: %d lines, want 3", journal, got)
 		}
+	}
+}
+
+func TestCheckReportsDuplicatesAndNestedValues(t *testing.T) {
+	type plain struct{ A int }
+	for _, tc := range []struct {
+		name string
+		log  func(*slog.Logger)
+		want string // "" = no report
+	}{
+		{"scalars and readable values", func(l *slog.Logger) {
+			l.Info("m", "n", 1, "s", "x", "ok", true, "d", time.Second, "addr", netip.MustParseAddr("192.0.2.1"),
+				"err", errors.New("e"), "hooks", []string{"prerouting", "input"}, "nets", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")})
+		}, ""},
+		{"key twice through With", func(l *slog.Logger) { l.With("feed", "sikkerapi").Info("m", "feed", "sikkerapi") }, `key "feed" given twice`},
+		{"key twice in the call", func(l *slog.Logger) { l.Info("m", "n", 1, "n", 2) }, `key "n" given twice`},
+		{"key twice in With chains", func(l *slog.Logger) { l.With("feed", "a").With("feed", "a").Info("m") }, `key "feed" given twice`},
+		{"fields-only member shadows a key", func(l *slog.Logger) {
+			l.Info("m", "src", "192.0.2.1", slog.Group(FieldsOnly, "src", "192.0.2.1"))
+		}, `key "src" given twice`},
+		{"same key in different groups", func(l *slog.Logger) { l.Info("m", "n", 1, slog.Group("g", "n", 2)) }, ""},
+		{"map", func(l *slog.Logger) { l.Info("m", "base_chains", map[string]string{"prerouting": "prerouting"}) }, "base_chains=map[prerouting:prerouting] is a map"},
+		{"struct", func(l *slog.Logger) { l.Info("m", "v", plain{1}) }, "is a struct"},
+		{"pointer to struct", func(l *slog.Logger) { l.Info("m", "v", &plain{1}) }, "is a pointer to a struct"},
+		{"list of structs", func(l *slog.Logger) { l.Info("m", "v", []plain{{1}}) }, "is a list of a struct"},
+		{"list of lists", func(l *slog.Logger) { l.Info("m", "v", [][]string{{"a"}}) }, "is a list of a slice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reports []string
+			l := slog.New(Check(slog.DiscardHandler, func(f string, a ...any) { reports = append(reports, fmt.Sprintf(f, a...)) }))
+			tc.log(l)
+			switch {
+			case tc.want == "" && len(reports) > 0:
+				t.Errorf("reported %q", reports)
+			case tc.want != "" && (len(reports) != 1 || !strings.Contains(reports[0], tc.want)):
+				t.Errorf("reports %q, want one with %q", reports, tc.want)
+			}
+		})
+	}
+}
+
+// A list is written flat, comma-separated, not in Go syntax.
+func TestFlatLists(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, Options{Journal: true})
+	log.Info("Firewall ready", "hooks", []string{"prerouting", "input"}, "nets", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}, "none", []string{})
+	if want := "<6>Firewall ready hooks=prerouting,input nets=192.0.2.0/24,2001:db8::/32 none=\"\"\n"; buf.String() != want {
+		t.Errorf("got %q, want %q", buf.String(), want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ const (
 	DefaultWindow            = 10 * time.Second
 	DefaultMaxSources        = 100_000
 	DefaultMaxPortsPerSource = 64
+	// DefaultScanPorts is how many distinct ports one source may hit over
+	// one transport in one window before its lines become one scan line.
+	DefaultScanPorts = 8
 
 	// MaxTop caps TopBlocked(n), as dbusapi.MaxTop caps the bus method.
 	MaxTop = 1000
@@ -47,6 +51,7 @@ type AggregatorConfig struct {
 	Window            time.Duration     // 0 = DefaultWindow
 	MaxSources        int               // sources kept in the totals; 0 = DefaultMaxSources
 	MaxPortsPerSource int               // (port, transport) pairs kept per source; 0 = DefaultMaxPortsPerSource
+	ScanPorts         int               // distinct ports per source, transport and window logged one by one; 0 = DefaultScanPorts
 	Services          map[uint16]string // destination port → service name (config.PortServices)
 	StatePath         string            // totals file; "" = totals live in memory only
 	Now               func() time.Time  // default time.Now
@@ -158,6 +163,9 @@ func NewAggregator(cfg AggregatorConfig, log *slog.Logger) *Aggregator {
 	}
 	if cfg.MaxPortsPerSource <= 0 {
 		cfg.MaxPortsPerSource = DefaultMaxPortsPerSource
+	}
+	if cfg.ScanPorts <= 0 {
+		cfg.ScanPorts = DefaultScanPorts
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -272,6 +280,9 @@ func (a *Aggregator) Tick() []Count {
 }
 
 // Flush ends the current window now (on shutdown), logs and returns it.
+// The returned counts are always per port; the journal gets one line per
+// port, except for a source that hit more than ScanPorts ports over one
+// transport, which gets one scan line (see ScanLine).
 func (a *Aggregator) Flush() []Count {
 	a.mu.Lock()
 	w := a.window
@@ -284,13 +295,92 @@ func (a *Aggregator) Flush() []Count {
 			Service: ServiceName(a.cfg.Services, k.port, k.transport), Count: n})
 	}
 	sortCounts(out)
-	for _, c := range out {
+	for _, l := range journalLines(out, a.cfg.ScanPorts) {
 		// The line says it all; the attributes go to the journal as fields
 		// (journalctl -u sikkerguard SIKKER_SRC=…) and not into the text.
-		a.log.Info(c.Line(), slog.Group(logging.FieldsOnly, "src", c.Src, "port", c.Port, "service", c.Service,
-			"proto", c.Transport, "count", c.Count))
+		c := l.Count
+		fields := []any{"src", c.Src, "port", c.Port, "service", c.Service, "proto", c.Transport, "count", c.Count}
+		if l.ports > 0 {
+			fields = append(fields, "ports", l.ports) // a scan: port is the lowest of them
+		}
+		a.log.Info(l.text, slog.Group(logging.FieldsOnly, fields...))
 	}
 	return out
+}
+
+// scanPortsShown is how many ports a scan line names before "…".
+const scanPortsShown = 3
+
+// ServiceScan is the service a scan line names in its journal fields.
+const ServiceScan = "scan"
+
+// journalLine is one BLOCKED line of a window: a port's count, or for a
+// scan the source's total with the lowest port and the number of ports.
+type journalLine struct {
+	Count
+	ports int // distinct ports of a scan; 0 for a per-port line
+	text  string
+}
+
+// journalLines turns a window's counts (sorted by sortCounts) into the
+// lines to log, in the same order: a scan takes the place of its source's
+// first per-port line.
+func journalLines(cs []Count, scanPorts int) []journalLine {
+	type st struct {
+		src       netip.Addr
+		transport string
+	}
+	type group struct {
+		ports []uint16
+		total uint64
+		done  bool
+	}
+	groups := map[st]*group{}
+	for _, c := range cs {
+		if c.Transport != TransportTCP && c.Transport != TransportUDP {
+			continue
+		}
+		g := groups[st{c.Src, c.Transport}]
+		if g == nil {
+			g = &group{}
+			groups[st{c.Src, c.Transport}] = g
+		}
+		g.ports = append(g.ports, c.Port)
+		g.total += c.Count
+	}
+	out := make([]journalLine, 0, len(cs))
+	for _, c := range cs {
+		g := groups[st{c.Src, c.Transport}]
+		switch {
+		case g == nil || len(g.ports) <= scanPorts:
+			out = append(out, journalLine{Count: c, text: c.Line()})
+		case !g.done:
+			g.done = true
+			slices.Sort(g.ports)
+			sc := Count{Src: c.Src, Port: g.ports[0], Transport: c.Transport, Service: ServiceScan, Count: g.total}
+			out = append(out, journalLine{Count: sc, ports: len(g.ports), text: ScanLine(c.Src, g.ports, c.Transport, g.total)})
+		}
+	}
+	return out
+}
+
+// ScanLine renders a source that hit many ports in one window:
+// `BLOCKED 192.0.2.2 (493 ports: 22, 23, 80, …) proto=UDP x493 scan`, the
+// lowest ports first. ports must be sorted.
+func ScanLine(src netip.Addr, ports []uint16, transport string, total uint64) string {
+	var b strings.Builder
+	b.WriteString("BLOCKED " + src.String() + " (" + strconv.Itoa(len(ports)) + " ports: ")
+	for i, p := range ports[:min(len(ports), scanPortsShown)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(int(p)))
+	}
+	if len(ports) > scanPortsShown {
+		b.WriteString(", …")
+	}
+	b.WriteString(") proto=" + transport + " x" + strconv.FormatUint(total, 10) + " scan")
+	return b.String()
 }
 
 // sortCounts orders by count, largest first, then by source, port and

@@ -35,7 +35,7 @@ func newTestAggregator(t *testing.T, cfg AggregatorConfig) (*Aggregator, *clock,
 	if cfg.Services == nil {
 		cfg.Services = services
 	}
-	return NewAggregator(cfg, slog.New(slog.NewJSONHandler(&buf, nil))), c, &buf
+	return NewAggregator(cfg, slog.New(logging.Check(slog.NewJSONHandler(&buf, nil), t.Errorf))), c, &buf
 }
 
 func ev(src string, port uint16, transport string) Event {
@@ -444,4 +444,78 @@ func TestTopBlockedConcurrent(t *testing.T) {
 		}
 	})
 	wg.Wait()
+}
+
+// A random-port flood from one source is one scan line per window, not one
+// line per port; a source that hits a few ports keeps its per-port lines,
+// and the counts returned (for reports and top) stay per port.
+func TestAggregatorScanLine(t *testing.T) {
+	a, c, buf := newTestAggregator(t, AggregatorConfig{})
+	for p := range uint16(493) {
+		a.Add(ev("192.0.2.2", 1000+p*7, TransportUDP))
+	}
+	a.Add(ev("192.0.2.2", 22, TransportUDP))
+	a.Add(ev("192.0.2.2", 23, TransportUDP))
+	a.Add(ev("192.0.2.2", 80, TransportUDP))
+	a.Add(ev("192.0.2.2", 80, TransportUDP))
+	// The same source over TCP, a few ports: per-port lines.
+	a.Add(ev("192.0.2.2", 22, TransportTCP))
+	// Another source at exactly the threshold: still per port.
+	for p := range uint16(DefaultScanPorts) {
+		a.Add(ev("198.51.100.9", 22+p, TransportTCP))
+	}
+	c.Advance(DefaultWindow)
+	got := a.Tick()
+	if len(got) != 496+1+DefaultScanPorts {
+		t.Errorf("Tick returned %d counts, want one per port: %d", len(got), 496+1+DefaultScanPorts)
+	}
+
+	var lines []string
+	var scan map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		msg, _ := m["msg"].(string)
+		lines = append(lines, msg)
+		if strings.HasSuffix(msg, " scan") {
+			scan, _ = m[logging.FieldsOnly].(map[string]any)
+		}
+	}
+	const want = "BLOCKED 192.0.2.2 (496 ports: 22, 23, 80, …) proto=UDP x497 scan"
+	if !slices.Contains(lines, want) {
+		t.Errorf("no line %q in:\n%s", want, strings.Join(lines, "\n"))
+	}
+	if n := len(lines); n != 1+1+DefaultScanPorts {
+		t.Errorf("%d lines, want the scan, the TCP line and %d per-port lines:\n%s", n, DefaultScanPorts, strings.Join(lines, "\n"))
+	}
+	for _, w := range []string{"BLOCKED 192.0.2.2:22 (ssh) proto=TCP x1", "BLOCKED 198.51.100.9:22 (ssh) proto=TCP x1"} {
+		if !slices.Contains(lines, w) {
+			t.Errorf("no per-port line %q", w)
+		}
+	}
+	if scan["src"] != "192.0.2.2" || scan["ports"] != 496.0 || scan["count"] != 497.0 || scan["proto"] != "UDP" ||
+		scan["service"] != ServiceScan || scan["port"] != 22.0 {
+		t.Errorf("scan line fields = %v", scan)
+	}
+	// Per-port totals for sikkerctl top are unchanged by the scan line.
+	if top := a.TopBlocked(1); len(top) != 1 || top[0].Port != 80 || top[0].Count != 2 {
+		t.Errorf("TopBlocked(1) = %v, want port 80 x2", top)
+	}
+}
+
+func TestScanLine(t *testing.T) {
+	src := netip.MustParseAddr("192.0.2.2")
+	for _, tc := range []struct {
+		ports []uint16
+		want  string
+	}{
+		{[]uint16{22, 23, 80, 443}, "BLOCKED 192.0.2.2 (4 ports: 22, 23, 80, …) proto=UDP x9 scan"},
+		{[]uint16{22, 23, 80}, "BLOCKED 192.0.2.2 (3 ports: 22, 23, 80) proto=UDP x9 scan"},
+	} {
+		if got := ScanLine(src, tc.ports, TransportUDP, 9); got != tc.want {
+			t.Errorf("ScanLine(%v) = %q, want %q", tc.ports, got, tc.want)
+		}
+	}
 }

@@ -222,3 +222,14 @@ func deleteChain(b *batch, name string) {
 	b.str(unix.NFTA_CHAIN_NAME, name)
 	b.end()
 }
+
+// baseChains lists the base chains of the adopted table as hook:chain,
+// sorted, for the log: a flat list rather than Go's map syntax.
+func (p adoption) baseChains() []string {
+	out := make([]string, 0, len(p.base))
+	for hook, chain := range p.base {
+		out = append(out, hook+":"+chain)
+	}
+	slices.Sort(out)
+	return out
+}

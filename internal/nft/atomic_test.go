@@ -15,6 +15,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"golang.org/x/sys/unix"
 )
@@ -244,7 +245,7 @@ func TestReplaceForeignTable(t *testing.T) {
 	l := newLab(t)
 	l.Host.MustRun("nft", "add table inet sikkerguard { chain prerouting { type filter hook prerouting priority 0; policy drop; }; }")
 	var logs strings.Builder
-	b, err := New(testConfig{}.settings(), slog.New(slog.NewTextHandler(&logs, nil)), WithNetNSFd(l.Host.FD()))
+	b, err := New(testConfig{}.settings(), slog.New(logging.Check(slog.NewTextHandler(&logs, nil), t.Errorf)), WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,7 +160,7 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 		err = writeAdoption(bt, b.lay, p, fill)
 		b.log.Info("nftables adopting the table left by an earlier run", "table", "inet "+TableName,
 			"kept_sets", len(p.keepSets), "recreated_or_deleted_sets", len(p.delSets),
-			"base_chains", p.base, "deleted_base_chains", p.lateDel)
+			"base_chains", p.baseChains(), "deleted_base_chains", p.lateDel)
 	}
 	if err != nil {
 		return err
@@ -170,7 +170,7 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 	}
 	b.built, b.block, b.allow, b.moved = true, block, allow, ipnet.Set{}
 	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
-		"ranges4", len(block.V4), "ranges6", len(block.V6), "allow4", len(allow.V4), "allow6", len(allow.V6))
+		"ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6), "allow_ranges_ipv4", len(allow.V4), "allow_ranges_ipv6", len(allow.V6))
 	if op == "adopt" {
 		b.untrimmed = true
 		return b.trimHashes()
@@ -251,7 +251,7 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ip
 		return err
 	}
 	b.block, b.allow, b.moved = block, allow, moved
-	b.log.Info("nftables sets updated", "op", op, "ranges4", len(block.V4), "ranges6", len(block.V6),
+	b.log.Info("nftables sets updated", "op", op, "ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6),
 		"moved4", len(moved.V4), "moved6", len(moved.V6))
 	if !moved.IsEmpty() {
 		// The list is in force and every moved single is covered by a

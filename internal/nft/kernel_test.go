@@ -11,6 +11,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +47,7 @@ var set = testnet.Set
 
 func (l lab) backend(t *testing.T, cfg testConfig) *Backend {
 	t.Helper()
-	b, err := New(cfg.settings(), nil, WithNetNSFd(l.Host.FD()))
+	b, err := New(cfg.settings(), logging.Checked(t), WithNetNSFd(l.Host.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/logging"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
 )
@@ -62,7 +63,7 @@ func newReporterAt(t *testing.T, url string, c *clock, dir string, mod func(*Con
 	if mod != nil {
 		mod(&cfg)
 	}
-	r, err := New(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	r, err := New(cfg, slog.New(logging.Check(slog.NewTextHandler(&buf, nil), t.Errorf)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,8 @@ var debianPackage = map[string]string{
 	"busctl":         "systemd",
 	"setpriv":        "util-linux",
 	"gcc":            "gcc",
+	"rpmbuild":       "rpm", // the .rpm beside the .deb (make rpm)
+	"rpm":            "rpm",
 }
 
 // kernelTools is what the namespace tests run: ip and sysctl build the

@@ -15,14 +15,7 @@ doc=$root/usr/share/doc/sikkerguard
 # Debian policy: man pages and changelogs compressed with gzip -9n, no
 # timestamps, so the package is reproducible.
 find "$root/usr/share/man" -type f ! -name '*.gz' -exec gzip -9nf {} +
-root_commit=$(git rev-list --max-parents=0 HEAD 2>/dev/null | tail -n1 || true)
-first=${root_commit:+$(git log -1 --format=%cd --date=format:%Y "$root_commit")}
-last=$(git log -1 --format=%cd --date=format:%Y 2>/dev/null || date +%Y)
-years=${first:-$last}
-[[ $years == "$last" ]] || years="$years-$last"
-mkdir -p "$doc"
-sed "s|@YEARS@|$years|" "$here/copyright" >"$doc/copyright"
-chmod 0644 "$doc/copyright"
+bash "$here/copyright.sh" "$doc"
 date=$(git log -1 --format=%cD 2>/dev/null || date -R)
 {
 	printf 'sikkerguard (%s) unstable; urgency=medium\n\n' "$version"
