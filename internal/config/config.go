@@ -141,6 +141,10 @@ type Safety struct {
 	// 0 accepts any width.
 	MinPrefix4 int `yaml:"min_prefix4"`
 	MinPrefix6 int `yaml:"min_prefix6"`
+	// IntegrityInterval is the period of the fallback check of the kernel
+	// objects; changes are normally seen and undone at once through
+	// nftables events.
+	IntegrityInterval time.Duration `yaml:"integrity_interval"`
 }
 
 // Report configures reporting of dropped traffic to SikkerAPI.
@@ -187,8 +191,9 @@ func Default() Config {
 			VerifyConnectivity: true,
 			// The widest blocks real lists carry are a few /8s; a /19 is
 			// the smallest allocation an RIR gives an IPv6 LIR.
-			MinPrefix4: 8,
-			MinPrefix6: 19,
+			MinPrefix4:        8,
+			MinPrefix6:        19,
+			IntegrityInterval: time.Minute,
 		},
 		Report: Report{
 			Enabled:  true,

@@ -201,6 +201,7 @@ func (c *Config) validateSafety(p *problems) {
 	if !(s.MaxShrink >= 0 && s.MaxShrink < 1) {
 		p.add("safety.max_shrink", "%v must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)", s.MaxShrink)
 	}
+	durationInRange(p, "safety.integrity_interval", s.IntegrityInterval, 5*time.Second, time.Hour)
 }
 
 func (c *Config) validateReport(p *problems) {

@@ -134,7 +134,7 @@ func (d *Daemon) publish() {
 	st := dbusapi.Status{
 		Backend: d.cfg.Firewall.Backend, DryRun: d.cfg.DryRun,
 		Whitelisted: uint32(len(d.cfg.Whitelist) + len(d.protect.runtime)),
-		LastError:   d.planIssue,
+		LastError:   orDefault(d.planIssue, d.fightIssue),
 	}
 	a4, _ := d.applied.Block.Addresses()
 	_, r6 := d.applied.Block.Len()

@@ -63,7 +63,7 @@ type Options struct {
 	// Watchdog is the ping interval; 0 reads WATCHDOG_USEC (half of it).
 	Watchdog time.Duration
 	// IntegrityCheck is how often the kernel objects are checked for
-	// removal by another tool (default 1 min).
+	// removal by another tool (default: safety.integrity_interval).
 	IntegrityCheck time.Duration
 	// RetryMin is the first retry delay of a failed feed (default 1 min).
 	RetryMin time.Duration
@@ -74,6 +74,13 @@ type Options struct {
 	// Bus, when set, carries the D-Bus API; the name is owned before
 	// READY=1. Nil runs without it.
 	Bus *dbus.Conn
+	// KeepOnStop decides whether the kernel objects stay at a stop although
+	// cleanup_on_stop is set, and why (default: ask systemd over Bus
+	// whether the stop is a restart or the unit is enabled; see
+	// stopkind.go).
+	KeepOnStop func() (bool, string)
+
+	restorePolicy restorePolicy // the never-fight limits; zero: the defaults
 }
 
 // Daemon is the long-running service. Its state is owned by the main loop
@@ -108,6 +115,17 @@ type Daemon struct {
 	// sources are the fingerprints of the settings each feed's last good
 	// list was pulled with (sources.json).
 	sources map[string]string
+
+	// Drift (drift.go): the backend's change reports, and the restores.
+	changes        <-chan firewall.Change
+	watchStop      func()
+	guard          restoreGuard
+	pendingRestore *firewall.Change // a restore waiting for the guard
+	fightIssue     string           // why the state is degraded by restores
+	restoreTimer   *time.Timer
+	restoreAt      time.Time     // when restoreTimer fires; zero when idle
+	restored       atomic.Uint64 // restores done, for /metrics
+	fixedIntegrity bool          // Options.IntegrityCheck was given: reloads keep it
 
 	bus           *dbusapi.Server
 	monitor       *Monitor
@@ -156,8 +174,9 @@ func New(o Options) (*Daemon, error) {
 	if o.RetryMin <= 0 {
 		o.RetryMin = time.Minute
 	}
-	if o.IntegrityCheck <= 0 {
-		o.IntegrityCheck = time.Minute
+	fixedIntegrity := o.IntegrityCheck > 0
+	if !fixedIntegrity {
+		o.IntegrityCheck = integrityInterval(o.Config)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -165,11 +184,15 @@ func New(o Options) (*Daemon, error) {
 	if o.Jitter == nil {
 		o.Jitter = jitter
 	}
+	if o.KeepOnStop == nil {
+		bus := o.Bus
+		o.KeepOnStop = func() (bool, string) { return systemdKeeps(bus) }
+	}
 	if o.NewFirewall == nil && !o.Config.DryRun {
 		return nil, errors.New("daemon: no firewall backend")
 	}
 	return &Daemon{
-		o: o, log: o.Log, cfg: o.Config, key: o.Key,
+		o: o, log: o.Log, cfg: o.Config, key: o.Key, fixedIntegrity: fixedIntegrity, guard: restoreGuard{restorePolicy: o.restorePolicy.withDefaults()},
 		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
 	}, nil
 }
@@ -227,6 +250,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.bus = srv
 		defer srv.Close()
 	}
+	d.startWatch(ctx)
+	defer func() { d.stopWatch() }()
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
 	d.startHealth(ctx)
@@ -265,8 +290,21 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.notify(sddaemon.SdNotifyWatchdog)
 		case <-d.o.Reload:
 			d.reload(ctx)
+			if iv := integrityInterval(d.cfg); !d.fixedIntegrity && iv != d.o.IntegrityCheck {
+				d.o.IntegrityCheck = iv
+				integrity.Reset(iv)
+			}
 		case <-integrity.C:
 			d.checkIntegrity(ctx)
+		case c, ok := <-d.changes:
+			if !ok {
+				d.changes = nil
+				d.log.Warn("the firewall watch ended; only the periodic check remains", "interval", d.o.IntegrityCheck)
+				continue
+			}
+			d.onChange(ctx, c)
+		case <-d.restoreTimerC():
+			d.restoreDue()
 		case f := <-d.cmds:
 			f()
 		case r := <-d.results:
@@ -327,7 +365,7 @@ func (d *Daemon) buildFirewall() error {
 
 func (d *Daemon) updateState() {
 	st := StateRunning
-	if d.planIssue != "" || slices.ContainsFunc(d.feeds, func(f *feedState) bool { return f.problem != "" }) {
+	if d.planIssue != "" || d.fightIssue != "" || slices.ContainsFunc(d.feeds, func(f *feedState) bool { return f.problem != "" }) {
 		st = StateDegraded
 	}
 	d.setState(st)
@@ -411,9 +449,23 @@ func (d *Daemon) stop() error {
 		d.log.Info("stopping; the blocklist stays in the kernel (cleanup_on_stop: false)")
 		return nil
 	}
+	if keep, why := d.o.KeepOnStop(); keep {
+		d.log.Info("stopping; the blocklist stays in the kernel for the next start to adopt without a gap: "+why,
+			"remove_with", "systemctl disable --now sikkerguard, or sikkerguard --cleanup")
+		return nil
+	}
 	if err := d.fw.Remove(); err != nil {
 		return fmt.Errorf("cleanup on stop: %w", err)
 	}
 	d.log.Info("Firewall rules removed")
 	return nil
+}
+
+// integrityInterval is the period of the fallback check a configuration
+// asks for (safety.integrity_interval; 1 min when unset).
+func integrityInterval(cfg config.Config) time.Duration {
+	if iv := cfg.Safety.IntegrityInterval; iv > 0 {
+		return iv
+	}
+	return time.Minute
 }

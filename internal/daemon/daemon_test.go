@@ -36,6 +36,11 @@ type fakeFirewall struct {
 	removed bool
 	fail    error
 	stuck   chan struct{}
+	// last is what the last Apply gave, which Restore puts back; changes,
+	// when set, is what Watch returns.
+	last, lastAllow ipnet.Set
+	restores        int
+	changes         chan firewall.Change
 }
 
 func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
@@ -51,8 +56,28 @@ func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.block, f.allow = block.Clone(), allow.Clone()
+	f.last, f.lastAllow = f.block, f.allow
 	f.applies++
 	return nil
+}
+
+// Restore puts the last applied lists back.
+func (f *fakeFirewall) Restore([]netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.block, f.allow = f.last.Clone(), f.lastAllow.Clone()
+	f.restores++
+	return nil
+}
+
+// Watch hands out the test's channel of changes (nil: none).
+func (f *fakeFirewall) Watch(context.Context) (<-chan firewall.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changes == nil {
+		return nil, nil
+	}
+	return f.changes, nil
 }
 
 func (f *fakeFirewall) Remove() error {
@@ -208,6 +233,8 @@ func (l *lab) start(mutate func(*Options)) (*Daemon, func() error) {
 			return l.never, nil
 		},
 		RetryMin: 20 * time.Millisecond,
+		// As outside systemd, whatever runs the tests.
+		KeepOnStop: func() (bool, string) { return false, "" },
 	}
 	if mutate != nil {
 		mutate(&o)

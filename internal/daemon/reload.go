@@ -112,6 +112,7 @@ func (d *Daemon) switchFirewall(ctx context.Context, old config.Config) {
 	}
 	d.hasApplied = false // the new backend has no copy yet
 	d.reconcile(ctx)
+	d.startWatch(ctx)
 	if old.Firewall.Backend != d.cfg.Firewall.Backend || old.DryRun != d.cfg.DryRun {
 		if err := oldFW.Remove(); err != nil {
 			d.log.Warn("reload: removing the previous backend's objects", "err", err)
@@ -129,28 +130,4 @@ func monitorChanged(a, b config.Config) bool {
 	return !reflect.DeepEqual(a.Firewall, b.Firewall) || !reflect.DeepEqual(a.Report, b.Report) ||
 		!reflect.DeepEqual(a.API, b.API) || !reflect.DeepEqual(a.Safety, b.Safety) ||
 		a.StateDir != b.StateDir || a.DryRun != b.DryRun
-}
-
-// checkIntegrity restores the kernel objects when another tool removed
-// them (nftables.service restarting with `flush ruleset`, `iptables -F`).
-// A fresh backend rebuilds or adopts whatever is left, in one transaction.
-func (d *Daemon) checkIntegrity(ctx context.Context) {
-	if !d.hasApplied {
-		return
-	}
-	intact, err := d.fw.Intact()
-	if err != nil {
-		d.log.Warn("firewall integrity check failed", "err", err)
-		return
-	}
-	if intact {
-		return
-	}
-	d.log.Warn("firewall rules were removed by another program; restoring them")
-	if err := d.buildFirewall(); err != nil {
-		d.log.Error("restoring the firewall failed", "err", err)
-		return
-	}
-	d.hasApplied = false
-	d.reconcile(ctx)
 }

@@ -285,6 +285,7 @@ func TestSignals(t *testing.T) {
 	must(t, e.server.BlocklistUpdated(1000, 20))
 	must(t, e.server.ApplyFailed("list grew 3.1x, limit 2.0x"))
 	must(t, e.server.RolledBack("gateway 192.0.2.1 unreachable"))
+	must(t, e.server.RulesRestored("table inet sikkerguard deleted by nft (pid 42)"))
 
 	want := []string{
 		"PropertiesChanged State=running",
@@ -293,6 +294,7 @@ func TestSignals(t *testing.T) {
 		"BlocklistUpdated [1000 20]",
 		"ApplyFailed [list grew 3.1x, limit 2.0x]",
 		"RolledBack [gateway 192.0.2.1 unreachable]",
+		"RulesRestored [table inet sikkerguard deleted by nft (pid 42)]",
 	}
 	var got []string
 	timeout := time.After(patience)
@@ -435,7 +437,7 @@ func TestBusctl(t *testing.T) {
 	must(t, err)
 	out = string(raw)
 	for _, m := range []string{".Reload", ".Status", ".WhitelistAdd", ".WhitelistRemove", ".WhitelistList", ".Check", ".TopBlocked",
-		".BlocklistUpdated", ".ApplyFailed", ".RolledBack", ".Version", ".State", ".Backend", ".BlockedIPv4", ".BlockedIPv6", ".LastPull", ".DryRun"} {
+		".BlocklistUpdated", ".ApplyFailed", ".RolledBack", ".RulesRestored", ".Version", ".State", ".Backend", ".BlockedIPv4", ".BlockedIPv6", ".LastPull", ".DryRun"} {
 		if !strings.Contains(out, m+" ") {
 			t.Errorf("busctl introspect lacks %s:\n%s", m, out)
 		}

@@ -43,6 +43,7 @@ func InterfaceIntrospection() introspect.Interface {
 			{Name: SignalBlocklistUpdated, Args: []introspect.Arg{arg("ipv4", "u", ""), arg("ipv6", "u", "")}},
 			{Name: SignalApplyFailed, Args: []introspect.Arg{arg("reason", "s", "")}},
 			{Name: SignalRolledBack, Args: []introspect.Arg{arg("reason", "s", "")}},
+			{Name: SignalRulesRestored, Args: []introspect.Arg{arg("reason", "s", "")}},
 		},
 		Properties: []introspect.Property{
 			property(PropVersion, "s", "const"),

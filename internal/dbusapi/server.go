@@ -235,6 +235,11 @@ func (s *Server) ApplyFailed(reason string) error { return s.emit(SignalApplyFai
 // the previous rules were restored.
 func (s *Server) RolledBack(reason string) error { return s.emit(SignalRolledBack, reason) }
 
+// RulesRestored emits RulesRestored: another program removed or changed
+// the kernel objects and they were put back; reason says what changed and
+// who changed it, when the kernel told.
+func (s *Server) RulesRestored(reason string) error { return s.emit(SignalRulesRestored, reason) }
+
 // Properties returns the current property values.
 func (s *Server) Properties() Properties {
 	s.mu.Lock()

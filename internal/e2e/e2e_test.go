@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
 const (
@@ -109,9 +112,9 @@ func repoRoot(t *testing.T) string {
 }
 
 // buildDeb runs make deb and returns the package's path.
-func buildDeb(t *testing.T, repo string) string {
+func buildDeb(t *testing.T, repo string, makeArgs ...string) string {
 	t.Helper()
-	return buildPackage(t, repo, "deb", ".deb")
+	return buildPackage(t, repo, "deb", ".deb", makeArgs...)
 }
 
 // goBuild builds one command of the repository into dir.
@@ -160,6 +163,14 @@ const guardConfig = `api:
   pull_interval: 1h
 report:
   interval: 1m
+`
+
+// floodConfig adds the flood lab's listed source as a file feed; the lab
+// uses documentation addresses, which are otherwise stripped.
+const floodConfig = `safety:
+  strip_private: false
+feeds:
+  - {name: lab, file: /etc/sikkerguard/lab-blocklist.txt}
 `
 
 // mockRequests counts the blacklist requests the mock has answered.
@@ -275,6 +286,15 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 	tm.step("make deb", func() { deb = buildDeb(t, repo) })
+	// A newer version of the same tree, for the upgrade under a flood.
+	var newerDeb string
+	tm.step("make deb (a newer version)", func() {
+		out, err := exec.Command("sh", filepath.Join(repo, "systemd/debian/version.sh")).Output()
+		if err != nil {
+			t.Fatalf("version.sh: %v", err)
+		}
+		newerDeb = buildDeb(t, repo, "DEB_VERSION="+strings.TrimSpace(string(out))+"+e2eupgrade")
+	})
 	tm.step("build sikkerapi-mock", func() { goBuild(t, repo, "./cmd/sikkerapi-mock", filepath.Join(work, "sikkerapi-mock")) })
 	dbusServer := hasDBusServer(t, repo)
 
@@ -304,6 +324,11 @@ func TestSystemd(t *testing.T) {
 	pre.writeFile("/etc/systemd/system/sikkerapi-mock.service", mockUnit, 0o644)
 	pre.writeFile("/etc/sikkerapi-mock.key", mockKey+"\n", 0o600)
 	pre.writeFile("/root/sikkerguard.deb", string(debBytes), 0o644)
+	newerBytes, err := os.ReadFile(newerDeb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.writeFile("/root/sikkerguard-newer.deb", string(newerBytes), 0o644)
 
 	var c *container
 	tm.step("boot container", func() { c = boot(t, root, filepath.Join(work, "console.log")) })
@@ -608,6 +633,96 @@ func TestSystemd(t *testing.T) {
 		c.must("systemctl", "daemon-reload")
 	})
 
+	// A peer namespace joined to the container by a veth pair floods from a
+	// listed address while the service restarts and upgrades: a restart
+	// keeps the table and the new process adopts it, so nothing gets in.
+	var flood func(what string, during func()) (through int64)
+	tm.step("flood lab: a peer namespace and a listed source", func() {
+		fwAddr, good, bad := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.77")
+		cns := testnet.Attach(t, "e2ec", c.leader)
+		peer := testnet.New(t, "e2ep")
+		testnet.Veth(t, cns, "lab0", []netip.Prefix{netip.PrefixFrom(fwAddr, 24)},
+			peer, "pe0", []netip.Prefix{netip.PrefixFrom(good, 24), netip.PrefixFrom(bad, 24)})
+		peer.WaitReach(t, good, netip.AddrPortFrom(fwAddr, 9))
+		c.writeFile("/etc/sikkerguard/lab-blocklist.txt", bad.String()+"\n", 0o644)
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig+floodConfig, 0o644)
+		c.must("systemctl", "restart", "sikkerguard")
+		sink := cns.ListenUDP(netip.AddrPortFrom(fwAddr, 5000))
+		passes := func(src netip.Addr) bool {
+			s := peer.DialUDP(src, sink.Addr())
+			before := sink.CountFrom(src)
+			for range 3 {
+				s.Send([]byte("probe"))
+			}
+			return waitFor(500*time.Millisecond, func() bool { return sink.CountFrom(src) > before })
+		}
+		if !passes(good) {
+			t.Fatal("the unlisted source does not get through")
+		}
+		if passes(bad) {
+			t.Fatal("the listed source gets through before the flood")
+		}
+		flood = func(what string, during func()) int64 {
+			before := sink.CountFrom(bad)
+			stop := testnet.Flood(peer.DialUDP(bad, sink.Addr()))
+			time.Sleep(200 * time.Millisecond)
+			start := time.Now()
+			during()
+			took := time.Since(start)
+			time.Sleep(300 * time.Millisecond)
+			sent := stop()
+			through := sink.CountFrom(bad) - before
+			t.Logf("%s under a flood (%v): %d of %d probes from the listed source got through", what, took.Round(time.Millisecond), through, sent)
+			if !passes(good) {
+				t.Errorf("%s: the unlisted source no longer gets through", what)
+			}
+			return through
+		}
+	})
+
+	tm.step("systemctl restart under a flood lets no probe through", func() {
+		for i := range 3 {
+			what := fmt.Sprintf("systemctl restart #%d", i+1)
+			if n := flood(what, func() { c.must("systemctl", "restart", "sikkerguard") }); n != 0 {
+				t.Errorf("%s: %d probes from the listed source got through", what, n)
+			}
+		}
+	})
+
+	tm.step("nft flush ruleset is undone by the sandboxed daemon", func() {
+		var back time.Duration
+		flood("nft flush ruleset", func() {
+			start := time.Now()
+			c.must("nft", "flush", "ruleset")
+			if !waitFor(2*time.Second, func() bool {
+				_, err := c.run("nft", "list", "set", "inet", "sikkerguard", "blockhost4")
+				return err == nil
+			}) {
+				t.Fatal("the table is not back 2 s after nft flush ruleset")
+			}
+			back = time.Since(start)
+		})
+		t.Logf("table back %v after nft flush ruleset started (polled through nsenter)", back.Round(time.Millisecond))
+		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat", "-n", "50")
+		if !regexp.MustCompile(`RulesRestored.*by="?nft \(pid \d+\)`).MatchString(j) {
+			t.Errorf("the journal does not name nft as the cause of the restore:\n%s", tail([]byte(j), 2000))
+		}
+	})
+
+	tm.step("upgrade to a newer .deb under a flood lets no probe through", func() {
+		if n := flood("dpkg -i (upgrade)", func() { c.must("dpkg", "-i", "/root/sikkerguard-newer.deb") }); n != 0 {
+			t.Errorf("upgrade: %d probes from the listed source got through", n)
+		}
+		if st, _ := c.run("systemctl", "is-active", "sikkerguard"); st != "active" {
+			t.Errorf("after the upgrade sikkerguard is %q", st)
+		}
+		if out := c.must("dpkg-query", "-W", "-f", "${Version}", "sikkerguard"); !strings.HasSuffix(out, "+e2eupgrade") {
+			t.Errorf("installed version %q is not the newer one", out)
+		}
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+		c.must("systemctl", "restart", "sikkerguard")
+	})
+
 	tm.step("iptables backend under the same sandbox", func() {
 		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig+"firewall:\n  backend: iptables\n", 0o644)
 		if out, err := c.run("systemctl", "restart", "sikkerguard"); err != nil {
@@ -620,22 +735,34 @@ func TestSystemd(t *testing.T) {
 		if out := c.must("ipset", "list", "-n"); !strings.Contains(out, "sikkerguard4") {
 			t.Errorf("no sikkerguard4 set:\n%s", out)
 		}
+		// The unit is enabled, so a stop keeps the rules for the next start;
+		// --cleanup removes them.
 		c.must("systemctl", "stop", "sikkerguard")
+		if out := c.must("iptables", "-S", "INPUT"); !strings.Contains(out, "-j SIKKERGUARD") {
+			t.Errorf("the stop of an enabled unit removed the jump:\n%s", out)
+		}
+		c.must("sikkerguard", "--cleanup")
 		if out := c.must("iptables", "-S"); strings.Contains(out, "SIKKERGUARD") {
-			t.Errorf("iptables rules left after stop:\n%s", out)
+			t.Errorf("iptables rules left after --cleanup:\n%s", out)
 		}
 		if out := c.must("ipset", "list", "-n"); out != "" {
-			t.Errorf("ipset sets left after stop:\n%s", out)
+			t.Errorf("ipset sets left after --cleanup:\n%s", out)
 		}
 		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
 		c.must("systemctl", "start", "sikkerguard")
 	})
 
-	tm.step("systemctl stop removes the table", func() {
+	tm.step("systemctl stop keeps the table of an enabled unit; disable --now removes it", func() {
 		c.must("systemctl", "stop", "sikkerguard")
-		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
-			t.Errorf("table still there after stop:\n%s", tail([]byte(out), 500))
+		if _, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil {
+			t.Errorf("the stop of an enabled unit removed the table: %v", err)
 		}
+		c.must("systemctl", "start", "sikkerguard")
+		c.must("systemctl", "disable", "--now", "sikkerguard")
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
+			t.Errorf("table still there after disable --now:\n%s", tail([]byte(out), 500))
+		}
+		c.must("systemctl", "enable", "sikkerguard")
 		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "20")
 		if strings.Contains(j, "Failed with result") && !strings.Contains(j, "Stopped") {
 			t.Errorf("unclean stop:\n%s", j)

@@ -112,6 +112,8 @@ func renderMetrics(snap Snapshot) []byte {
 	m.sample("sikkerguard_nflog_events_total", snap.NFLOGEvents)
 	m.family("sikkerguard_nflog_overruns_total", "counter", "Times the kernel dropped NFLOG messages because the socket buffer was full.")
 	m.sample("sikkerguard_nflog_overruns_total", snap.NFLOGOverruns)
+	m.family("sikkerguard_rules_restored_total", "counter", "Times the kernel objects were restored after another program removed or changed them.")
+	m.sample("sikkerguard_rules_restored_total", snap.RulesRestored)
 	m.family("sikkerguard_nflog_queue_drops_total", "counter", "Drop events discarded because aggregation fell behind.")
 	m.sample("sikkerguard_nflog_queue_drops_total", snap.NFLOGQueueDrops)
 

@@ -68,6 +68,7 @@ type Snapshot struct {
 
 	NFLOGEvents     uint64 // drop events read from the NFLOG group
 	NFLOGOverruns   uint64 // times the kernel dropped log messages (ENOBUFS)
+	RulesRestored   uint64 // restores after another program changed the kernel objects
 	NFLOGQueueDrops uint64 // events dropped because the aggregator fell behind
 
 	Reported       uint64 // reports accepted by SikkerAPI
