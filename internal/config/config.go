@@ -46,6 +46,11 @@ const DefaultFeedInterval = 24 * time.Hour
 // cannot use it because per-feed state and `sikkerctl check` key on the name.
 const ReservedFeedName = "sikkerapi"
 
+// ManualFeedName names the entries blocked by hand (`sikkerctl block`);
+// they enter the decision as one more feed, so no configured feed may use
+// the name.
+const ManualFeedName = "manual"
+
 // CustomFeedName is the feed that SIKKER_CUSTOM_BLACKLIST creates or replaces.
 const CustomFeedName = "custom"
 

@@ -49,6 +49,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-feed-name", `:2: feeds[0].name: "Bad_Name" must match [a-z0-9][a-z0-9_-]*`},
 		{"invalid-feed-name-missing", `:2: feeds[0].name: a name is required`},
 		{"invalid-feed-name-reserved", `:2: feeds[0].name: "sikkerapi" is reserved for the built-in SikkerAPI source`},
+		{"invalid-feed-name-manual", `:2: feeds[0].name: "manual" is reserved for the entries of sikkerctl block`},
 		{"invalid-feed-name-duplicate", `:4: feeds[1].name: "custom" is already used by feeds[0]`},
 		{"invalid-feed-name-long", `:2: feeds[0].name: "a-very-long-feed-name-that-goes-on-and-on" is longer than 32 characters`},
 		{"invalid-feed-url", `:3: feeds[0].url: "ftp://lists.example/drop.txt" is not an http:// or https:// URL`},

@@ -125,6 +125,8 @@ func (c *Config) validateFeeds(p *problems) {
 			p.add(path+".name", "%q must match [a-z0-9][a-z0-9_-]*", f.Name)
 		case f.Name == ReservedFeedName:
 			p.add(path+".name", "%q is reserved for the built-in SikkerAPI source", f.Name)
+		case f.Name == ManualFeedName:
+			p.add(path+".name", "%q is reserved for the entries of sikkerctl block", f.Name)
 		default:
 			if j, dup := seen[f.Name]; dup {
 				p.add(path+".name", "%q is already used by feeds[%d]", f.Name, j)

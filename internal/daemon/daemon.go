@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,19 @@ type Daemon struct {
 	badPlan    *Plan  // last plan rolled back; not retried until it changes
 	planIssue  string // why the current plan is not applied
 	reloading  bool
+	// reloadFailed is why the last reload was refused, shown in STATUS=
+	// until a reload succeeds; "" when it did not fail.
+	reloadFailed string
+
+	// The entries blocked by hand: the list saved in the state directory,
+	// the list in force and a change waiting for the decision.
+	manual        []manualEntry
+	manualInUse   *feed.Snapshot
+	manualPending *feed.Snapshot
+	manualRefused error // why the decision refused manualPending
+	// sources are the fingerprints of the settings each feed's last good
+	// list was pulled with (sources.json).
+	sources map[string]string
 
 	// Drift (drift.go): the backend's change reports, and the restores.
 	changes        <-chan firewall.Change
@@ -118,6 +132,7 @@ type Daemon struct {
 	monitorStop   func()                    // cancels the monitor and waits for its flush
 	allowNow      atomic.Pointer[ipnet.Set] // the allow set in force, for the reporter's filter
 	reloadWaiters []chan error
+	pullWaiters   []pullWaiter
 	cmds          chan func()   // control calls, run on the main loop
 	stopped       chan struct{} // closed when the main loop has ended
 
@@ -132,6 +147,7 @@ type Daemon struct {
 	fwForHealth  firewall.Firewall
 	monForHealth *Monitor
 	feedSets     []namedSet // each feed's list in use, for per-feed drop totals
+	quota        *dbusapi.Quota
 }
 
 type pullResult struct {
@@ -195,12 +211,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	// Protection before the first pull: the last good lists on disk, judged
 	// like any pulled list before they are enforced.
+	// A cached list younger than its pull interval is not pulled again:
+	// restarts and upgrades must not spend the day's quota on it.
 	cached := 0
+	now := d.o.Now()
+	d.sources = loadSources(d.cfg.StateDir, d.log)
 	for _, f := range d.feeds {
 		if snap := f.src.Last(); snap != nil {
 			f.pending = snap
+			if d.sources[f.name] == f.spec.fingerprint() {
+				f.sched.fromCache(now, snap.FetchedAt, f.interval)
+			}
 			cached++
 		}
+	}
+	if len(d.manual) > 0 {
+		d.manualPending = manualSnapshot(d.manual, now)
 	}
 	if cached == 0 {
 		// Nothing cached (first start): pull once before going live, so the
@@ -229,6 +255,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
 	d.startHealth(ctx)
+	d.startKeyStatus(ctx)
 	d.publish()
 	d.log.Info("Firewall ready")
 	d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
@@ -251,7 +278,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	}
 	integrity := time.NewTicker(d.o.IntegrityCheck)
 	defer integrity.Stop()
-	timer := time.NewTimer(nextWake(d.o.Now(), d.feeds))
+	timer := time.NewTimer(d.nextWake())
 	defer timer.Stop()
 	for {
 		select {
@@ -286,17 +313,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.startDuePulls(ctx)
 			if !d.pulling() {
 				d.reconcile(ctx)
-				if d.reloading {
-					d.reloading = false
-					d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
-					d.finishReload()
-				}
+				d.pullsDone()
 			}
 			d.publish()
 		case <-timer.C:
+			d.expireManual()
 			d.startDuePulls(ctx)
 		}
-		timer.Reset(nextWake(d.o.Now(), d.feeds))
+		timer.Reset(d.nextWake())
 	}
 }
 
@@ -307,6 +331,7 @@ func (d *Daemon) setup(ctx context.Context) error {
 		return err
 	}
 	runtime := loadRuntimeWhitelist(d.cfg.StateDir, d.log)
+	d.manual = loadManual(d.cfg.StateDir, d.cfg.Safety, d.o.Now(), d.log)
 	d.protect = discoverProtection(ctx, d.cfg, runtime, d.o.Discover, d.log)
 	if err := d.buildFirewall(); err != nil {
 		return err
@@ -359,14 +384,56 @@ func (d *Daemon) State() State {
 	return d.state
 }
 
+// statusLine is the STATUS= text `systemctl status` shows: the state, the
+// counts, and while degraded the first reason, so that a wrong key or URL
+// is visible without the journal. It runs on the main loop.
 func (d *Daemon) statusLine() string {
+	reason := d.reason()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := fmt.Sprintf("STATUS=%s: %s", d.state, d.counts)
 	if !d.lastPull.IsZero() {
 		s += ", last pull " + d.lastPull.UTC().Format("2006-01-02 15:04 UTC")
 	}
-	return s
+	if reason != "" {
+		s += "; " + reason
+	}
+	if d.reloadFailed != "" {
+		s += "; reload failed: " + d.reloadFailed
+	}
+	return oneLine(s)
+}
+
+// reason is why the daemon is degraded: the plan's problem, else the first
+// feed's ("" when all is well).
+func (d *Daemon) reason() string {
+	if d.planIssue != "" {
+		return d.planIssue
+	}
+	for _, f := range d.feeds {
+		if f.problem != "" {
+			return fmt.Sprintf("feed %s %s: %s", f.name, f.state(), f.problem)
+		}
+	}
+	return ""
+}
+
+// oneLine keeps a notify message to one line: a second line would be read
+// by systemd as another assignment.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", " ")
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// nextWake is how long the main loop may sleep: until a feed is due or a
+// manual entry expires.
+func (d *Daemon) nextWake() time.Duration {
+	now := d.o.Now()
+	wake := nextWake(now, d.feeds)
+	if at := d.nextManualExpiry(); !at.IsZero() {
+		wake = min(wake, max(at.Sub(now), 0))
+	}
+	return wake
 }
 
 func (d *Daemon) notify(state string) {

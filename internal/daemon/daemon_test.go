@@ -342,12 +342,23 @@ func TestPullsOnScheduleAndReloads(t *testing.T) {
 	l.srv.SetEntries(grown)
 	waitFor(t, "the new entry to be applied", func() bool { return l.fw.blocks("203.0.113.8") })
 
+	// A reload pulls only the feeds whose source settings changed.
+	l.cfg.API.PullInterval = time.Hour
+	time.Sleep(300 * time.Millisecond) // a pull scheduled before stays due
 	before := l.srv.RequestCount("/v1/key/blacklist")
 	reload <- struct{}{}
 	l.note.waitCount(t, "RELOADING=1", 1)
 	l.note.waitCount(t, "READY=1", 2)
-	if l.srv.RequestCount("/v1/key/blacklist") <= before {
-		t.Error("reload did not re-pull")
+	time.Sleep(100 * time.Millisecond)
+	if got := l.srv.RequestCount("/v1/key/blacklist"); got > before+1 {
+		t.Errorf("a reload of unchanged sources pulled %d times", got-before)
+	}
+	before = l.srv.RequestCount("/v1/key/blacklist")
+	l.cfg.API.ScoreMin = 60
+	reload <- struct{}{}
+	l.note.waitCount(t, "READY=1", 3)
+	if l.srv.RequestCount("/v1/key/blacklist") != before+1 {
+		t.Errorf("a reload with a new score minimum made %d pulls, want 1", l.srv.RequestCount("/v1/key/blacklist")-before)
 	}
 	msgs := l.note.all()
 	iReload, iReady := -1, -1

@@ -43,7 +43,10 @@ func (h healthSource) Snapshot() health.Snapshot {
 	}
 	for _, f := range st.Feeds {
 		s.Feeds = append(s.Feeds, health.Feed{Name: f.Name, Entries: uint64(f.Entries), LastPull: f.LastPull,
-			Error: f.Error, Dropped: f.Dropped})
+			Error: f.Error, Dropped: f.Dropped, State: f.State})
+	}
+	if q := st.Quota; q != nil {
+		s.Quota = &health.Quota{Used: q.Used, Limit: q.Limit, Remaining: q.Remaining, Reset: q.Reset}
 	}
 	d.mu.Lock()
 	fw, mon := d.fwForHealth, d.monForHealth

@@ -237,6 +237,18 @@ func hasMount(mountinfo, path, opt string) bool {
 	return false
 }
 
+// restart restarts sikkerguard. The unit allows five starts in two
+// minutes (a broken config is not retried forever); the test restarts
+// more often than that on purpose, so it resets the counter first.
+func restart(c *container) {
+	c.t.Helper()
+	c.run("systemctl", "reset-failed", "sikkerguard")
+	if out, err := c.run("systemctl", "restart", "sikkerguard"); err != nil {
+		j, _ := c.run("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "30", "-o", "cat")
+		c.t.Fatalf("%v\n%s\n%s", err, out, j)
+	}
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
@@ -429,31 +441,133 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 
-	tm.step("systemctl reload re-pulls", func() {
+	tm.step("reloads and five restarts pull at most once; sikkerctl pull pulls", func() {
 		before, err := mockRequests(c)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// An unchanged configuration: nothing to pull. Five restarts with a
+		// last good list younger than pull_interval: nothing to pull either.
 		c.must("systemctl", "reload", "sikkerguard")
-		if !waitFor(30*time.Second, func() bool { n, _ := mockRequests(c); return n > before }) {
-			t.Errorf("no new blacklist request after reload (still %d)", before)
+		for range 5 {
+			restart(c)
 		}
-		// RELOADING=1 … READY=1: back to active once the pull is applied.
+		after, err := mockRequests(c)
+		if err != nil || after > before+1 {
+			t.Errorf("a reload and five restarts made %d blacklist requests (%v), want at most 1", after-before, err)
+		}
+		t.Logf("a reload and five restarts: %d blacklist requests", after-before)
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil || setElements(out) == 0 {
+			t.Errorf("no blocklist after the restarts: %v", err)
+		}
+		if !dbusServer {
+			return
+		}
+		// sikkerctl pull returns once the pulled list is applied.
+		before = after
+		if out, err := c.run("sikkerctl", "pull"); err != nil {
+			t.Errorf("sikkerctl pull: %v\n%s", err, out)
+		}
+		if after, err := mockRequests(c); err != nil || after != before+1 {
+			t.Errorf("sikkerctl pull made %d requests (%v), want 1", after-before, err)
+		}
+	})
+
+	tm.step("a reload with a broken config fails visibly", func() {
+		if !dbusServer {
+			return // nothing to drive it with
+		}
+		broken := strings.Replace(guardConfig, "  pull_interval: 1h\n", "  pull_interval: 1h\n  score_min: 500\n", 1)
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", broken, 0o644)
+		if out, err := c.run("systemctl", "reload", "sikkerguard"); err == nil {
+			t.Errorf("systemctl reload of a broken config succeeded:\n%s", out)
+		} else {
+			t.Logf("systemctl reload: %v\n%s", err, out)
+		}
+		out, err := c.run("sikkerctl", "reload")
+		if err == nil || !strings.Contains(out, "sikkerguard.yaml:4") || !strings.Contains(out, "api.score_min") || strings.Contains(out, "reloaded") {
+			t.Errorf("sikkerctl reload of a broken config: %v\n%s", err, out)
+		}
+		show := c.must("systemctl", "show", "-p", "ActiveState", "-p", "StatusText", "sikkerguard")
+		if !strings.Contains(show, "ActiveState=active") || !strings.Contains(show, "reload failed: ") {
+			t.Errorf("after the failed reload:\n%s", show)
+		}
+		t.Logf("%s", show)
+		if st := c.must("systemctl", "status", "--no-pager", "-n", "5", "sikkerguard"); !strings.Contains(st, "reload failed") {
+			t.Errorf("systemctl status does not show the failed reload:\n%s", st)
+		}
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+		if out, err := c.run("systemctl", "reload", "sikkerguard"); err != nil {
+			t.Errorf("reload of the fixed config: %v\n%s", err, out)
+		}
+		if show := c.must("systemctl", "show", "-p", "StatusText", "--value", "sikkerguard"); strings.Contains(show, "reload failed") {
+			t.Errorf("the failure outlived a good reload: %s", show)
+		}
+	})
+
+	tm.step("a manual block is in the table, shown by check and kept across a restart", func() {
+		if !dbusServer {
+			return // nothing to drive it with
+		}
+		const manual = "45.55.66.77" // a global address the mock does not list
+		if out, err := c.run("sikkerctl", "block", manual, "--comment", "e2e"); err != nil {
+			t.Fatalf("sikkerctl block: %v\n%s", err, out)
+		}
+		inTable := func() bool {
+			out, err := c.run("nft", "list", "table", "inet", "sikkerguard")
+			return err == nil && strings.Contains(out, manual)
+		}
+		if !inTable() {
+			t.Errorf("%s not in the table after sikkerctl block", manual)
+		}
+		out, err := c.run("sikkerctl", "check", manual)
+		if err == nil || !strings.HasPrefix(out, manual+": BLOCKED — blocked by hand") || strings.Contains(out, manual+" is ") {
+			t.Errorf("sikkerctl check %s: %v (want exit 1)\n%s", manual, err, out)
+		}
+		restart(c)
+		if !inTable() {
+			t.Errorf("the manual block did not survive a restart")
+		}
+		c.must("sikkerctl", "unblock", manual)
+		if inTable() {
+			t.Errorf("%s still in the table after unblock", manual)
+		}
+		if out, err := c.run("sikkerctl", "check", manual); err != nil {
+			t.Errorf("sikkerctl check after unblock: %v (want exit 0)\n%s", err, out)
+		}
+	})
+
+	tm.step("a wrong key shows in systemctl status", func() {
+		c.writeFile("/etc/sikkerguard/api.key", "sk_test_wrong_key_000000000000\n", 0o600)
+		restart(c)
 		if !waitFor(30*time.Second, func() bool {
-			st, _ := c.run("systemctl", "show", "-p", "ActiveState", "--value", "sikkerguard")
-			return st == "active"
+			st, _ := c.run("systemctl", "show", "-p", "StatusText", "--value", "sikkerguard")
+			return strings.Contains(st, "refused the key")
 		}) {
-			t.Errorf("not active again after reload")
+			st, _ := c.run("systemctl", "status", "--no-pager", "sikkerguard")
+			t.Errorf("STATUS= does not name the refused key:\n%s", st)
 		}
+		st, _ := c.run("systemctl", "status", "--no-pager", "-n", "3", "sikkerguard")
+		if !strings.Contains(st, "degraded") || !strings.Contains(st, "feed sikkerapi failed") || !strings.Contains(st, "active (running)") {
+			t.Errorf("systemctl status after a wrong key:\n%s", st)
+		}
+		t.Logf("systemctl status with a wrong key:\n%s", st)
 		if dbusServer {
-			// The D-Bus Reload returns when done: the pull has happened by then.
-			before, _ := mockRequests(c)
-			if out, err := c.run("sikkerctl", "reload"); err != nil {
-				t.Errorf("sikkerctl reload: %v\n%s", err, out)
+			out, err := c.run("sikkerctl", "status")
+			if err == nil || !strings.HasPrefix(out, "sikkerguard is degraded") {
+				t.Errorf("sikkerctl status with a wrong key: %v (want exit 3)\n%s", err, out)
 			}
-			if after, err := mockRequests(c); err != nil || after <= before {
-				t.Errorf("sikkerctl reload returned before pulling: %d → %d requests (%v)", before, after, err)
-			}
+		}
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil || setElements(out) == 0 {
+			t.Errorf("the last good list is gone with a wrong key: %v", err)
+		}
+		c.writeFile("/etc/sikkerguard/api.key", mockKey+"\n", 0o600)
+		restart(c)
+		if !waitFor(30*time.Second, func() bool {
+			st, _ := c.run("systemctl", "show", "-p", "StatusText", "--value", "sikkerguard")
+			return strings.HasPrefix(st, "running")
+		}) {
+			t.Errorf("not running again with the right key")
 		}
 	})
 

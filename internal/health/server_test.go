@@ -216,7 +216,9 @@ func TestStatusStates(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	snap := running
 	snap.State = StateDegraded
-	snap.Feeds = append(snap.Feeds, Feed{Name: "odd \"name\" \\ with\nnewline", Entries: 5})
+	snap.Feeds = append(snap.Feeds, Feed{Name: "odd \"name\" \\ with\nnewline", Entries: 5},
+		Feed{Name: "paid", Error: "401", State: "failed"})
+	snap.Quota = &Quota{Used: 4605, Limit: 5000, Remaining: 395, Reset: t0.Add(2 * time.Hour)}
 	snap.Version = `v1"2`
 	snap.RulesRestored = 4
 	s, _ := newTest(t, snap)
@@ -258,6 +260,12 @@ func TestMetrics(t *testing.T) {
 		{`sikkerguard_reports_rejected_total`, 3},
 		{`sikkerguard_blocked_by_service_total{service="ssh"}`, 500},
 		{`sikkerguard_blocked_by_service_total{service="telnet"}`, 47},
+		{`sikkerguard_api_quota_used{endpoint="blacklist"}`, 4605},
+		{`sikkerguard_api_quota_limit{endpoint="blacklist"}`, 5000},
+		{`sikkerguard_api_quota_remaining{endpoint="blacklist"}`, 395},
+		{`sikkerguard_api_quota_reset_timestamp_seconds{endpoint="blacklist"}`, float64(t0.Add(2 * time.Hour).Unix())},
+		{`sikkerguard_feed_failed{feed="paid"}`, 1},
+		{`sikkerguard_feed_failed{feed="sikkerapi"}`, 0},
 	} {
 		got, ok := samples[tc.series]
 		if !ok {
