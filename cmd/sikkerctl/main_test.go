@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -121,7 +122,9 @@ func TestCommands(t *testing.T) {
 		stdout string // exact, unless contains is set
 		stderr string // substring
 	}{
-		{"status", []string{"status"}, 0, `State:        running
+		{"status", []string{"status"}, 0, `sikkerguard is running
+
+State:        running
 Version:      1.2.3-test
 Backend:      nftables
 Dry run:      no
@@ -133,9 +136,9 @@ Last report:  never
 Started:      2023-11-13 01:13:20 UTC (48h0m0s ago)
 Last error:   feed spamhaus-drop: HTTP 503
 
-FEED           RANGES     DROPPED  LAST PULL                             ERROR
-sikkerapi      1,234,500  48,213   2023-11-14 22:13:20 UTC (3h0m0s ago)  -
-spamhaus-drop  87         0        never                                 HTTP 503
+FEED           STATE  RANGES     DROPPED  LAST PULL                             ERROR
+sikkerapi      -      1,234,500  48,213   2023-11-14 22:13:20 UTC (3h0m0s ago)  -
+spamhaus-drop  -      87         0        never                                 HTTP 503
 `, ""},
 		{"add", []string{"whitelist", "add", "192.0.2.0/24", "2001:db8::1"}, 0, "added 192.0.2.0/24\nadded 2001:db8::1\n", ""},
 		{"list", []string{"whitelist", "list"}, 0, "192.0.2.0/24\n2001:db8::1/128\n", ""},
@@ -143,10 +146,19 @@ spamhaus-drop  87         0        never                                 HTTP 50
 		{"remove", []string{"whitelist", "remove", "2001:db8::1"}, 0, "removed 2001:db8::1\n", ""},
 		{"remove missing", []string{"whitelist", "remove", "203.0.113.9"}, 1, "", "203.0.113.9/32 is not on the runtime whitelist"},
 		{"add bad", []string{"whitelist", "add", "300.1.1.1", "198.51.100.0/24"}, 1, "added 198.51.100.0/24\n", `invalid address "300.1.1.1"`},
-		{"check blocked", []string{"check", "198.51.100.7"}, 0, "198.51.100.7: BLOCKED — listed by feed sikkerapi (198.51.100.0/24)\n", ""},
+		{"add again", []string{"whitelist", "add", "192.0.2.0/24"}, 0, "192.0.2.0/24 already whitelisted\n", ""},
+		{"check blocked", []string{"check", "198.51.100.7"}, 1, "198.51.100.7: BLOCKED — listed by feed sikkerapi (198.51.100.0/24)\n", ""},
 		{"check clean json", []string{"check", "--json", "192.0.2.1"}, 0,
 			"{\n  \"address\": \"192.0.2.1\",\n  \"blocked\": false,\n  \"explanation\": \"not on any blocklist\"\n}\n", ""},
-		{"check empty", []string{"check", ""}, 1, "", `invalid address "": is empty`},
+		{"check empty", []string{"check", ""}, 2, "", `invalid address "": is empty`},
+		{"block", []string{"block", "192.0.2.9", "--for", "2h", "--comment", "ssh scanner"}, 0, "blocked 192.0.2.9 until 2023-11-15 03:13:20 UTC\n", ""},
+		{"block again", []string{"block", "--comment", "ssh scanner", "192.0.2.9", "--for=2h"}, 1, "", "already blocked by hand"},
+		{"block bad for", []string{"block", "192.0.2.9", "--for", "soon"}, 2, "", `--for "soon": want a positive duration`},
+		{"block days", []string{"block", "192.0.2.10", "--for", "7d"}, 0, "blocked 192.0.2.10 until 2023-11-22 01:13:20 UTC\n", ""},
+		{"unblock", []string{"unblock", "192.0.2.9", "192.0.2.11"}, 1, "unblocked 192.0.2.9\n", "192.0.2.11/32 is not blocked by hand"},
+		{"pull", []string{"pull"}, 0, "pulled every feed\n", ""},
+		{"pull feed", []string{"pull", "sikkerapi"}, 0, "pulled sikkerapi\n", ""},
+		{"pull two", []string{"pull", "a", "b"}, 2, "", "at most one feed"},
 		{"top", []string{"top", "-n", "5"}, 0, "SOURCE        PORT  PROTO  SERVICE  COUNT\n198.51.100.7  23    tcp    telnet   47\n2001:db8::66  2222  tcp    -        12\n", ""},
 		{"top json", []string{"top", "-n", "1", "--json"}, 0,
 			"[\n  {\n    \"source\": \"198.51.100.7\",\n    \"port\": 23,\n    \"transport\": \"tcp\",\n    \"service\": \"telnet\",\n    \"count\": 47\n  }\n]\n", ""},
@@ -166,9 +178,47 @@ spamhaus-drop  87         0        never                                 HTTP 50
 	}
 	want := []string{"Status", "WhitelistAdd 192.0.2.0/24", "WhitelistAdd 2001:db8::1/128", "WhitelistList", "WhitelistList",
 		"WhitelistRemove 2001:db8::1/128", "WhitelistRemove 203.0.113.9/32", "WhitelistAdd 198.51.100.0/24",
-		"Check 198.51.100.7", "Check 192.0.2.1", "TopBlocked 5", "TopBlocked 1", "Reload"}
+		"WhitelistAdd 192.0.2.0/24", "Check 198.51.100.7", "Check 192.0.2.1",
+		`Block 192.0.2.9/32 2h0m0s "ssh scanner"`, `Block 192.0.2.9/32 2h0m0s "ssh scanner"`, `Block 192.0.2.10/32 168h0m0s ""`,
+		"Unblock 192.0.2.9/32", "Unblock 192.0.2.11/32", "Pull ", "Pull sikkerapi",
+		"TopBlocked 5", "TopBlocked 1", "Reload"}
 	if d := cmp.Diff(want, r.fake.Calls()); d != "" {
 		t.Errorf("daemon calls (-want +got):\n%s", d)
+	}
+}
+
+// Degraded and failed states are the first line and the exit code; a
+// reload the daemon refuses prints its errors and exits 1.
+func TestStatusExitCodesAndFailedReload(t *testing.T) {
+	r := startDaemon(t, dbustest.Shipped)
+	addr := []string{"--address", r.bus.Address}
+	st := status
+	st.State, st.LastError = dbusapi.StateDegraded, "sikkerapi: the API refused the key: 401"
+	st.Feeds = []dbusapi.FeedStatus{{Name: "sikkerapi", State: dbusapi.FeedFailed, Error: "the API refused the key: 401"}}
+	st.Quota = &dbusapi.Quota{Used: 4605, Limit: 5000, Remaining: 395, Reset: fixedNow.Add(2 * time.Hour)}
+	r.fake.SetStatus(st)
+	res := sikkerctl(t, nil, append(addr, "status")...)
+	first, _, _ := strings.Cut(res.stdout, "\n")
+	if res.code != exitDegraded || first != "sikkerguard is degraded: sikkerapi: the API refused the key: 401 (feed sikkerapi failed: the API refuses its key; fix it and run sikkerctl pull sikkerapi)" {
+		t.Errorf("degraded: exit %d, first line %q", res.code, first)
+	}
+	if !strings.Contains(res.stdout, "Quota:        4,605 of 5,000 blacklist entries used today, 395 left, resets 2023-11-15 03:13:20 UTC (in 2h0m0s)") ||
+		!strings.Contains(res.stdout, "sikkerapi  failed") {
+		t.Errorf("status:\n%s", res.stdout)
+	}
+	if res := sikkerctl(t, nil, append(addr, "status", "--json")...); res.code != exitDegraded || !strings.Contains(res.stdout, `"remaining": 395`) {
+		t.Errorf("status --json: exit %d\n%s", res.code, res.stdout)
+	}
+	st.State = dbusapi.StateFailed
+	r.fake.SetStatus(st)
+	if res := sikkerctl(t, nil, append(addr, "status")...); res.code != exitNotActive {
+		t.Errorf("failed: exit %d", res.code)
+	}
+
+	r.fake.SetReloadErr(fmt.Errorf("configuration refused; keeping the running one:\n/etc/sikkerguard/sikkerguard.yaml:3: api.score_min: 500 is out of range: %w", dbusapi.ErrInvalidConfig))
+	res = sikkerctl(t, nil, append(addr, "reload")...)
+	if res.code != exitError || res.stdout != "" || !strings.Contains(res.stderr, "sikkerguard.yaml:3: api.score_min") {
+		t.Errorf("failed reload: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
 }
 
@@ -202,7 +252,11 @@ func TestNotRunning(t *testing.T) {
 	bus := dbustest.StartBus(t, dbustest.Shipped)
 	for _, args := range [][]string{{"status"}, {"reload"}, {"check", "192.0.2.1"}} {
 		res := sikkerctl(t, nil, append([]string{"--address", bus.Address}, args...)...)
-		if res.code != 1 || res.stderr != "sikkerctl: sikkerguard is not running (com.sikkerapi.SikkerGuard1 not on the bus)\n" {
+		want := 1
+		if args[0] == "check" {
+			want = exitCheckError // 1 would read as "blocked"
+		}
+		if res.code != want || res.stderr != "sikkerctl: sikkerguard is not running (com.sikkerapi.SikkerGuard1 not on the bus)\n" {
 			t.Errorf("%v: exit %d stderr %q", args, res.code, res.stderr)
 		}
 	}
@@ -258,19 +312,21 @@ func TestUnprivileged(t *testing.T) {
 	for name, p := range map[string]dbustest.Policy{"shipped policy": dbustest.Shipped, "open bus": dbustest.Open} {
 		t.Run(name, func(t *testing.T) {
 			r := startDaemon(t, p)
-			for _, args := range [][]string{{"reload"}, {"whitelist", "add", "192.0.2.1"}, {"whitelist", "remove", "192.0.2.1"}} {
+			for _, args := range [][]string{{"reload"}, {"whitelist", "add", "192.0.2.1"}, {"whitelist", "remove", "192.0.2.1"},
+				{"pull"}, {"block", "192.0.2.1"}, {"unblock", "192.0.2.1"}} {
 				res := asNobody(t, bin, r.bus.Address, args...)
 				if res.code != 1 || !strings.HasPrefix(res.stderr, "sikkerctl: access denied: run as root") {
 					t.Errorf("%v: exit %d stderr %q", args, res.code, res.stderr)
 				}
 			}
-			for _, args := range [][]string{{"status"}, {"check", "198.51.100.7"}, {"whitelist", "list"}, {"top"}, {"version"}} {
+			for _, args := range [][]string{{"status"}, {"check", "192.0.2.1"}, {"whitelist", "list"}, {"top"}, {"version"}} {
 				if res := asNobody(t, bin, r.bus.Address, args...); res.code != 0 || res.stderr != "" {
 					t.Errorf("%v: exit %d stderr %q", args, res.code, res.stderr)
 				}
 			}
 			for _, c := range r.fake.Calls() {
-				if c == "Reload" || strings.HasPrefix(c, "WhitelistAdd") || strings.HasPrefix(c, "WhitelistRemove") {
+				if c == "Reload" || strings.HasPrefix(c, "WhitelistAdd") || strings.HasPrefix(c, "WhitelistRemove") ||
+					strings.HasPrefix(c, "Pull") || strings.HasPrefix(c, "Block") || strings.HasPrefix(c, "Unblock") {
 					t.Errorf("refused call reached the daemon: %s", c)
 				}
 			}

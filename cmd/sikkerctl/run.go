@@ -16,12 +16,32 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
-// Exit codes, as documented for every sikkerguard binary.
+// Exit codes, as documented for every sikkerguard binary; status and check
+// add their own (see the usage text).
 const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// status: like `systemctl is-active`, non-zero unless all is well.
+	exitDegraded  = 3
+	exitNotActive = 4 // failed, or still starting
+	// check: 1 means blocked, so a failure to ask is 3.
+	exitBlocked    = 1
+	exitCheckError = 3
 )
+
+// exitCode makes a command end with code; err, if set, is printed.
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e exitCode) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
 
 const usage = `usage: sikkerctl [--address ADDR] [--timeout DUR] COMMAND [ARGS]
 
@@ -31,8 +51,12 @@ options (before or after the command):
   -h, --help                      show this help
 
 commands:
-  status [--json]                 daemon state, counts and feeds
-  reload                          re-read the config and re-pull the lists (root)
+  status [--json]                 daemon state, counts, quota and feeds
+  reload                          re-read the config; pull feeds whose settings changed (root)
+  pull [FEED]                     pull every feed, or FEED, now (root)
+  block ADDR|CIDR [--for DURATION] [--comment TEXT]
+                                  block by hand, until unblocked or for DURATION (root)
+  unblock ADDR|CIDR...            lift entries blocked by hand (root)
   whitelist add CIDR...           never block these addresses (root)
   whitelist remove CIDR...        drop runtime whitelist entries (root)
   whitelist list [--json]         entries in force
@@ -42,7 +66,11 @@ commands:
   hub status [--json]             a fleet hub's hosts, pulls and reports
 
 The system bus is used unless --address or DBUS_SYSTEM_BUS_ADDRESS names
-another. Exit codes: 0 ok, 1 error, 2 usage.
+another. DURATION is like 90m, 12h or 7d.
+
+Exit codes: 0 ok, 1 error, 2 usage. status: 0 running, 3 degraded,
+4 failed or starting, 1 when the daemon cannot be asked. check: 0 not
+blocked, 1 blocked, 2 invalid address, 3 when the daemon cannot be asked.
 `
 
 // env is everything run touches outside its arguments, so tests can pass
@@ -93,9 +121,15 @@ func parse(fs *flag.FlagSet, args []string) error {
 func run(ctx context.Context, args []string, e env) int {
 	err := dispatch(ctx, args, e)
 	var ue errUsage
+	var ec exitCode
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ec):
+		if ec.err != nil {
+			fmt.Fprintf(e.stderr, "sikkerctl: %v\n", ec.err)
+		}
+		return ec.code
 	case errors.Is(err, flag.ErrHelp):
 		fmt.Fprint(e.stdout, usage)
 		return exitOK
@@ -125,6 +159,12 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdStatus(ctx, rest, g, e)
 	case "reload":
 		return cmdReload(ctx, rest, g, e)
+	case "pull":
+		return cmdPull(ctx, rest, g, e)
+	case "block":
+		return cmdBlock(ctx, rest, g, e)
+	case "unblock":
+		return cmdUnblock(ctx, rest, g, e)
 	case "whitelist":
 		return cmdWhitelist(ctx, rest, g, e)
 	case "check":
@@ -245,6 +285,8 @@ func cmdWhitelist(ctx context.Context, args []string, g *globals, e env) error {
 		switch {
 		case err == nil:
 			fmt.Fprintf(e.stdout, "%s %s\n", verb, arg)
+		case sub == "add" && errors.Is(err, dbusapi.ErrExists):
+			fmt.Fprintf(e.stdout, "%s already whitelisted\n", arg)
 		case errors.Is(err, dbusapi.ErrInvalidAddress), errors.Is(err, dbusapi.ErrNotFound):
 			fmt.Fprintf(e.stderr, "sikkerctl: %v\n", err)
 			failed = fmt.Errorf("whitelist %s: not every entry was %s", sub, verb)
@@ -266,23 +308,162 @@ func cmdCheck(ctx context.Context, args []string, g *globals, e env) error {
 	}
 	c, ctx, done, err := connect(ctx, g, e)
 	if err != nil {
-		return err
+		return exitCode{exitCheckError, err}
 	}
 	defer done()
 	ip := fs.Arg(0)
 	blocked, why, err := c.Check(ctx, ip)
-	if err != nil {
-		return err
+	switch {
+	case errors.Is(err, dbusapi.ErrInvalidAddress):
+		return exitCode{exitUsage, err}
+	case err != nil:
+		return exitCode{exitCheckError, err}
+	}
+	// Scripts test the exit code: 1 when blocked, 0 when not.
+	var result error
+	if blocked {
+		result = exitCode{code: exitBlocked}
 	}
 	if *asJSON {
-		return writeJSON(e.stdout, map[string]any{"address": ip, "blocked": blocked, "explanation": why})
+		if err := writeJSON(e.stdout, map[string]any{"address": ip, "blocked": blocked, "explanation": why}); err != nil {
+			return err
+		}
+		return result
 	}
 	verdict := "not blocked"
 	if blocked {
 		verdict = "BLOCKED"
 	}
+	// The daemon's explanation leaves the address out; older daemons
+	// started with it.
+	why = strings.TrimPrefix(why, ip+" is ")
 	fmt.Fprintf(e.stdout, "%s: %s — %s\n", ip, verdict, why)
+	return result
+}
+
+func cmdPull(ctx context.Context, args []string, g *globals, e env) error {
+	fs := newFlags("pull", g)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return usagef("pull: want at most one feed name, got %d", fs.NArg())
+	}
+	c, ctx, done, err := connect(ctx, g, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	feed := fs.Arg(0)
+	if err := c.Pull(ctx, feed); err != nil {
+		return err
+	}
+	if feed == "" {
+		fmt.Fprintln(e.stdout, "pulled every feed")
+	} else {
+		fmt.Fprintf(e.stdout, "pulled %s\n", feed)
+	}
 	return nil
+}
+
+// parseInterleaved parses flags given before or after the positional
+// arguments (`block 192.0.2.1 --for 1h`) and returns the positionals.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// parseFor reads --for: a Go duration, or whole days as "7d".
+func parseFor(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+		if err == nil && (days <= 0 || d > dbusapi.MaxBlockFor) {
+			err = errors.New("out of range")
+		}
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 || d > dbusapi.MaxBlockFor {
+		return 0, usagef("block: --for %q: want a positive duration like 90m, 12h or 7d, at most %d days", s, int(dbusapi.MaxBlockFor/(24*time.Hour)))
+	}
+	return d, nil
+}
+
+func cmdBlock(ctx context.Context, args []string, g *globals, e env) error {
+	fs := newFlags("block", g)
+	forText := fs.String("for", "", "unblock after this long (90m, 12h, 7d)")
+	comment := fs.String("comment", "", "why, shown by check")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("block: want exactly one address or CIDR")
+	}
+	d, err := parseFor(*forText)
+	if err != nil {
+		return err
+	}
+	c, ctx, done, err := connect(ctx, g, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := c.Block(ctx, pos[0], d, *comment); err != nil {
+		return err
+	}
+	if d > 0 {
+		fmt.Fprintf(e.stdout, "blocked %s until %s\n", pos[0], e.now().Add(d).In(e.loc).Format("2006-01-02 15:04:05 MST"))
+	} else {
+		fmt.Fprintf(e.stdout, "blocked %s until unblocked\n", pos[0])
+	}
+	return nil
+}
+
+func cmdUnblock(ctx context.Context, args []string, g *globals, e env) error {
+	fs := newFlags("unblock", g)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("unblock: want at least one address or CIDR")
+	}
+	c, ctx, done, err := connect(ctx, g, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var failed error
+	for _, arg := range pos {
+		err := c.Unblock(ctx, arg)
+		switch {
+		case err == nil:
+			fmt.Fprintf(e.stdout, "unblocked %s\n", arg)
+		case errors.Is(err, dbusapi.ErrInvalidAddress), errors.Is(err, dbusapi.ErrNotFound):
+			fmt.Fprintf(e.stderr, "sikkerctl: %v\n", err)
+			failed = errors.New("unblock: not every entry was unblocked")
+		default:
+			return err
+		}
+	}
+	return failed
 }
 
 type topJSON struct {
@@ -370,10 +551,75 @@ func cmdVersion(ctx context.Context, args []string, g *globals, e env) error {
 
 type feedJSON struct {
 	Name     string  `json:"name"`
+	State    string  `json:"state,omitempty"`
 	Entries  uint32  `json:"entries"`
 	LastPull *string `json:"lastPull"`
 	Error    string  `json:"error,omitempty"`
 	Dropped  uint64  `json:"dropped"`
+}
+
+// quotaJSON is the blacklist quota; null numbers were not announced.
+type quotaJSON struct {
+	Used      *int64  `json:"used"`
+	Limit     *int64  `json:"limit"`
+	Remaining *int64  `json:"remaining"`
+	Reset     *string `json:"reset"`
+}
+
+func known(n int64) *int64 {
+	if n < 0 {
+		return nil
+	}
+	return &n
+}
+
+// stateExit is status's exit code, like `systemctl is-active`.
+func stateExit(st dbusapi.State) error {
+	switch st {
+	case dbusapi.StateRunning:
+		return nil
+	case dbusapi.StateDegraded:
+		return exitCode{code: exitDegraded}
+	}
+	return exitCode{code: exitNotActive}
+}
+
+// headline is status's first line: the state and, unless running, why.
+func headline(st dbusapi.Status) string {
+	s := "sikkerguard is " + string(st.State)
+	if st.State == "" {
+		s = "sikkerguard is in an unknown state"
+	}
+	if st.State != dbusapi.StateRunning && st.LastError != "" {
+		s += ": " + st.LastError
+	}
+	for _, f := range st.Feeds {
+		if f.State == dbusapi.FeedFailed {
+			s += fmt.Sprintf(" (feed %s failed: the API refuses its key; fix it and run sikkerctl pull %s)", f.Name, f.Name)
+			break
+		}
+	}
+	return s
+}
+
+// quotaLine describes the blacklist quota for people.
+func quotaLine(q *dbusapi.Quota, when func(time.Time) string) string {
+	var s string
+	switch {
+	case q.Used >= 0 && q.Limit >= 0:
+		s = fmt.Sprintf("%s of %s blacklist entries used today", thousands(uint64(q.Used)), thousands(uint64(q.Limit)))
+	case q.Limit >= 0:
+		s = fmt.Sprintf("%s blacklist entries a day", thousands(uint64(q.Limit)))
+	default:
+		s = "blacklist"
+	}
+	if q.Remaining >= 0 {
+		s += fmt.Sprintf(", %s left", thousands(uint64(q.Remaining)))
+	}
+	if !q.Reset.IsZero() {
+		s += ", resets " + when(q.Reset)
+	}
+	return s
 }
 
 type statusJSON struct {
@@ -391,6 +637,7 @@ type statusJSON struct {
 	Started     *string    `json:"started"`
 	Uptime      *int64     `json:"uptimeSeconds"`
 	LastError   string     `json:"lastError,omitempty"`
+	Quota       *quotaJSON `json:"quota,omitempty"`
 	Feeds       []feedJSON `json:"feeds"`
 }
 
@@ -435,9 +682,15 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 			out.Uptime = &up
 		}
 		for _, f := range st.Feeds {
-			out.Feeds = append(out.Feeds, feedJSON{f.Name, f.Entries, jsonTime(f.LastPull), f.Error, f.Dropped})
+			out.Feeds = append(out.Feeds, feedJSON{f.Name, f.State, f.Entries, jsonTime(f.LastPull), f.Error, f.Dropped})
 		}
-		return writeJSON(e.stdout, out)
+		if q := st.Quota; q != nil {
+			out.Quota = &quotaJSON{known(q.Used), known(q.Limit), known(q.Remaining), jsonTime(q.Reset)}
+		}
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+		return stateExit(st.State)
 	}
 	when := func(t time.Time) string {
 		if t.IsZero() {
@@ -450,6 +703,10 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 		}
 		return t.In(e.loc).Format("2006-01-02 15:04:05 MST") + " (" + rel + ")"
 	}
+	// The first line is what matters most: is the host protected, and if
+	// not fully, why.
+	fmt.Fprintln(e.stdout, headline(st))
+	fmt.Fprintln(e.stdout)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "State:\t%s\n", st.State)
 	fmt.Fprintf(tw, "Version:\t%s\n", st.Version)
@@ -461,23 +718,28 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 	fmt.Fprintf(tw, "Next pull:\t%s\n", when(st.NextPull))
 	fmt.Fprintf(tw, "Last report:\t%s\n", when(st.LastReport))
 	fmt.Fprintf(tw, "Started:\t%s\n", when(st.Started))
+	if st.Quota != nil {
+		fmt.Fprintf(tw, "Quota:\t%s\n", quotaLine(st.Quota, when))
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(tw, "Last error:\t%s\n", st.LastError)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(st.Feeds) == 0 {
-		return nil
+	if len(st.Feeds) > 0 {
+		fmt.Fprintln(e.stdout)
+		tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		// A feed's list as kept: its own overlaps merged, so counted in ranges.
+		fmt.Fprintln(tw, "FEED\tSTATE\tRANGES\tDROPPED\tLAST PULL\tERROR")
+		for _, f := range st.Feeds {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, dash(f.State), thousands(uint64(f.Entries)), thousands(f.Dropped), when(f.LastPull), dash(f.Error))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(e.stdout)
-	tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	// A feed's list as kept: its own overlaps merged, so counted in ranges.
-	fmt.Fprintln(tw, "FEED\tRANGES\tDROPPED\tLAST PULL\tERROR")
-	for _, f := range st.Feeds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, thousands(uint64(f.Entries)), thousands(f.Dropped), when(f.LastPull), dash(f.Error))
-	}
-	return tw.Flush()
+	return stateExit(st.State)
 }
 
 func dash(s string) string {

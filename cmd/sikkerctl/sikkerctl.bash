@@ -5,7 +5,7 @@ _sikkerctl() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     case $prev in
-        --address|--timeout|-n) return ;;
+        --address|--timeout|-n|--for|--comment) return ;;
     esac
     cmd=
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -16,10 +16,14 @@ _sikkerctl() {
         esac
     done
     case $cmd in
-        "") COMPREPLY=($(compgen -W "status reload whitelist check top version hub help --address --timeout" -- "$cur")) ;;
+        "") COMPREPLY=($(compgen -W "status reload pull block unblock whitelist check top version hub help --address --timeout" -- "$cur")) ;;
         status|version) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
         check) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
         top) COMPREPLY=($(compgen -W "-n --json" -- "$cur")) ;;
+        block) COMPREPLY=($(compgen -W "--for --comment" -- "$cur")) ;;
+        pull)
+            # Feed names as status lists them.
+            COMPREPLY=($(compgen -W "$(sikkerctl status --json 2>/dev/null | sed -n 's/^ *"name": "\(.*\)",$/\1/p')" -- "$cur")) ;;
         hub)
             if ((COMP_CWORD == i + 1)); then
                 COMPREPLY=($(compgen -W "status" -- "$cur"))

@@ -48,6 +48,9 @@ func dispatch(ctx context.Context, o options, env config.LookupFunc, stdout, std
 				"The packaged unit asserts that /etc/sikkerguard/api.key exists: see sikkerguard(8) for the drop-in that runs without it.\n",
 				feedList(cfg.Feeds), keyErr)
 		}
+		if o.online {
+			return checkOnline(ctx, cfg, key, stdout)
+		}
 		return exitOK
 	}
 

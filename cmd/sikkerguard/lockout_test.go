@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/sikkerapi/sikkerguard/internal/mock"
@@ -23,6 +22,7 @@ func TestServiceRefusesListsThatBlockTheInternet(t *testing.T) {
 		// The growth check alone would refuse these lists; the share cap
 		// must hold by itself.
 		"safety:\n  strip_private: false\n  max_growth: 1e12\n")
+	c := l.withBus() // a reload pulls only changed feeds: pull on request
 	s := l.start()
 	s.await(t, "READY=1")
 	if l.delivered(svcAttacker) || !l.delivered(svcFriend) {
@@ -49,8 +49,7 @@ func TestServiceRefusesListsThatBlockTheInternet(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s.signal(t, syscall.SIGHUP)
-		s.await(t, "READY=1")
+		pull(t, c) // refused: an error
 		s.awaitLog(t, tc.log)
 		if !l.delivered(svcFriend) {
 			t.Errorf("%s: an unlisted peer was cut off", tc.name)

@@ -34,6 +34,7 @@ type options struct {
 	configPath    string
 	configDefault bool // the path was not given, so a missing file means defaults
 	checkConfig   bool
+	online        bool // with -t: also check the key and feed URLs once
 	once          bool
 	dryRun        bool
 	cleanup       bool
@@ -57,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.configPath, "config", defaultConfigPath, "config file `PATH`")
 	fs.BoolVar(&o.checkConfig, "t", false, "validate the config and API key presence, then exit")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the config and API key presence, then exit")
+	fs.BoolVar(&o.online, "online", false, "with -t: also check the API key and every feed URL once")
 	fs.BoolVar(&o.once, "once", false, "pull every feed, check, apply once and exit")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "fetch and log what would be blocked; never touch the firewall")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "remove everything sikkerguard put in the kernel and exit")
@@ -83,6 +85,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if modes > 1 {
 		return o, errors.New("-t, --once, --cleanup and --version exclude each other")
 	}
+	if o.online && !o.checkConfig {
+		return o, errors.New("--online goes with -t")
+	}
 	if o.dryRun && o.cleanup {
 		return o, errors.New("--dry-run and --cleanup exclude each other")
 	}
@@ -96,7 +101,7 @@ var shortFlags = map[string]string{"config": "c", "check-config": "t"}
 // printUsage writes --help: one line per flag, long names with two dashes
 // and the short alias beside them, the way sikkerguard(8) writes them.
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: sikkerguard [-c PATH] [-t | --once | --cleanup | --version] [--dry-run]\n\n")
+	fmt.Fprintf(w, "Usage: sikkerguard [-c PATH] [-t [--online] | --once | --cleanup | --version] [--dry-run]\n\n")
 	aliases := map[string]bool{}
 	for _, s := range shortFlags {
 		aliases[s] = true

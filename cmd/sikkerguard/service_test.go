@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi/dbustest"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
@@ -106,6 +108,48 @@ func newSvcLab(t *testing.T, list, extraConfig string) *svcLab {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// withBus gives the next daemons a private system bus and returns a
+// client of it: a pull on request goes through D-Bus, since a reload
+// pulls only the feeds whose settings changed.
+func (l *svcLab) withBus() *dbusapi.Client {
+	l.t.Helper()
+	bus := dbustest.StartBus(l.t, dbustest.Shipped)
+	l.env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Address}
+	return dbusapi.NewClient(bus.Connect(l.t))
+}
+
+// pull pulls every feed through the bus and returns the call's error.
+func pull(t *testing.T, c *dbusapi.Client) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Pull(ctx, "")
+}
+
+// statusAfterPull pulls on request and returns the STATUS= line the daemon
+// sent once the result was decided (it is sent before Pull returns).
+func (s *service) statusAfterPull(t *testing.T, c *dbusapi.Client) string {
+	t.Helper()
+	pull(t, c) // a failing feed is an error here; the state tells
+	last := ""
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-s.notes:
+			s.seen = append(s.seen, m)
+			if strings.HasPrefix(m, "STATUS=") {
+				last = m
+			}
+		case <-time.After(300 * time.Millisecond):
+			if last != "" {
+				return last
+			}
+		case <-timeout:
+			t.Fatalf("no STATUS after a pull; seen %q", s.seen)
+		}
+	}
 }
 
 // service is one running daemon process.
@@ -221,6 +265,7 @@ func (l *svcLab) inTable(a netip.Addr) bool {
 func TestServiceLifecycle(t *testing.T) {
 	list := strings.Join([]string{svcAttacker.String(), svcGateway.String(), svcDNS.String(), "203.0.113.0/24"}, "\n")
 	l := newSvcLab(t, list, "")
+	c := l.withBus()
 	before := l.ruleset()
 	if !l.delivered(svcAttacker) {
 		t.Fatal("attacker blocked before the daemon ran: the lab is broken")
@@ -248,12 +293,20 @@ func TestServiceLifecycle(t *testing.T) {
 		s.awaitLog(t, want)
 	}
 
+	// SIGHUP reloads; an unchanged configuration costs no pull. A pull on
+	// request does.
 	pulls := l.srv.RequestCount("/v1/key/blacklist")
 	s.signal(t, syscall.SIGHUP)
 	s.await(t, "RELOADING=1")
 	s.await(t, "READY=1")
-	if l.srv.RequestCount("/v1/key/blacklist") <= pulls {
-		t.Error("SIGHUP did not re-pull")
+	if got := l.srv.RequestCount("/v1/key/blacklist"); got != pulls {
+		t.Errorf("SIGHUP with an unchanged configuration pulled %d times", got-pulls)
+	}
+	if err := pull(t, c); err != nil {
+		t.Fatal(err)
+	}
+	if l.srv.RequestCount("/v1/key/blacklist") != pulls+1 {
+		t.Error("Pull did not pull")
 	}
 
 	s.signal(t, syscall.SIGTERM)
@@ -270,13 +323,15 @@ func TestServiceRollsBackWhenTheAPIIsCutOff(t *testing.T) {
 	// Discovery's whitelisting is off, so a feed listing the API's address
 	// really cuts the host off it; verification must notice and roll back.
 	l := newSvcLab(t, svcAttacker.String()+"\n", "safety:\n  strip_private: false\n  auto_whitelist: false\n")
+	c := l.withBus()
 	s := l.start()
 	s.await(t, "READY=1")
 
 	es, _ := mock.ParseList(strings.NewReader(svcAttacker.String() + "\n" + svcAPI.String() + "\n"))
 	l.srv.SetEntries(es)
-	s.signal(t, syscall.SIGHUP)
-	s.await(t, "READY=1")
+	if err := pull(t, c); err == nil {
+		t.Error("Pull of a list that was rolled back reported success")
+	}
 	s.awaitLog(t, "RolledBack")
 	if l.inTable(svcAPI) || !l.delivered(svcAPI) {
 		t.Error("the API address is still blocked after the rollback")
@@ -357,7 +412,7 @@ func TestServiceControlOverDBus(t *testing.T) {
 	if out, code := sikkerctl("status"); code != 0 || !strings.Contains(out, "running") {
 		t.Errorf("sikkerctl status: exit %d\n%s", code, out)
 	}
-	if out, code := sikkerctl("check", svcAttacker.String()); code != 0 || !strings.Contains(out, "listed by sikkerapi") {
+	if out, code := sikkerctl("check", svcAttacker.String()); code != 1 || !strings.Contains(out, "listed by sikkerapi") {
 		t.Errorf("sikkerctl check: exit %d\n%s", code, out)
 	}
 	if ok, why := l.blocked(svcAttacker); !ok {
@@ -395,29 +450,9 @@ func TestServiceControlOverDBus(t *testing.T) {
 	s2.wait(t)
 }
 
-// statusAfterReload sends SIGHUP and returns the STATUS= line that follows
-// the reload's READY=1.
-func (s *service) statusAfterReload(t *testing.T) string {
-	t.Helper()
-	s.signal(t, syscall.SIGHUP)
-	s.await(t, "RELOADING=1")
-	s.await(t, "READY=1")
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case m := <-s.notes:
-			s.seen = append(s.seen, m)
-			if strings.HasPrefix(m, "STATUS=") {
-				return m
-			}
-		case <-timeout:
-			t.Fatalf("no STATUS after READY; seen %q", s.seen)
-		}
-	}
-}
-
 func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
 	l := newSvcLab(t, svcAttacker.String()+"\n", "")
+	c := l.withBus()
 	s := l.start()
 	s.await(t, "READY=1")
 	good, _ := mock.ParseList(strings.NewReader(svcAttacker.String() + "\n"))
@@ -440,7 +475,7 @@ func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
 		} else if err := l.srv.SetFault(tc.fault); err != nil {
 			t.Fatal(err)
 		}
-		if st := s.statusAfterReload(t); !strings.HasPrefix(st, "STATUS=degraded") {
+		if st := s.statusAfterPull(t, c); !strings.HasPrefix(st, "STATUS=degraded") {
 			t.Errorf("%s: %q, want degraded", tc.name, st)
 		}
 		if ok, why := l.blocked(svcAttacker); !l.inTable(svcAttacker) || !ok {
@@ -452,27 +487,28 @@ func TestServiceKeepsTheListThroughAPIFaults(t *testing.T) {
 		// Recovery: a good pull brings the state back to running.
 		l.srv.ClearFault()
 		l.srv.SetEntries(good)
-		if st := s.statusAfterReload(t); !strings.HasPrefix(st, "STATUS=running") {
+		if st := s.statusAfterPull(t, c); !strings.HasPrefix(st, "STATUS=running") {
 			t.Errorf("%s: after recovery %q, want running", tc.name, st)
 		}
 	}
 
 	// A slow answer holds nothing up: blocking and the main loop go on.
 	l.srv.SetFault(mock.Fault{Mode: mock.FaultSlow, Delay: 2 * time.Second, Count: 1})
-	s.signal(t, syscall.SIGHUP)
-	s.await(t, "RELOADING=1")
+	done := make(chan error, 1)
+	go func() { done <- pull(t, c) }()
+	time.Sleep(200 * time.Millisecond)
 	if ok, why := l.blocked(svcAttacker); !ok {
 		t.Errorf("slow pull: the attacker not blocked meanwhile: %s", why)
 	}
-	s.await(t, "READY=1")
+	<-done
 
 	// 429: the list stays, and no request is made before Retry-After.
 	l.srv.SetFault(mock.Fault{Mode: mock.Fault429, RetryAfter: "3600"})
-	if st := s.statusAfterReload(t); !strings.HasPrefix(st, "STATUS=degraded") {
+	if st := s.statusAfterPull(t, c); !strings.HasPrefix(st, "STATUS=degraded") {
 		t.Errorf("429: %q, want degraded", st)
 	}
 	n := l.srv.RequestCount("/v1/key/blacklist")
-	s.statusAfterReload(t)
+	s.statusAfterPull(t, c)
 	if got := l.srv.RequestCount("/v1/key/blacklist"); got != n {
 		t.Errorf("429: %d requests before Retry-After", got-n)
 	}

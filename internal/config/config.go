@@ -46,6 +46,11 @@ const DefaultFeedInterval = 24 * time.Hour
 // cannot use it because per-feed state and `sikkerctl check` key on the name.
 const ReservedFeedName = "sikkerapi"
 
+// ManualFeedName names the entries blocked by hand (`sikkerctl block`);
+// they enter the decision as one more feed, so no configured feed may use
+// the name.
+const ManualFeedName = "manual"
+
 // CustomFeedName is the feed that SIKKER_CUSTOM_BLACKLIST creates or replaces.
 const CustomFeedName = "custom"
 
@@ -140,6 +145,10 @@ type Safety struct {
 	// 0 accepts any width.
 	MinPrefix4 int `yaml:"min_prefix4"`
 	MinPrefix6 int `yaml:"min_prefix6"`
+	// IntegrityInterval is the period of the fallback check of the kernel
+	// objects; changes are normally seen and undone at once through
+	// nftables events.
+	IntegrityInterval time.Duration `yaml:"integrity_interval"`
 }
 
 // Report configures reporting of dropped traffic to SikkerAPI.
@@ -205,8 +214,9 @@ func Default() Config {
 			VerifyConnectivity: true,
 			// The widest blocks real lists carry are a few /8s; a /19 is
 			// the smallest allocation an RIR gives an IPv6 LIR.
-			MinPrefix4: 8,
-			MinPrefix6: 19,
+			MinPrefix4:        8,
+			MinPrefix6:        19,
+			IntegrityInterval: time.Minute,
 		},
 		Report: Report{
 			Enabled:  true,

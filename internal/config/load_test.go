@@ -49,6 +49,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-feed-name", `:2: feeds[0].name: "Bad_Name" must match [a-z0-9][a-z0-9_-]*`},
 		{"invalid-feed-name-missing", `:2: feeds[0].name: a name is required`},
 		{"invalid-feed-name-reserved", `:2: feeds[0].name: "sikkerapi" is reserved for the built-in SikkerAPI source`},
+		{"invalid-feed-name-manual", `:2: feeds[0].name: "manual" is reserved for the entries of sikkerctl block`},
 		{"invalid-feed-name-duplicate", `:4: feeds[1].name: "custom" is already used by feeds[0]`},
 		{"invalid-feed-name-long", `:2: feeds[0].name: "a-very-long-feed-name-that-goes-on-and-on" is longer than 32 characters`},
 		{"invalid-feed-url", `:3: feeds[0].url: "ftp://lists.example/drop.txt" is not an http:// or https:// URL`},
@@ -74,6 +75,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-max-block-share", `:2: safety.max_block_share: 0 must be greater than 0 and at most 1 (the share of global unicast IPv4 one list may block)`},
 		{"invalid-max-shrink", `:2: safety.max_shrink: 1 must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)`},
 		{"invalid-report-interval", `:2: report.interval: 30s is out of range 1m..24h`},
+		{"invalid-integrity-interval", `:2: safety.integrity_interval: 1s is out of range 5s..1h`},
 		{"invalid-port-map-name", `:3: report.port_map.Web Admin: service name "Web Admin" must match [a-z0-9_-]+`},
 		{"invalid-port-map-port", `:3: report.port_map.ssh[1]: 0 is out of range 1..65535`},
 		{"invalid-port-map-port-overflow", `:3: report.port_map.ssh[1]: "70000" is not a port number 1..65535`},
@@ -162,7 +164,7 @@ func TestLoadValid(t *testing.T) {
 		netip.MustParsePrefix("2001:db8::1/128"),
 		netip.MustParsePrefix("203.0.113.9/32"),
 	}
-	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000, MinPrefix4: 16, MinPrefix6: 32, MaxBlockShare: 0.02, MaxShrink: 0}
+	full.Safety = Safety{MaxGrowth: 1.5, MaxEntries: 100000, MinPrefix4: 16, MinPrefix6: 32, MaxBlockShare: 0.02, MaxShrink: 0, IntegrityInterval: time.Minute}
 	full.Report = Report{Enabled: false, Interval: time.Hour,
 		PortMap: map[string][]uint16{"ssh": {2222}, "minecraft": {25565, 25566}, "ftp": {}}}
 	full.Health.Listen = "[::1]:9547"

@@ -147,6 +147,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"safety.min_prefix6", d.Safety.MinPrefix6, 19},
 		{"safety.max_block_share", d.Safety.MaxBlockShare, 0.10},
 		{"safety.max_shrink", d.Safety.MaxShrink, 0.5},
+		{"safety.integrity_interval", d.Safety.IntegrityInterval, time.Minute},
 		{"report.enabled", d.Report.Enabled, true},
 		{"report.interval", d.Report.Interval, 30 * time.Minute},
 		{"report.port_map", len(d.Report.PortMap), 0},

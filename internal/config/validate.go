@@ -126,6 +126,8 @@ func (c *Config) validateFeeds(p *problems) {
 			p.add(path+".name", "%q must match [a-z0-9][a-z0-9_-]*", f.Name)
 		case f.Name == ReservedFeedName:
 			p.add(path+".name", "%q is reserved for the built-in SikkerAPI source", f.Name)
+		case f.Name == ManualFeedName:
+			p.add(path+".name", "%q is reserved for the entries of sikkerctl block", f.Name)
 		default:
 			if j, dup := seen[f.Name]; dup {
 				p.add(path+".name", "%q is already used by feeds[%d]", f.Name, j)
@@ -209,6 +211,7 @@ func (c *Config) validateSafety(p *problems) {
 	if !(s.MaxShrink >= 0 && s.MaxShrink < 1) {
 		p.add("safety.max_shrink", "%v must be at least 0 and less than 1 (a new list smaller than this share of the previous one is refused; 0 disables)", s.MaxShrink)
 	}
+	durationInRange(p, "safety.integrity_interval", s.IntegrityInterval, 5*time.Second, time.Hour)
 }
 
 func (c *Config) validateReport(p *problems) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
@@ -44,8 +45,9 @@ func (d *Daemon) do(ctx context.Context, f func()) error {
 	}
 }
 
-// Reload re-reads the configuration and re-pulls every feed; it returns
-// once the result is applied (or refused).
+// Reload re-reads the configuration and pulls the feeds whose source
+// settings changed; it returns once the result is applied (or refused: a
+// configuration that does not load is a *ConfigError).
 func (d *Daemon) Reload(ctx context.Context) error {
 	wait := make(chan error, 1)
 	if err := d.do(ctx, func() {
@@ -54,6 +56,11 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	return d.await(ctx, wait)
+}
+
+// await waits for the answer to a call that the main loop finishes later.
+func (d *Daemon) await(ctx context.Context, wait <-chan error) error {
 	select {
 	case err := <-wait:
 		return err
@@ -81,8 +88,15 @@ func (d *Daemon) finishReload() {
 func (d *Daemon) Status() dbusapi.Status {
 	d.mu.Lock()
 	st, sets, mon := d.status, d.feedSets, d.monForHealth
+	st.Quota = d.quota
 	d.mu.Unlock()
-	if mon == nil || len(st.Feeds) == 0 {
+	if mon == nil {
+		return st
+	}
+	// The reporter keeps its last answered report in its spool, so this
+	// survives restarts.
+	st.LastReport = mon.Stats().LastReport
+	if len(st.Feeds) == 0 {
 		return st
 	}
 	drops := feedDrops(sets, mon.EachSource)
@@ -120,14 +134,14 @@ func (d *Daemon) publish() {
 	st := dbusapi.Status{
 		Backend: d.cfg.Firewall.Backend, DryRun: d.cfg.DryRun,
 		Whitelisted: uint32(len(d.cfg.Whitelist) + len(d.protect.runtime)),
-		LastError:   d.planIssue,
+		LastError:   orDefault(d.planIssue, d.fightIssue),
 	}
 	a4, _ := d.applied.Block.Addresses()
 	_, r6 := d.applied.Block.Len()
 	st.BlockedIPv4, st.BlockedIPv6 = clampU32(a4), clampU32(uint64(r6))
 	sets := make([]namedSet, 0, len(d.feeds))
 	for _, f := range d.feeds {
-		fs := dbusapi.FeedStatus{Name: f.name, Error: f.problem}
+		fs := dbusapi.FeedStatus{Name: f.name, Error: f.problem, State: f.state()}
 		if f.inUse != nil {
 			v4, v6 := f.inUse.Count()
 			fs.Entries, fs.LastPull = clampU32(uint64(v4+v6)), f.inUse.FetchedAt
@@ -140,6 +154,12 @@ func (d *Daemon) publish() {
 		if st.LastError == "" && f.problem != "" {
 			st.LastError = f.name + ": " + f.problem
 		}
+	}
+	if d.manualInUse != nil && len(d.manual) > 0 {
+		fs := dbusapi.FeedStatus{Name: config.ManualFeedName, Entries: clampU32(uint64(len(d.manual))), State: dbusapi.FeedOK,
+			LastPull: d.manualInUse.FetchedAt}
+		st.Feeds = append(st.Feeds, fs)
+		sets = append(sets, namedSet{config.ManualFeedName, d.manualInUse.Set})
 	}
 	d.publishHub()
 	d.mu.Lock()
@@ -167,6 +187,7 @@ func (d *Daemon) WhitelistAdd(p netip.Prefix) error {
 	}
 	if derr := d.do(context.Background(), func() {
 		if slices.Contains(d.protect.runtime, p) {
+			err = fmt.Errorf("%s is already whitelisted: %w", p, dbusapi.ErrExists)
 			return
 		}
 		old := d.protect.runtime
@@ -249,16 +270,28 @@ func (d *Daemon) Check(a netip.Addr) (blocked bool, why string) {
 	return blocked, why
 }
 
+// explain's text leaves the address out: the caller names it once.
 func (d *Daemon) explain(a netip.Addr) (bool, string) {
 	listedBy := d.listedBy(a)
 	if reason := d.allowReason(a); reason != "" {
-		if len(listedBy) > 0 {
-			return false, fmt.Sprintf("%s is listed by %s but never blocked: %s", a, strings.Join(listedBy, ", "), reason)
+		if slices.ContainsFunc(d.protect.runtime, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			reason += " (sikkerctl whitelist remove lifts it)"
 		}
-		return false, fmt.Sprintf("%s is not blocked: %s", a, reason)
+		if len(listedBy) > 0 {
+			return false, fmt.Sprintf("listed by %s but never blocked: %s", strings.Join(listedBy, ", "), reason)
+		}
+		return false, fmt.Sprintf("not blocked: %s", reason)
 	}
 	if d.applied.Block.Contains(a) {
-		msg := fmt.Sprintf("%s is blocked: listed by %s", a, strings.Join(listedBy, ", "))
+		msg := "listed by " + strings.Join(listedBy, ", ")
+		hint := fmt.Sprintf("sikkerctl whitelist add %s lets it through", a)
+		if e, ok := d.manualEntryFor(a); ok {
+			msg = "blocked by hand: " + describeManual(e)
+			if others := slices.DeleteFunc(slices.Clone(listedBy), func(s string) bool { return strings.HasPrefix(s, config.ManualFeedName+" ") }); len(others) > 0 {
+				msg += "; also listed by " + strings.Join(others, ", ")
+			}
+			hint = "sikkerctl unblock " + e.Prefix.String() + " lifts it"
+		}
 		if d.monitor != nil {
 			if n := d.monitor.SourceTotal(a); n > 0 {
 				msg += fmt.Sprintf("; %d dropped packets logged", n)
@@ -267,15 +300,29 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 		if d.cfg.DryRun {
 			msg += " (dry run: nothing is dropped)"
 		}
+		// What to do about it comes last.
+		msg += "; " + hint
 		return !d.cfg.DryRun, msg
 	}
 	if len(listedBy) > 0 {
 		if !ipnet.IsGlobal(a) && d.cfg.Safety.StripPrivate {
-			return false, fmt.Sprintf("%s is listed by %s but not blocked: it is not a global address and safety.strip_private is on", a, strings.Join(listedBy, ", "))
+			return false, fmt.Sprintf("listed by %s but not blocked: it is not a global address and safety.strip_private is on", strings.Join(listedBy, ", "))
 		}
-		return false, fmt.Sprintf("%s is listed by %s but not blocked yet: %s", a, strings.Join(listedBy, ", "), orDefault(d.planIssue, "the list is being applied"))
+		return false, fmt.Sprintf("listed by %s but not blocked yet: %s", strings.Join(listedBy, ", "), orDefault(d.planIssue, "the list is being applied"))
 	}
-	return false, fmt.Sprintf("%s is not listed by any feed", a)
+	return false, "not listed by any feed"
+}
+
+// describeManual says what an entry blocked by hand is, for check.
+func describeManual(e manualEntry) string {
+	s := e.Prefix.String()
+	if e.Comment != "" {
+		s += fmt.Sprintf(" (%q)", e.Comment)
+	}
+	if e.Until.IsZero() {
+		return s + ", until unblocked"
+	}
+	return s + ", until " + e.Until.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // listedBy names the feeds listing a, with the range that covers it.
@@ -287,6 +334,11 @@ func (d *Daemon) listedBy(a netip.Addr) []string {
 		}
 		if r, ok := f.inUse.Set.Lookup(a); ok {
 			out = append(out, fmt.Sprintf("%s (%s)", f.name, r))
+		}
+	}
+	if d.manualInUse != nil {
+		if r, ok := d.manualInUse.Set.Lookup(a); ok {
+			out = append(out, fmt.Sprintf("%s (%s)", config.ManualFeedName, r))
 		}
 	}
 	return out

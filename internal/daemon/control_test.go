@@ -57,14 +57,15 @@ func TestControlStatusAndCheck(t *testing.T) {
 		blocked bool
 		want    string
 	}{
-		{"203.0.113.9", true, "listed by sikkerapi (203.0.113.0/24)"},
+		{"203.0.113.9", true, "listed by sikkerapi (203.0.113.0/24); sikkerctl whitelist add 203.0.113.9 lets it through"},
 		{"203.0.113.200", false, "whitelist entry 203.0.113.200/32 in the config file"},
 		{"198.51.100.1", false, "it is a default gateway (safety whitelist)"},
 		{"192.0.2.5", false, "not listed by any feed"},
 		{"127.0.0.1", false, "loopback"},
 	} {
 		blocked, why, err := c.Check(ctx, tc.ip)
-		if err != nil || blocked != tc.blocked || !strings.Contains(why, tc.want) {
+		// The caller names the address; the explanation does not repeat it.
+		if err != nil || blocked != tc.blocked || !strings.Contains(why, tc.want) || strings.HasPrefix(why, tc.ip) {
 			t.Errorf("Check(%s) = %v, %q, %v; want %v and %q", tc.ip, blocked, why, err, tc.blocked, tc.want)
 		}
 	}
@@ -90,6 +91,9 @@ func TestControlWhitelistOpensAtOnceAndPersists(t *testing.T) {
 	}
 	if err := c.WhitelistAdd(ctx, "203.0.113.9"); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.WhitelistAdd(ctx, "203.0.113.9/32"); !errors.Is(err, dbusapi.ErrExists) || !strings.Contains(err.Error(), "already whitelisted") {
+		t.Errorf("second WhitelistAdd = %v, want Exists", err)
 	}
 	// The call returns once the change is in the firewall.
 	if l.fw.blocks("203.0.113.9") || !l.fw.blocks("203.0.113.10") {
@@ -143,19 +147,28 @@ func TestControlReloadReturnsWhenApplied(t *testing.T) {
 	l.srv.SetEntries(es)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A reload of an unchanged configuration pulls nothing: the list the
+	// API holds now is not the daemon's yet.
 	if err := c.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if l.fw.blocks("203.0.113.8") || l.srv.RequestCount("/v1/key/blacklist") != 1 {
+		t.Errorf("a reload without changes pulled (%d requests)", l.srv.RequestCount("/v1/key/blacklist"))
+	}
+	if err := c.Pull(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 	if !l.fw.blocks("203.0.113.8") {
-		t.Error("Reload returned before the new list was applied")
+		t.Error("Pull returned before the new list was applied")
+	}
+	if err := c.Pull(ctx, "nosuchfeed"); !errors.Is(err, dbusapi.ErrNotFound) || !strings.Contains(err.Error(), "feeds: sikkerapi") {
+		t.Errorf("Pull of an unknown feed = %v", err)
 	}
 
-	// A reload whose pull fails reports it.
+	// A pull that fails says so; the last good list stays.
 	l.srv.SetFault(mock.Fault{Mode: mock.Fault500})
-	if err := c.Reload(ctx); err != nil {
-		// The last good list stays; the call itself succeeds but the state
-		// says degraded.
-		t.Logf("reload with a failing feed: %v", err)
+	if err := c.Pull(ctx, "sikkerapi"); !errors.Is(err, dbusapi.ErrFailed) || !strings.Contains(err.Error(), "500") {
+		t.Errorf("Pull with a failing feed = %v", err)
 	}
 	st, _ := c.Status(ctx)
 	if st.State != dbusapi.StateDegraded || !strings.Contains(st.LastError, "500") {
@@ -222,8 +235,8 @@ func TestControlSignalsOnFailureAndRollback(t *testing.T) {
 	// A list that cuts the host off the API: RolledBack.
 	es, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.50\n"))
 	l.srv.SetEntries(es)
-	if err := c.Reload(ctx); err == nil {
-		t.Error("Reload of a list that was rolled back reported success")
+	if err := c.Pull(ctx, ""); err == nil {
+		t.Error("Pull of a list that was rolled back reported success")
 	}
 	if body := awaitSignal(t, sigs, dbusapi.SignalRolledBack); len(body) != 1 || !strings.Contains(body[0].(string), "rolled back") {
 		t.Errorf("RolledBack body = %v", body)
@@ -235,7 +248,7 @@ func TestControlSignalsOnFailureAndRollback(t *testing.T) {
 	l.fw.mu.Unlock()
 	es, _ = mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.8\n"))
 	l.srv.SetEntries(es)
-	c.Reload(ctx)
+	c.Pull(ctx, "")
 	if body := awaitSignal(t, sigs, dbusapi.SignalApplyFailed); len(body) != 1 || !strings.Contains(body[0].(string), "not permitted") {
 		t.Errorf("ApplyFailed body = %v", body)
 	}
@@ -244,7 +257,7 @@ func TestControlSignalsOnFailureAndRollback(t *testing.T) {
 	l.fw.mu.Lock()
 	l.fw.fail = nil
 	l.fw.mu.Unlock()
-	if err := c.Reload(ctx); err != nil {
+	if err := c.Pull(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
 	if body := awaitSignal(t, sigs, dbusapi.SignalBlocklistUpdated); len(body) != 2 || body[0] != uint32(2) {

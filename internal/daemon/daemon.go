@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,7 @@ type Options struct {
 	// Watchdog is the ping interval; 0 reads WATCHDOG_USEC (half of it).
 	Watchdog time.Duration
 	// IntegrityCheck is how often the kernel objects are checked for
-	// removal by another tool (default 1 min).
+	// removal by another tool (default: safety.integrity_interval).
 	IntegrityCheck time.Duration
 	// RetryMin is the first retry delay of a failed feed (default 1 min).
 	RetryMin time.Duration
@@ -74,6 +75,13 @@ type Options struct {
 	// Bus, when set, carries the D-Bus API; the name is owned before
 	// READY=1. Nil runs without it.
 	Bus *dbus.Conn
+	// KeepOnStop decides whether the kernel objects stay at a stop although
+	// cleanup_on_stop is set, and why (default: ask systemd over Bus
+	// whether the stop is a restart or the unit is enabled; see
+	// stopkind.go).
+	KeepOnStop func() (bool, string)
+
+	restorePolicy restorePolicy // the never-fight limits; zero: the defaults
 }
 
 // Daemon is the long-running service. Its state is owned by the main loop
@@ -95,12 +103,37 @@ type Daemon struct {
 	badPlan    *Plan  // last plan rolled back; not retried until it changes
 	planIssue  string // why the current plan is not applied
 	reloading  bool
+	// reloadFailed is why the last reload was refused, shown in STATUS=
+	// until a reload succeeds; "" when it did not fail.
+	reloadFailed string
+
+	// The entries blocked by hand: the list saved in the state directory,
+	// the list in force and a change waiting for the decision.
+	manual        []manualEntry
+	manualInUse   *feed.Snapshot
+	manualPending *feed.Snapshot
+	manualRefused error // why the decision refused manualPending
+	// sources are the fingerprints of the settings each feed's last good
+	// list was pulled with (sources.json).
+	sources map[string]string
+
+	// Drift (drift.go): the backend's change reports, and the restores.
+	changes        <-chan firewall.Change
+	watchStop      func()
+	guard          restoreGuard
+	pendingRestore *firewall.Change // a restore waiting for the guard
+	fightIssue     string           // why the state is degraded by restores
+	restoreTimer   *time.Timer
+	restoreAt      time.Time     // when restoreTimer fires; zero when idle
+	restored       atomic.Uint64 // restores done, for /metrics
+	fixedIntegrity bool          // Options.IntegrityCheck was given: reloads keep it
 
 	bus           *dbusapi.Server
 	monitor       *Monitor
 	monitorStop   func()                    // cancels the monitor and waits for its flush
 	allowNow      atomic.Pointer[ipnet.Set] // the allow set in force, for the reporter's filter
 	reloadWaiters []chan error
+	pullWaiters   []pullWaiter
 	cmds          chan func()   // control calls, run on the main loop
 	stopped       chan struct{} // closed when the main loop has ended
 
@@ -115,6 +148,7 @@ type Daemon struct {
 	fwForHealth  firewall.Firewall
 	monForHealth *Monitor
 	feedSets     []namedSet // each feed's list in use, for per-feed drop totals
+	quota        *dbusapi.Quota
 	hubForStatus *hub.Server
 
 	hub *hubState // fleet hub; nil when hub.listen is empty
@@ -144,8 +178,9 @@ func New(o Options) (*Daemon, error) {
 	if o.RetryMin <= 0 {
 		o.RetryMin = time.Minute
 	}
-	if o.IntegrityCheck <= 0 {
-		o.IntegrityCheck = time.Minute
+	fixedIntegrity := o.IntegrityCheck > 0
+	if !fixedIntegrity {
+		o.IntegrityCheck = integrityInterval(o.Config)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -153,11 +188,15 @@ func New(o Options) (*Daemon, error) {
 	if o.Jitter == nil {
 		o.Jitter = jitter
 	}
+	if o.KeepOnStop == nil {
+		bus := o.Bus
+		o.KeepOnStop = func() (bool, string) { return systemdKeeps(bus) }
+	}
 	if o.NewFirewall == nil && !o.Config.DryRun {
 		return nil, errors.New("daemon: no firewall backend")
 	}
 	return &Daemon{
-		o: o, log: o.Log, cfg: o.Config, key: o.Key,
+		o: o, log: o.Log, cfg: o.Config, key: o.Key, fixedIntegrity: fixedIntegrity, guard: restoreGuard{restorePolicy: o.restorePolicy.withDefaults()},
 		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
 	}, nil
 }
@@ -176,12 +215,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	// Protection before the first pull: the last good lists on disk, judged
 	// like any pulled list before they are enforced.
+	// A cached list younger than its pull interval is not pulled again:
+	// restarts and upgrades must not spend the day's quota on it.
 	cached := 0
+	now := d.o.Now()
+	d.sources = loadSources(d.cfg.StateDir, d.log)
 	for _, f := range d.feeds {
 		if snap := f.src.Last(); snap != nil {
 			f.pending = snap
+			if d.sources[f.name] == f.spec.fingerprint() {
+				f.sched.fromCache(now, snap.FetchedAt, f.interval)
+			}
 			cached++
 		}
+	}
+	if len(d.manual) > 0 {
+		d.manualPending = manualSnapshot(d.manual, now)
 	}
 	if cached == 0 {
 		// Nothing cached (first start): pull once before going live, so the
@@ -205,9 +254,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.bus = srv
 		defer srv.Close()
 	}
+	d.startWatch(ctx)
+	defer func() { d.stopWatch() }()
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
 	d.startHealth(ctx)
+	d.startKeyStatus(ctx)
 	d.startHub(ctx)
 	d.publish()
 	d.log.Info("Firewall ready")
@@ -231,7 +283,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	}
 	integrity := time.NewTicker(d.o.IntegrityCheck)
 	defer integrity.Stop()
-	timer := time.NewTimer(nextWake(d.o.Now(), d.feeds))
+	timer := time.NewTimer(d.nextWake())
 	defer timer.Stop()
 	for {
 		select {
@@ -243,8 +295,21 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.notify(sddaemon.SdNotifyWatchdog)
 		case <-d.o.Reload:
 			d.reload(ctx)
+			if iv := integrityInterval(d.cfg); !d.fixedIntegrity && iv != d.o.IntegrityCheck {
+				d.o.IntegrityCheck = iv
+				integrity.Reset(iv)
+			}
 		case <-integrity.C:
 			d.checkIntegrity(ctx)
+		case c, ok := <-d.changes:
+			if !ok {
+				d.changes = nil
+				d.log.Warn("the firewall watch ended; only the periodic check remains", "interval", d.o.IntegrityCheck)
+				continue
+			}
+			d.onChange(ctx, c)
+		case <-d.restoreTimerC():
+			d.restoreDue()
 		case f := <-d.cmds:
 			f()
 		case r := <-d.results:
@@ -253,17 +318,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.startDuePulls(ctx)
 			if !d.pulling() {
 				d.reconcile(ctx)
-				if d.reloading {
-					d.reloading = false
-					d.notify(sddaemon.SdNotifyReady + "\n" + d.statusLine())
-					d.finishReload()
-				}
+				d.pullsDone()
 			}
 			d.publish()
 		case <-timer.C:
+			d.expireManual()
 			d.startDuePulls(ctx)
 		}
-		timer.Reset(nextWake(d.o.Now(), d.feeds))
+		timer.Reset(d.nextWake())
 	}
 }
 
@@ -274,6 +336,7 @@ func (d *Daemon) setup(ctx context.Context) error {
 		return err
 	}
 	runtime := loadRuntimeWhitelist(d.cfg.StateDir, d.log)
+	d.manual = loadManual(d.cfg.StateDir, d.cfg.Safety, d.o.Now(), d.log)
 	d.protect = discoverProtection(ctx, d.cfg, runtime, d.o.Discover, d.log)
 	if err := d.buildFirewall(); err != nil {
 		return err
@@ -307,7 +370,7 @@ func (d *Daemon) buildFirewall() error {
 
 func (d *Daemon) updateState() {
 	st := StateRunning
-	if d.planIssue != "" || slices.ContainsFunc(d.feeds, func(f *feedState) bool { return f.problem != "" }) {
+	if d.planIssue != "" || d.fightIssue != "" || slices.ContainsFunc(d.feeds, func(f *feedState) bool { return f.problem != "" }) {
 		st = StateDegraded
 	}
 	d.setState(st)
@@ -326,14 +389,56 @@ func (d *Daemon) State() State {
 	return d.state
 }
 
+// statusLine is the STATUS= text `systemctl status` shows: the state, the
+// counts, and while degraded the first reason, so that a wrong key or URL
+// is visible without the journal. It runs on the main loop.
 func (d *Daemon) statusLine() string {
+	reason := d.reason()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := fmt.Sprintf("STATUS=%s: %s", d.state, d.counts)
 	if !d.lastPull.IsZero() {
 		s += ", last pull " + d.lastPull.UTC().Format("2006-01-02 15:04 UTC")
 	}
-	return s
+	if reason != "" {
+		s += "; " + reason
+	}
+	if d.reloadFailed != "" {
+		s += "; reload failed: " + d.reloadFailed
+	}
+	return oneLine(s)
+}
+
+// reason is why the daemon is degraded: the plan's problem, else the first
+// feed's ("" when all is well).
+func (d *Daemon) reason() string {
+	if d.planIssue != "" {
+		return d.planIssue
+	}
+	for _, f := range d.feeds {
+		if f.problem != "" {
+			return fmt.Sprintf("feed %s %s: %s", f.name, f.state(), f.problem)
+		}
+	}
+	return ""
+}
+
+// oneLine keeps a notify message to one line: a second line would be read
+// by systemd as another assignment.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", " ")
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// nextWake is how long the main loop may sleep: until a feed is due or a
+// manual entry expires.
+func (d *Daemon) nextWake() time.Duration {
+	now := d.o.Now()
+	wake := nextWake(now, d.feeds)
+	if at := d.nextManualExpiry(); !at.IsZero() {
+		wake = min(wake, max(at.Sub(now), 0))
+	}
+	return wake
 }
 
 func (d *Daemon) notify(state string) {
@@ -349,9 +454,23 @@ func (d *Daemon) stop() error {
 		d.log.Info("stopping; the blocklist stays in the kernel (cleanup_on_stop: false)")
 		return nil
 	}
+	if keep, why := d.o.KeepOnStop(); keep {
+		d.log.Info("stopping; the blocklist stays in the kernel for the next start to adopt without a gap: "+why,
+			"remove_with", "systemctl disable --now sikkerguard, or sikkerguard --cleanup")
+		return nil
+	}
 	if err := d.fw.Remove(); err != nil {
 		return fmt.Errorf("cleanup on stop: %w", err)
 	}
 	d.log.Info("Firewall rules removed")
 	return nil
+}
+
+// integrityInterval is the period of the fallback check a configuration
+// asks for (safety.integrity_interval; 1 min when unset).
+func integrityInterval(cfg config.Config) time.Duration {
+	if iv := cfg.Safety.IntegrityInterval; iv > 0 {
+		return iv
+	}
+	return time.Minute
 }

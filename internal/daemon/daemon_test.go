@@ -36,13 +36,26 @@ type fakeFirewall struct {
 	removed bool
 	fail    error
 	stuck   chan struct{}
+	// inStuck, when set, is closed as an Apply starts waiting on stuck.
+	inStuck chan struct{}
+	// last is what the last Apply gave, which Restore puts back; changes,
+	// when set, is what Watch returns.
+	last, lastAllow ipnet.Set
+	restores        int
+	changes         chan firewall.Change
 }
 
 func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
 	f.mu.Lock()
-	stuck, fail := f.stuck, f.fail
+	stuck, fail, in := f.stuck, f.fail, f.inStuck
+	if stuck != nil {
+		f.inStuck = nil
+	}
 	f.mu.Unlock()
 	if stuck != nil {
+		if in != nil {
+			close(in)
+		}
 		<-stuck
 	}
 	if fail != nil {
@@ -51,8 +64,28 @@ func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.block, f.allow = block.Clone(), allow.Clone()
+	f.last, f.lastAllow = f.block, f.allow
 	f.applies++
 	return nil
+}
+
+// Restore puts the last applied lists back.
+func (f *fakeFirewall) Restore([]netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.block, f.allow = f.last.Clone(), f.lastAllow.Clone()
+	f.restores++
+	return nil
+}
+
+// Watch hands out the test's channel of changes (nil: none).
+func (f *fakeFirewall) Watch(context.Context) (<-chan firewall.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changes == nil {
+		return nil, nil
+	}
+	return f.changes, nil
 }
 
 func (f *fakeFirewall) Remove() error {
@@ -208,6 +241,8 @@ func (l *lab) start(mutate func(*Options)) (*Daemon, func() error) {
 			return l.never, nil
 		},
 		RetryMin: 20 * time.Millisecond,
+		// As outside systemd, whatever runs the tests.
+		KeepOnStop: func() (bool, string) { return false, "" },
 	}
 	if mutate != nil {
 		mutate(&o)
@@ -307,12 +342,23 @@ func TestPullsOnScheduleAndReloads(t *testing.T) {
 	l.srv.SetEntries(grown)
 	waitFor(t, "the new entry to be applied", func() bool { return l.fw.blocks("203.0.113.8") })
 
+	// A reload pulls only the feeds whose source settings changed.
+	l.cfg.API.PullInterval = time.Hour
+	time.Sleep(300 * time.Millisecond) // a pull scheduled before stays due
 	before := l.srv.RequestCount("/v1/key/blacklist")
 	reload <- struct{}{}
 	l.note.waitCount(t, "RELOADING=1", 1)
 	l.note.waitCount(t, "READY=1", 2)
-	if l.srv.RequestCount("/v1/key/blacklist") <= before {
-		t.Error("reload did not re-pull")
+	time.Sleep(100 * time.Millisecond)
+	if got := l.srv.RequestCount("/v1/key/blacklist"); got > before+1 {
+		t.Errorf("a reload of unchanged sources pulled %d times", got-before)
+	}
+	before = l.srv.RequestCount("/v1/key/blacklist")
+	l.cfg.API.ScoreMin = 60
+	reload <- struct{}{}
+	l.note.waitCount(t, "READY=1", 3)
+	if l.srv.RequestCount("/v1/key/blacklist") != before+1 {
+		t.Errorf("a reload with a new score minimum made %d pulls, want 1", l.srv.RequestCount("/v1/key/blacklist")-before)
 	}
 	msgs := l.note.all()
 	iReload, iReady := -1, -1
@@ -336,13 +382,17 @@ func TestWatchdogPingsStopWhenTheLoopIsStuck(t *testing.T) {
 	l.note.waitCount(t, "WATCHDOG=1", 3)
 
 	// Make the next apply hang: the main loop blocks in it.
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{})
 	l.fw.mu.Lock()
-	l.fw.stuck = release
+	l.fw.stuck, l.fw.inStuck = release, entered
 	l.fw.mu.Unlock()
 	grown, _ := mock.ParseList(strings.NewReader("203.0.113.7\n203.0.113.9\n"))
 	l.srv.SetEntries(grown)
-	waitFor(t, "the stuck apply", func() bool { return l.srv.RequestCount("/v1/key/blacklist") >= 2 })
+	select {
+	case <-entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the main loop never reached the stuck apply")
+	}
 	time.Sleep(50 * time.Millisecond) // let a ping in flight land
 	count := func() int {
 		n := 0

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
@@ -27,6 +28,10 @@ type FeedInput struct {
 	// MayBeEmpty is set for local files: a custom blacklist that is empty
 	// on purpose is a valid list.
 	MayBeEmpty bool
+	// ByHand marks the entries blocked with `sikkerctl block`: the
+	// administrator changes them one at a time, so the growth and shrink
+	// checks between two lists do not apply; every merged-list check does.
+	ByHand bool
 }
 
 // Inputs are everything a decision depends on. Decide reads nothing else.
@@ -119,8 +124,18 @@ func Decide(in Inputs) (Decision, error) {
 	return dec, checkPlan(dec.Plan, in)
 }
 
+var errQuotaCut = errors.New("the server cut the list short: the daily quota ran out during the pull")
+
 // judge checks one candidate against the feed's accepted list.
 func judge(f FeedInput, lim safety.Limits) error {
+	if f.Candidate.QuotaCut {
+		// What was left of the day's quota, not the list: taking it would
+		// drop most of the blocklist until the next pull.
+		return errQuotaCut
+	}
+	if f.ByHand {
+		return nil
+	}
 	next := safety.SizeOf(f.Candidate.Set)
 	if next.Ranges == 0 && f.MayBeEmpty {
 		return nil

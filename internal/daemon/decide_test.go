@@ -184,3 +184,40 @@ func TestDecideFamiliesAndPrivateSpace(t *testing.T) {
 		t.Errorf("no stripping, IPv6: block = %v", dec.Plan.Block)
 	}
 }
+
+// A list the server cut short when the quota ran out is refused even where
+// the size checks would pass (a 25 % drop is within max_shrink 0.5), and
+// with no list before it.
+func TestDecideRefusesAQuotaCutList(t *testing.T) {
+	cut := hosts(t, "sikkerapi", 150)
+	cut.QuotaCut = true
+	for _, accepted := range []*feed.Snapshot{hosts(t, "sikkerapi", 200), nil} {
+		dec, err := Decide(Inputs{Feeds: []FeedInput{{Name: "sikkerapi", Accepted: accepted, Candidate: cut}}, Limits: testLimits, IPv6: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := dec.Feeds[0]
+		if v.Accepted || !errors.Is(v.Refused, errQuotaCut) || v.InUse != accepted {
+			t.Fatalf("verdict %+v, want the cut list refused and %v kept", v, accepted)
+		}
+	}
+}
+
+// Entries blocked by hand skip the growth and shrink checks (one entry to
+// three, three to none) but not the merged-list checks.
+func TestDecideManualEntries(t *testing.T) {
+	one, three := hosts(t, "manual", 1), hosts(t, "manual", 3)
+	for _, tc := range []struct{ from, to *feed.Snapshot }{{one, three}, {three, snap(t, "manual")}} {
+		dec, err := Decide(Inputs{Feeds: []FeedInput{{Name: "manual", Accepted: tc.from, Candidate: tc.to, MayBeEmpty: true, ByHand: true}},
+			Limits: testLimits, IPv6: true})
+		if err != nil || !dec.Feeds[0].Accepted {
+			t.Fatalf("manual change refused: %v %+v", err, dec.Feeds[0])
+		}
+	}
+	wide := snap(t, "manual", "64.0.0.0/2")
+	dec, _ := Decide(Inputs{Feeds: []FeedInput{{Name: "manual", Candidate: wide, MayBeEmpty: true, ByHand: true}},
+		Limits: testLimits, IPv6: true, Never: set(t, "127.0.0.0/8")})
+	if dec.Feeds[0].Accepted {
+		t.Fatal("a manual /2 over max_block_share was accepted")
+	}
+}

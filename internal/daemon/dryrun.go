@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
@@ -21,6 +23,12 @@ func (dryRunFirewall) Remove() error { return nil }
 
 // Intact is true: the dry run has nothing in the kernel to lose.
 func (dryRunFirewall) Intact() (bool, error) { return true, nil }
+
+// Restore does nothing: the dry run put nothing in the kernel.
+func (dryRunFirewall) Restore([]netip.Addr) error { return nil }
+
+// Watch reports nothing: no other program can change what is not there.
+func (dryRunFirewall) Watch(context.Context) (<-chan firewall.Change, error) { return nil, nil }
 
 // Counters are zero: the dry run drops nothing.
 func (dryRunFirewall) Counters() (firewall.Counters, error) { return firewall.Counters{}, nil }

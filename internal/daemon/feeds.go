@@ -1,12 +1,16 @@
 package daemon
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
@@ -32,6 +36,22 @@ type feedState struct {
 	pending *feed.Snapshot // a pulled list waiting for the decision
 	sched   schedule
 	problem string // why the feed is degraded; "" when it is fine
+	// failed is set while the API refuses the key (401, 403): no retry
+	// for hours, and the feed's state is failed rather than degraded.
+	failed bool
+	// keyStatus asks /v1/key/status (the SikkerAPI feed only; nil else).
+	keyStatus func(context.Context) (*feed.KeyStatus, error)
+}
+
+// state is the feed's state as status shows it.
+func (f *feedState) state() string {
+	switch {
+	case f.failed:
+		return dbusapi.FeedFailed
+	case f.problem != "":
+		return dbusapi.FeedDegraded
+	}
+	return dbusapi.FeedOK
 }
 
 // feedSpec is what a feed's source is built from. Reload compares specs as
@@ -48,6 +68,14 @@ type feedSpec struct {
 }
 
 func (s feedSpec) equal(o feedSpec) bool { return reflect.DeepEqual(s, o) }
+
+// fingerprint identifies the spec across restarts without holding the key:
+// a start trusts a cached list's age only when it was pulled with the same
+// settings (a score_min changed while stopped is pulled at once).
+func (s feedSpec) fingerprint() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%#v", s))
+	return hex.EncodeToString(sum[:])
+}
 
 // feedSpecs lists the feeds of cfg in order: SikkerAPI when a key is
 // present (the caller has warned when it is not), then the extra feeds.
@@ -91,17 +119,26 @@ func (s *feedSpec) loadToken() error {
 
 // openSource builds a feed's source, wrapped in its last-good cache.
 func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSource, error) {
+	src, _, err := openSourceStatus(cfg, s, log)
+	return src, err
+}
+
+// openSourceStatus is openSource that also returns the key status query
+// of the SikkerAPI feed (nil for other feeds).
+func openSourceStatus(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSource, func(context.Context) (*feed.KeyStatus, error), error) {
 	if err := s.loadToken(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var (
-		src feed.Source
-		err error
+		src    feed.Source
+		err    error
+		status func(context.Context) (*feed.KeyStatus, error)
 	)
 	lim := feed.Limits{MinPrefix4: s.Safety.MinPrefix4, MinPrefix6: s.Safety.MinPrefix6, MaxEntries: s.Safety.MaxEntries}
 	switch {
 	case s.Name == SikkerFeedName && s.Key != "":
-		src, err = feed.NewSikker(feed.SikkerOptions{
+		var sk *feed.Sikker
+		sk, err = feed.NewSikker(feed.SikkerOptions{
 			Name:            SikkerFeedName,
 			BaseURL:         s.API.URL,
 			Key:             s.Key,
@@ -118,15 +155,18 @@ func openSource(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.CachedSo
 			UserAgent:       version.UserAgent(),
 			Logger:          log, // the feed adds feed= itself
 		})
+		if err == nil {
+			src, status = sk, sk.Status
+		}
 	case s.Feed.URL != "":
 		src, err = feed.NewURL(feed.URLOptions{Name: s.Name, URL: s.Feed.URL, Token: s.Token, Limits: lim, UserAgent: version.UserAgent(), Logger: log})
 	default:
 		src, err = feed.NewFile(feed.FileOptions{Name: s.Name, Path: s.Feed.File, Limits: lim})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("feed %s: %w", s.Name, err)
+		return nil, nil, fmt.Errorf("feed %s: %w", s.Name, err)
 	}
-	return feed.Cached(src, cfg.StateDir, log), nil
+	return feed.Cached(src, cfg.StateDir, log), status, nil
 }
 
 // syncFeeds makes feeds follow cfg: new feeds are added (due at once),
@@ -147,24 +187,25 @@ func syncFeeds(feeds []*feedState, cfg config.Config, key config.Secret, now tim
 	}
 	out := make([]*feedState, 0, len(specs))
 	srcs := make([]*feed.CachedSource, len(specs))
+	stats := make([]func(context.Context) (*feed.KeyStatus, error), len(specs))
 	for i, s := range specs {
 		if f := old[s.Name]; f != nil && f.spec.equal(s) {
 			continue
 		}
-		src, err := openSource(cfg, s, log)
+		src, status, err := openSourceStatus(cfg, s, log)
 		if err != nil {
 			return feeds, err
 		}
-		srcs[i] = src
+		srcs[i], stats[i] = src, status
 	}
 	for i, s := range specs {
 		f := old[s.Name]
 		switch {
 		case f == nil:
-			f = &feedState{name: s.Name, spec: s, src: srcs[i], gen: 1}
+			f = &feedState{name: s.Name, spec: s, src: srcs[i], gen: 1, keyStatus: stats[i]}
 		case srcs[i] != nil:
-			f.spec, f.src, f.gen = s, srcs[i], f.gen+1
-			f.inflight, f.pending, f.problem = false, nil, ""
+			f.spec, f.src, f.gen, f.keyStatus = s, srcs[i], f.gen+1, stats[i]
+			f.inflight, f.pending, f.problem, f.failed = false, nil, "", false
 			f.sched.force(now)
 		}
 		f.interval = feedInterval(cfg, s.Name)

@@ -39,11 +39,14 @@ func (h healthSource) Snapshot() health.Snapshot {
 	s := health.Snapshot{
 		State: string(st.State), Reason: st.LastError, Version: version.String(), DryRun: st.DryRun,
 		Started: st.Started, BlockedIPv4: uint64(st.BlockedIPv4), BlockedIPv6: uint64(st.BlockedIPv6),
-		LastPull: st.LastPull,
+		LastPull: st.LastPull, RulesRestored: d.restored.Load(),
 	}
 	for _, f := range st.Feeds {
 		s.Feeds = append(s.Feeds, health.Feed{Name: f.Name, Entries: uint64(f.Entries), LastPull: f.LastPull,
-			Error: f.Error, Dropped: f.Dropped})
+			Error: f.Error, Dropped: f.Dropped, State: f.State})
+	}
+	if q := st.Quota; q != nil {
+		s.Quota = &health.Quota{Used: q.Used, Limit: q.Limit, Remaining: q.Remaining, Reset: q.Reset}
 	}
 	d.mu.Lock()
 	fw, mon := d.fwForHealth, d.monForHealth

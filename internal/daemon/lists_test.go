@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,11 +15,7 @@ import (
 // the last good list is written only once a list is accepted and applied.
 func TestRefusedListIsNotEnforcedAfterARestart(t *testing.T) {
 	l := newLab(t, "185.16.39.1\n185.16.39.3\n")
-	reload := make(chan struct{})
-	_, stop := l.start(func(o *Options) {
-		o.Reload = reload
-		o.Load = func() (config.Config, config.Secret, error) { return l.cfg, config.NewSecret(key), nil }
-	})
+	d, stop := l.start(nil)
 	l.note.waitCount(t, "READY=1", 1)
 	if !l.fw.blocks("185.16.39.1") {
 		t.Fatal("first list not applied")
@@ -31,8 +28,9 @@ func TestRefusedListIsNotEnforcedAfterARestart(t *testing.T) {
 	}
 	entries, _ := mock.ParseList(strings.NewReader(grown.String()))
 	l.srv.SetEntries(entries)
-	reload <- struct{}{}
-	l.note.waitCount(t, "READY=1", 2)
+	if err := d.Pull(context.Background(), ""); err == nil {
+		t.Error("Pull of a refused list reported success")
+	}
 	waitFor(t, "the refusal", func() bool { return strings.Contains(l.logs.String(), "safety.max_growth") })
 	if l.fw.blocks("185.16.39.39") {
 		t.Fatal("the refused list was applied")
@@ -62,7 +60,7 @@ func TestReloadDuringAPullUsesTheNewSourceAtOnce(t *testing.T) {
 	old := newLab(t, "185.16.39.1\n")   // last: its notify socket is the one in use
 	reload := make(chan struct{}, 1)
 	cfg := old.cfg
-	old.start(func(o *Options) {
+	d, _ := old.start(func(o *Options) {
 		o.Reload = reload
 		o.Load = func() (config.Config, config.Secret, error) { return cfg, config.NewSecret(key), nil }
 	})
@@ -70,8 +68,8 @@ func TestReloadDuringAPullUsesTheNewSourceAtOnce(t *testing.T) {
 
 	// The old API turns slow; a reload starts a pull that hangs there.
 	old.srv.SetFault(mock.Fault{Mode: mock.FaultSlow, Delay: 3 * time.Second})
-	reload <- struct{}{}
-	waitFor(t, "the slow pull", func() bool { return strings.Count(old.logs.String(), `msg="sikkerapi request"`) >= 2 })
+	go d.Pull(context.Background(), "")
+	waitFor(t, "the slow pull", func() bool { return strings.Count(old.logs.String(), "/v1/key/blacklist?") >= 2 })
 
 	// The administrator points api.url elsewhere and reloads again.
 	cfg.API.URL = next.srv.URL()

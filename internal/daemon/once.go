@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
@@ -76,12 +77,19 @@ func Once(ctx context.Context, o OnceOptions) error {
 		}
 		in.Feeds = append(in.Feeds, f)
 	}
+	// The entries blocked by hand are in force for --once as for the
+	// daemon: one more input, with no source to commit to.
+	if ms := loadManual(cfg.StateDir, cfg.Safety, time.Now(), log); len(ms) > 0 {
+		in.Feeds = append(in.Feeds, FeedInput{Name: config.ManualFeedName, Accepted: manualSnapshot(ms, time.Now()),
+			MayBeEmpty: true, ByHand: true})
+		srcs = append(srcs, nil)
+	}
 	// What the kernel is taken to hold now, for a rollback: the last good
 	// lists of the previous run.
 	prevIn := in
 	prevIn.Feeds = make([]FeedInput, len(in.Feeds))
 	for i, f := range in.Feeds {
-		prevIn.Feeds[i] = FeedInput{Name: f.Name, Candidate: f.Accepted, MayBeEmpty: f.MayBeEmpty}
+		prevIn.Feeds[i] = FeedInput{Name: f.Name, Candidate: f.Accepted, MayBeEmpty: f.MayBeEmpty, ByHand: f.ByHand}
 	}
 	prev, perr := Decide(prevIn)
 	if perr != nil {

@@ -17,8 +17,15 @@ func (d *Daemon) inputs() Inputs {
 	for _, f := range d.feeds {
 		in.Feeds = append(in.Feeds, FeedInput{Name: f.name, Accepted: f.inUse, Candidate: f.pending, MayBeEmpty: f.mayBeEmpty})
 	}
+	if m, ok := d.manualInput(); ok {
+		in.Feeds = append(in.Feeds, m) // always last: see isManual
+	}
 	return in
 }
+
+// isManual reports whether verdict i of a decision on d.inputs() is the
+// manual entries'.
+func (d *Daemon) isManual(i int) bool { return i >= len(d.feeds) }
 
 // reconcile decides what to enforce from the feeds' lists and the
 // never-block list, and applies it if it differs from what the kernel
@@ -26,7 +33,13 @@ func (d *Daemon) inputs() Inputs {
 // become their feeds' last good lists only once they are in force.
 func (d *Daemon) reconcile(ctx context.Context) {
 	dec, err := Decide(d.inputs())
+	d.manualRefused = nil
 	for i, v := range dec.Feeds {
+		if v.Refused != nil && d.isManual(i) {
+			d.manualRefused = v.Refused
+			d.log.Warn("list rejected", "feed", v.Name, "err", v.Refused)
+			continue
+		}
 		if v.Refused != nil {
 			f := d.feeds[i]
 			f.problem, f.pending = v.Refused.Error(), nil
@@ -98,12 +111,20 @@ func (d *Daemon) reconcile(ctx context.Context) {
 // accept makes the decision's accepted candidates their feeds' lists in
 // force and their last good lists on disk.
 func (d *Daemon) accept(dec Decision) {
-	srcs := make([]*feed.CachedSource, len(d.feeds))
+	srcs := make([]*feed.CachedSource, len(dec.Feeds)) // none for the manual entries: saved by changeManual
 	for i, f := range d.feeds {
 		srcs[i] = f.src
 	}
 	commitAccepted(dec, srcs, d.log)
+	d.noteSources(dec)
 	for i, v := range dec.Feeds {
+		if d.isManual(i) {
+			if v.Accepted {
+				d.manualInUse = v.InUse
+			}
+			d.manualPending = nil
+			continue
+		}
 		f := d.feeds[i]
 		if v.Accepted {
 			f.inUse = v.InUse
@@ -116,6 +137,7 @@ func (d *Daemon) dropPending() {
 	for _, f := range d.feeds {
 		f.pending = nil
 	}
+	d.manualPending = nil
 }
 
 // setApplied records what the kernel holds now.
@@ -146,5 +168,29 @@ func (d *Daemon) rolledBack(plan, prev Plan, err error) {
 	d.publish()
 	if d.bus != nil {
 		d.bus.RolledBack(d.planIssue)
+	}
+}
+
+// noteSources records the settings each newly accepted list was pulled
+// with, for the next start's decision whether to pull again. A cached list
+// accepted at start counts too: it carries the fingerprint it had.
+func (d *Daemon) noteSources(dec Decision) {
+	if d.sources == nil {
+		d.sources = map[string]string{}
+	}
+	changed := false
+	for i, v := range dec.Feeds {
+		if !v.Accepted || d.isManual(i) || v.InUse.FromCache {
+			continue
+		}
+		if fp := d.feeds[i].spec.fingerprint(); d.sources[v.Name] != fp {
+			d.sources[v.Name], changed = fp, true
+		}
+	}
+	if !changed {
+		return
+	}
+	if err := saveSources(d.cfg.StateDir, d.sources); err != nil {
+		d.log.Warn("cannot save the feed fingerprints; the next start pulls again", "err", err)
 	}
 }

@@ -19,6 +19,33 @@ type schedule struct {
 // maxBackoffShift bounds the exponential backoff (RetryMin << 10).
 const maxBackoffShift = 10
 
+// A rejected or disabled key (401, 403) does not heal by itself: asking
+// every minute only fills the journal and the vendor's logs. Such a feed
+// backs off from an hour to half a day; a reload with a new key or
+// `sikkerctl pull` tries again at once.
+const (
+	authRetryMin = time.Hour
+	authRetryMax = 12 * time.Hour
+)
+
+// authFailure reports whether err is the API refusing the key.
+func authFailure(err error) bool {
+	return errors.Is(err, feed.ErrKeyRejected) || errors.Is(err, feed.ErrKeyDisabled)
+}
+
+// fromCache schedules the first pull after a start from the last good
+// list fetched at fetched: only once the pull interval has passed since,
+// so that restarts do not spend the day's quota on the same list. A fetch
+// time in the future (a clock set back, a file edited) makes it due now.
+func (s *schedule) fromCache(now, fetched time.Time, interval time.Duration) {
+	if fetched.IsZero() || fetched.After(now) {
+		return
+	}
+	if next := fetched.Add(interval); next.After(now) {
+		s.next = next
+	}
+}
+
 func (s *schedule) due(now time.Time) bool { return !now.Before(s.next) }
 
 // succeeded schedules the next regular pull, spread by jitter.
@@ -32,6 +59,9 @@ func (s *schedule) succeeded(now time.Time, interval time.Duration, jitter func(
 func (s *schedule) failed(now time.Time, err error, retryMin, interval time.Duration) time.Duration {
 	s.failures++
 	delay := min(retryMin<<min(s.failures-1, maxBackoffShift), interval)
+	if authFailure(err) {
+		delay = min(authRetryMin<<min(s.failures-1, maxBackoffShift), authRetryMax)
+	}
 	var qe *feed.QuotaError
 	if errors.As(err, &qe) && !qe.RetryAt.IsZero() {
 		delay = max(delay, qe.RetryAt.Sub(now))

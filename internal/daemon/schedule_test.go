@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,5 +87,39 @@ func TestJitterStaysWithinFivePercent(t *testing.T) {
 	}
 	if jitter(0) != 0 {
 		t.Fatal("jitter(0) != 0")
+	}
+}
+
+// A 401 or 403 backs off in hours, not minutes, up to half a day.
+func TestScheduleBacksOffInHoursOnARejectedKey(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, err := range []error{fmt.Errorf("fetch: %w", feed.ErrKeyRejected), fmt.Errorf("fetch: %w", feed.ErrKeyDisabled)} {
+		var s schedule
+		for i, want := range []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 12 * time.Hour, 12 * time.Hour} {
+			if got := s.failed(t0, err, time.Minute, 24*time.Hour); got != want {
+				t.Fatalf("%v, failure %d: delay %v, want %v", err, i+1, got, want)
+			}
+		}
+	}
+}
+
+// After a restart the cached list's fetch time decides the first pull.
+func TestScheduleFromCache(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		fetched time.Time
+		want    time.Time // zero: due now
+	}{
+		{t0.Add(-time.Hour), t0.Add(23 * time.Hour)},
+		{t0.Add(-25 * time.Hour), time.Time{}},
+		{t0.Add(-24 * time.Hour), time.Time{}},
+		{t0.Add(time.Hour), time.Time{}}, // in the future: not trusted
+		{time.Time{}, time.Time{}},
+	} {
+		var s schedule
+		s.fromCache(t0, tc.fetched, 24*time.Hour)
+		if !s.next.Equal(tc.want) {
+			t.Errorf("fetched %v: next %v, want %v", tc.fetched, s.next, tc.want)
+		}
 	}
 }

@@ -65,12 +65,7 @@ type runtimeWhitelist struct {
 // open more than the D-Bus call could.
 func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 	var w runtimeWhitelist
-	err := readJSONState(filepath.Join(dir, runtimeWhitelistFile), &w)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		log.Warn("runtime whitelist unreadable; ignored", "file", runtimeWhitelistFile, "err", err)
+	if !loadState(dir, runtimeWhitelistFile, "runtime whitelist", &w, log) {
 		return nil
 	}
 	out := make([]netip.Prefix, 0, len(w.Prefixes))
@@ -83,6 +78,21 @@ func loadRuntimeWhitelist(dir string, log *slog.Logger) []netip.Prefix {
 		out = append(out, q)
 	}
 	return out
+}
+
+// loadState reads the state file into v. A missing file is false without
+// a word; a corrupt one is false with a warning naming what it held, so
+// that a damaged file never stops the firewall from starting.
+func loadState(dir, file, what string, v any, log *slog.Logger) bool {
+	err := readJSONState(filepath.Join(dir, file), v)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		log.Warn(what+" unreadable; ignored", "file", file, "err", err)
+		return false
+	}
+	return true
 }
 
 // checkRuntimeEntry applies WhitelistAdd's rules to an entry and returns
@@ -125,5 +135,29 @@ func readJSONState(path string, v any) error {
 func saveRuntimeWhitelist(dir string, ps []netip.Prefix) error {
 	return statefile.WriteAtomic(filepath.Join(dir, runtimeWhitelistFile), func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(runtimeWhitelist{Prefixes: ps})
+	}, 0o640)
+}
+
+// sourcesFile records, per feed, the fingerprint of the settings its last
+// good list was pulled with.
+const sourcesFile = "sources.json"
+
+type sourcesState struct {
+	Feeds map[string]string `json:"feeds"`
+}
+
+// loadSources reads the fingerprints; a missing or corrupt file is empty,
+// which only makes the next start pull.
+func loadSources(dir string, log *slog.Logger) map[string]string {
+	var st sourcesState
+	if !loadState(dir, sourcesFile, "feed fingerprints", &st, log) || st.Feeds == nil {
+		return map[string]string{}
+	}
+	return st.Feeds
+}
+
+func saveSources(dir string, m map[string]string) error {
+	return statefile.WriteAtomic(filepath.Join(dir, sourcesFile), func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(sourcesState{Feeds: m})
 	}, 0o640)
 }

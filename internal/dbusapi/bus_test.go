@@ -163,6 +163,8 @@ func TestBadInputNeverReachesDaemon(t *testing.T) {
 		{"WhitelistAdd zone", func() error { return e.client.WhitelistAdd(c, "fe80::1%eth0") }, "has an interface zone"},
 		{"Check empty", func() error { _, _, err := e.client.Check(c, ""); return err }, `invalid address ""`},
 		{"Check CIDR", func() error { _, _, err := e.client.Check(c, "192.0.2.0/24"); return err }, "single IP address"},
+		{"Block garbage", func() error { return e.client.Block(c, "192.0.2.0/33", 0, "") }, `invalid address "192.0.2.0/33"`},
+		{"Unblock empty", func() error { return e.client.Unblock(c, "") }, `invalid address ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +196,9 @@ func TestAllowUIDIsConsulted(t *testing.T) {
 		"Reload":          func() error { return e.client.Reload(c) },
 		"WhitelistAdd":    func() error { return e.client.WhitelistAdd(c, "192.0.2.1") },
 		"WhitelistRemove": func() error { return e.client.WhitelistRemove(c, "192.0.2.1") },
+		"Pull":            func() error { return e.client.Pull(c, "") },
+		"Block":           func() error { return e.client.Block(c, "192.0.2.1", time.Hour, "x") },
+		"Unblock":         func() error { return e.client.Unblock(c, "192.0.2.1") },
 	} {
 		err := call()
 		var de *dbusapi.Error
@@ -206,8 +211,8 @@ func TestAllowUIDIsConsulted(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(asked, []uint32{0, 0, 0}) {
-		t.Errorf("AllowUID saw %v, want the caller's uid 0 three times", asked)
+	if !slices.Equal(asked, []uint32{0, 0, 0, 0, 0, 0}) {
+		t.Errorf("AllowUID saw %v, want the caller's uid 0 six times", asked)
 	}
 	if calls := e.fake.Calls(); !slices.Equal(calls, []string{"Status"}) {
 		t.Errorf("denied calls reached the daemon: %v", calls)
@@ -280,6 +285,7 @@ func TestSignals(t *testing.T) {
 	must(t, e.server.BlocklistUpdated(1000, 20))
 	must(t, e.server.ApplyFailed("list grew 3.1x, limit 2.0x"))
 	must(t, e.server.RolledBack("gateway 192.0.2.1 unreachable"))
+	must(t, e.server.RulesRestored("table inet sikkerguard deleted by nft (pid 42)"))
 
 	want := []string{
 		"PropertiesChanged State=running",
@@ -288,6 +294,7 @@ func TestSignals(t *testing.T) {
 		"BlocklistUpdated [1000 20]",
 		"ApplyFailed [list grew 3.1x, limit 2.0x]",
 		"RolledBack [gateway 192.0.2.1 unreachable]",
+		"RulesRestored [table inet sikkerguard deleted by nft (pid 42)]",
 	}
 	var got []string
 	timeout := time.After(patience)
@@ -430,7 +437,7 @@ func TestBusctl(t *testing.T) {
 	must(t, err)
 	out = string(raw)
 	for _, m := range []string{".Reload", ".Status", ".WhitelistAdd", ".WhitelistRemove", ".WhitelistList", ".Check", ".TopBlocked",
-		".BlocklistUpdated", ".ApplyFailed", ".RolledBack", ".Version", ".State", ".Backend", ".BlockedIPv4", ".BlockedIPv6", ".LastPull", ".DryRun"} {
+		".BlocklistUpdated", ".ApplyFailed", ".RolledBack", ".RulesRestored", ".Version", ".State", ".Backend", ".BlockedIPv4", ".BlockedIPv6", ".LastPull", ".DryRun"} {
 		if !strings.Contains(out, m+" ") {
 			t.Errorf("busctl introspect lacks %s:\n%s", m, out)
 		}
@@ -445,6 +452,7 @@ func TestUnprivilegedCallerShippedPolicy(t *testing.T) {
 	}
 	e := setup(t, dbustest.Shipped, dbusapi.Options{})
 	for _, args := range [][]string{call("Reload"), call("WhitelistAdd", "s", "192.0.2.1"), call("WhitelistRemove", "s", "192.0.2.1"),
+		call("Pull", "s", ""), call("Block", "sts", "192.0.2.1", "0", ""), call("Unblock", "s", "192.0.2.1"),
 		{"call", dbusapi.BusName, string(dbusapi.Path), "org.freedesktop.DBus.Properties", "Set", "ssv", dbusapi.Interface, "DryRun", "b", "true"}} {
 		out, err := busctl(t, e.bus, true, args...)
 		if err == nil || !strings.Contains(out, "Access denied") && !strings.Contains(out, "denied") {
@@ -460,9 +468,50 @@ func TestUnprivilegedCallerShippedPolicy(t *testing.T) {
 		}
 	}
 	for _, c := range e.fake.Calls() {
-		if strings.HasPrefix(c, "Reload") || strings.HasPrefix(c, "Whitelist") && c != "WhitelistList" {
+		if strings.HasPrefix(c, "Reload") || strings.HasPrefix(c, "Pull") || strings.HasPrefix(c, "Block") ||
+			strings.HasPrefix(c, "Unblock") || strings.HasPrefix(c, "Whitelist") && c != "WhitelistList" {
 			t.Errorf("a refused call reached the daemon: %s", c)
 		}
+	}
+}
+
+// Block checks its duration and comment before asking who calls; a second
+// block and a second whitelist add of one range are ErrExists.
+func TestBlockArguments(t *testing.T) {
+	e := setup(t, dbustest.Shipped, dbusapi.Options{})
+	c := ctx(t)
+	for _, tc := range []struct {
+		d       time.Duration
+		comment string
+		want    string
+	}{
+		{11 * 365 * 24 * time.Hour, "", "longer than"},
+		{0, strings.Repeat("x", dbusapi.MaxCommentLen+1), "longer than 200 bytes"},
+		{0, "two\nlines", "one line of printable text"},
+	} {
+		err := e.client.Block(c, "192.0.2.1", tc.d, tc.comment)
+		if !errors.Is(err, dbusapi.ErrInvalidArgs) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Block(%v, %q) = %v, want InvalidArgs %q", tc.d, tc.comment, err, tc.want)
+		}
+	}
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Fatalf("bad arguments reached the daemon: %v", calls)
+	}
+	must(t, e.client.Block(c, "192.0.2.9/32", 90*time.Minute, "scanner"))
+	if err := e.client.Block(c, "192.0.2.9", 0, ""); !errors.Is(err, dbusapi.ErrExists) {
+		t.Errorf("second Block = %v, want Exists", err)
+	}
+	must(t, e.client.WhitelistAdd(c, "198.51.100.0/24"))
+	if err := e.client.WhitelistAdd(c, "198.51.100.0/24"); !errors.Is(err, dbusapi.ErrExists) {
+		t.Errorf("second WhitelistAdd = %v, want Exists", err)
+	}
+	must(t, e.client.Unblock(c, "192.0.2.9"))
+	if err := e.client.Unblock(c, "192.0.2.9"); !errors.Is(err, dbusapi.ErrNotFound) {
+		t.Errorf("second Unblock = %v, want NotFound", err)
+	}
+	must(t, e.client.Pull(c, "sikkerapi"))
+	if calls := e.fake.Calls(); !slices.Contains(calls, `Block 192.0.2.9/32 1h30m0s "scanner"`) || !slices.Contains(calls, "Pull sikkerapi") {
+		t.Errorf("calls %v", calls)
 	}
 }
 

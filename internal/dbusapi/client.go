@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -65,6 +66,23 @@ func (c *Client) call(ctx context.Context, method string, args []any, out ...any
 // Reload asks the daemon to re-read its configuration and lists (root only).
 func (c *Client) Reload(ctx context.Context) error {
 	return c.call(ctx, "Reload", nil)
+}
+
+// Pull asks the daemon to pull feed now ("" = every feed) and waits until
+// the result is applied or refused (root only).
+func (c *Client) Pull(ctx context.Context, feed string) error {
+	return c.call(ctx, "Pull", []any{feed})
+}
+
+// Block blocks a CIDR or address by hand for d (0: until unblocked), with
+// an optional comment (root only).
+func (c *Client) Block(ctx context.Context, cidr string, d time.Duration, comment string) error {
+	return c.call(ctx, "Block", []any{cidr, uint64(max(d, 0) / time.Second), comment})
+}
+
+// Unblock removes an entry blocked by hand (root only).
+func (c *Client) Unblock(ctx context.Context, cidr string) error {
+	return c.call(ctx, "Unblock", []any{cidr})
 }
 
 // Status returns the daemon's status report.

@@ -23,6 +23,7 @@ const (
 	SignalBlocklistUpdated = "BlocklistUpdated"
 	SignalApplyFailed      = "ApplyFailed"
 	SignalRolledBack       = "RolledBack"
+	SignalRulesRestored    = "RulesRestored"
 )
 
 // Property names (on Interface, read through org.freedesktop.DBus.Properties).

@@ -17,6 +17,12 @@ const (
 	ErrorNotFound       = ErrorPrefix + "NotFound"
 	ErrorBusy           = ErrorPrefix + "Busy"
 	ErrorFailed         = ErrorPrefix + "Failed"
+	// ErrorInvalidConfig is a reload refused because the configuration
+	// does not validate; the message holds the errors as -t prints them.
+	ErrorInvalidConfig = ErrorPrefix + "InvalidConfig"
+	// ErrorExists is an entry that is already there (a second whitelist
+	// add of the same range).
+	ErrorExists = ErrorPrefix + "Exists"
 	// ErrorNotRunning never travels on the wire: the client gives it to the
 	// bus's ServiceUnknown / NameHasNoOwner replies for our name.
 	ErrorNotRunning = ErrorPrefix + "NotRunning"
@@ -48,10 +54,13 @@ var (
 	ErrNotFound       = &Error{Name: ErrorNotFound, Message: "not found"}
 	ErrBusy           = &Error{Name: ErrorBusy, Message: "another operation is in progress"}
 	ErrFailed         = &Error{Name: ErrorFailed, Message: "operation failed"}
+	ErrInvalidConfig  = &Error{Name: ErrorInvalidConfig, Message: "invalid configuration"}
+	ErrExists         = &Error{Name: ErrorExists, Message: "already there"}
 	ErrNotRunning     = &Error{Name: ErrorNotRunning, Message: "sikkerguard is not running (" + BusName + " not on the bus)"}
 )
 
-var sentinels = []*Error{ErrInvalidAddress, ErrInvalidArgs, ErrAccessDenied, ErrNotReady, ErrNotFound, ErrBusy, ErrFailed}
+var sentinels = []*Error{ErrInvalidAddress, ErrInvalidArgs, ErrAccessDenied, ErrNotReady, ErrNotFound, ErrBusy, ErrFailed,
+	ErrInvalidConfig, ErrExists}
 
 func (e *Error) Error() string {
 	if e.Message == "" {

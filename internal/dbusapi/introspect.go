@@ -35,12 +35,16 @@ func InterfaceIntrospection() introspect.Interface {
 			{Name: "Check", Args: []introspect.Arg{
 				arg("address", "s", "in"), arg("blocked", "b", "out"), arg("explanation", "s", "out")}},
 			{Name: "TopBlocked", Args: []introspect.Arg{arg("n", "u", "in"), arg("entries", "a(sqssu)", "out")}},
+			{Name: "Pull", Args: []introspect.Arg{arg("feed", "s", "in")}},
+			{Name: "Block", Args: []introspect.Arg{arg("cidr", "s", "in"), arg("seconds", "t", "in"), arg("comment", "s", "in")}},
+			{Name: "Unblock", Args: []introspect.Arg{arg("cidr", "s", "in")}},
 			{Name: "HubStatus", Args: []introspect.Arg{arg("status", "a{sv}", "out")}},
 		},
 		Signals: []introspect.Signal{
 			{Name: SignalBlocklistUpdated, Args: []introspect.Arg{arg("ipv4", "u", ""), arg("ipv6", "u", "")}},
 			{Name: SignalApplyFailed, Args: []introspect.Arg{arg("reason", "s", "")}},
 			{Name: SignalRolledBack, Args: []introspect.Arg{arg("reason", "s", "")}},
+			{Name: SignalRulesRestored, Args: []introspect.Arg{arg("reason", "s", "")}},
 		},
 		Properties: []introspect.Property{
 			property(PropVersion, "s", "const"),

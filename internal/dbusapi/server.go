@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
@@ -20,8 +23,10 @@ import (
 // to pick the D-Bus error name (ErrNotReady, ErrNotFound, ErrBusy...);
 // anything else is reported as ErrorFailed with the error's text.
 type Daemon interface {
-	// Reload re-reads the configuration and pulls and applies the lists
-	// again; ctx is cancelled when the server closes.
+	// Reload re-reads the configuration, pulls the feeds whose source
+	// settings changed and applies the result; a configuration that does
+	// not load wraps ErrInvalidConfig. ctx is cancelled when the server
+	// closes.
 	Reload(ctx context.Context) error
 	Status() Status
 	WhitelistAdd(p netip.Prefix) error
@@ -31,10 +36,25 @@ type Daemon interface {
 	Check(a netip.Addr) (blocked bool, explanation string)
 	// TopBlocked returns at most n sources, most dropped first.
 	TopBlocked(n int) []TopEntry
+	// Pull pulls one feed ("" = every feed) now and returns once the result
+	// is applied or refused.
+	Pull(ctx context.Context, feed string) error
+	// Block blocks p by hand until now+d (0: until unblocked).
+	Block(p netip.Prefix, d time.Duration, comment string) error
+	// Unblock removes an entry blocked by hand.
+	Unblock(p netip.Prefix) error
 	// HubStatus is the fleet hub's state; an error wrapping ErrNotFound
 	// when hub.listen is off.
 	HubStatus() (HubStatus, error)
 }
+
+// Limits of Block: a comment is one short printable line, a duration at
+// most ten years (seconds on the wire, so that a huge value cannot
+// overflow a time.Duration).
+const (
+	MaxCommentLen = 200
+	MaxBlockFor   = 10 * 365 * 24 * time.Hour
+)
 
 // Limits of TopBlocked(n): 0 asks for the default, larger values are capped
 // so one call cannot build an arbitrarily large reply.
@@ -48,7 +68,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is the Version property; default version.String().
 	Version string
-	// AllowUID decides who may call Reload, WhitelistAdd and WhitelistRemove;
+	// AllowUID decides who may call the mutating methods (Reload, Pull,
+	// WhitelistAdd, WhitelistRemove, Block, Unblock);
 	// default: only uid 0. The bus policy says the same, this is the second
 	// line for buses configured more loosely.
 	AllowUID func(uid uint32) bool
@@ -217,6 +238,11 @@ func (s *Server) ApplyFailed(reason string) error { return s.emit(SignalApplyFai
 // the previous rules were restored.
 func (s *Server) RolledBack(reason string) error { return s.emit(SignalRolledBack, reason) }
 
+// RulesRestored emits RulesRestored: another program removed or changed
+// the kernel objects and they were put back; reason says what changed and
+// who changed it, when the kernel told.
+func (s *Server) RulesRestored(reason string) error { return s.emit(SignalRulesRestored, reason) }
+
 // Properties returns the current property values.
 func (s *Server) Properties() Properties {
 	s.mu.Lock()
@@ -339,6 +365,73 @@ func (m methods) Check(ip string) (bool, string, *dbus.Error) {
 	}
 	blocked, why := m.s.daemon.Check(a)
 	return blocked, why, nil
+}
+
+func (m methods) Pull(sender dbus.Sender, feed string) *dbus.Error {
+	if len(feed) > 64 || strings.ContainsFunc(feed, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return toDBus(&Error{Name: ErrorInvalidArgs, Message: fmt.Sprintf("invalid feed name %q", Printable(feed))})
+	}
+	if err := m.s.authorize(sender, "Pull"); err != nil {
+		return toDBus(err)
+	}
+	if err := m.s.daemon.Pull(m.s.ctx, feed); err != nil {
+		return toDBus(fmt.Errorf("pull: %w", err))
+	}
+	return nil
+}
+
+func (m methods) Block(sender dbus.Sender, cidr string, seconds uint64, comment string) *dbus.Error {
+	p, err := ParsePrefix(cidr)
+	if err != nil {
+		return toDBus(err)
+	}
+	if seconds > uint64(MaxBlockFor/time.Second) {
+		return toDBus(&Error{Name: ErrorInvalidArgs, Message: fmt.Sprintf("block %s: duration of %d s is longer than %s", p, seconds, MaxBlockFor)})
+	}
+	if err := checkComment(comment); err != nil {
+		return toDBus(err)
+	}
+	if err := m.s.authorize(sender, "Block"); err != nil {
+		return toDBus(err)
+	}
+	if err := m.s.daemon.Block(p, time.Duration(seconds)*time.Second, comment); err != nil {
+		return toDBus(fmt.Errorf("block %s: %w", p, err))
+	}
+	return nil
+}
+
+func (m methods) Unblock(sender dbus.Sender, cidr string) *dbus.Error {
+	p, err := ParsePrefix(cidr)
+	if err != nil {
+		return toDBus(err)
+	}
+	if err := m.s.authorize(sender, "Unblock"); err != nil {
+		return toDBus(err)
+	}
+	if err := m.s.daemon.Unblock(p); err != nil {
+		return toDBus(fmt.Errorf("unblock %s: %w", p, err))
+	}
+	return nil
+}
+
+// checkComment holds a comment to one printable line: it is logged and
+// shown by check.
+func checkComment(c string) error {
+	if len(c) > MaxCommentLen {
+		return &Error{Name: ErrorInvalidArgs, Message: fmt.Sprintf("comment is longer than %d bytes", MaxCommentLen)}
+	}
+	if !utf8.ValidString(c) || strings.ContainsFunc(c, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return &Error{Name: ErrorInvalidArgs, Message: "comment must be one line of printable text"}
+	}
+	return nil
+}
+
+// Printable quotes at most 64 bytes of s for an error message.
+func Printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.ToValidUTF8(s, "?")
 }
 
 func (m methods) TopBlocked(n uint32) ([]topWire, *dbus.Error) {

@@ -47,6 +47,15 @@ type Status struct {
 	Started     time.Time
 	LastError   string // empty when the last apply succeeded
 	Feeds       []FeedStatus
+	// Quota is the SikkerAPI blacklist quota as last seen (headers of a
+	// pull or /v1/key/status); nil when never seen.
+	Quota *Quota
+}
+
+// Quota is a daily API quota. A number the API did not say is -1.
+type Quota struct {
+	Used, Limit, Remaining int64
+	Reset                  time.Time // zero when not announced
 }
 
 // FeedStatus describes one blocklist source in Status.
@@ -56,7 +65,18 @@ type FeedStatus struct {
 	LastPull time.Time
 	Error    string
 	Dropped  uint64 // logged drops from sources this feed lists (a sample: see firewall.log_rate)
+	// State is FeedOK, FeedDegraded (the last pull or list failed; the
+	// last good list stays) or FeedFailed (the API refused the key: no
+	// retry for hours).
+	State string
 }
+
+// Feed states in FeedStatus.State.
+const (
+	FeedOK       = "ok"
+	FeedDegraded = "degraded"
+	FeedFailed   = "failed"
+)
 
 // TopEntry is one row of TopBlocked: a source and how often it was dropped.
 type TopEntry struct {
@@ -82,7 +102,14 @@ const (
 	keyStarted     = "Started"
 	keyLastError   = "LastError"
 	keyFeeds       = "Feeds"
+	keyFeedStates  = "FeedStates"
+	keyQuota       = "BlacklistQuota"
 )
+
+// quotaWire is Quota on the wire: (xxxx) used, limit, remaining, reset.
+type quotaWire struct {
+	Used, Limit, Remaining, Reset int64
+}
 
 // feedWire is FeedStatus on the wire: (suxst).
 type feedWire struct {
@@ -122,7 +149,13 @@ func (s Status) toWire() map[string]dbus.Variant {
 	for _, f := range s.Feeds {
 		feeds = append(feeds, feedWire{f.Name, f.Entries, unixOrZero(f.LastPull), f.Error, f.Dropped})
 	}
-	return map[string]dbus.Variant{
+	// Feed states travel beside Feeds, so that its (suxst) rows keep the
+	// signature older clients decode.
+	states := make(map[string]string, len(s.Feeds))
+	for _, f := range s.Feeds {
+		states[f.Name] = f.State
+	}
+	m := map[string]dbus.Variant{
 		keyVersion:     dbus.MakeVariant(s.Version),
 		keyState:       dbus.MakeVariant(string(s.State)),
 		keyBackend:     dbus.MakeVariant(s.Backend),
@@ -136,7 +169,12 @@ func (s Status) toWire() map[string]dbus.Variant {
 		keyStarted:     dbus.MakeVariant(unixOrZero(s.Started)),
 		keyLastError:   dbus.MakeVariant(s.LastError),
 		keyFeeds:       dbus.MakeVariant(feeds),
+		keyFeedStates:  dbus.MakeVariant(states),
 	}
+	if q := s.Quota; q != nil {
+		m[keyQuota] = dbus.MakeVariant(quotaWire{q.Used, q.Limit, q.Remaining, unixOrZero(q.Reset)})
+	}
+	return m
 }
 
 // statusFromWire decodes Status; unknown keys are ignored (newer daemons may
@@ -146,6 +184,11 @@ func statusFromWire(m map[string]dbus.Variant) (Status, error) {
 	var state string
 	var lastPull, nextPull, lastReport, started int64
 	var feeds []feedWire
+	var states map[string]string
+	var quota *quotaWire
+	if _, ok := m[keyQuota]; ok {
+		quota = &quotaWire{}
+	}
 	fields := []struct {
 		key string
 		dst any
@@ -154,7 +197,13 @@ func statusFromWire(m map[string]dbus.Variant) (Status, error) {
 		{keyDryRun, &s.DryRun}, {keyBlockedIPv4, &s.BlockedIPv4}, {keyBlockedIPv6, &s.BlockedIPv6},
 		{keyWhitelisted, &s.Whitelisted}, {keyLastPull, &lastPull}, {keyNextPull, &nextPull},
 		{keyLastReport, &lastReport}, {keyStarted, &started}, {keyLastError, &s.LastError},
-		{keyFeeds, &feeds},
+		{keyFeeds, &feeds}, {keyFeedStates, &states},
+	}
+	if quota != nil {
+		fields = append(fields, struct {
+			key string
+			dst any
+		}{keyQuota, quota})
 	}
 	for _, f := range fields {
 		v, ok := m[f.key]
@@ -169,7 +218,10 @@ func statusFromWire(m map[string]dbus.Variant) (Status, error) {
 	s.LastPull, s.NextPull = timeOrZero(lastPull), timeOrZero(nextPull)
 	s.LastReport, s.Started = timeOrZero(lastReport), timeOrZero(started)
 	for _, f := range feeds {
-		s.Feeds = append(s.Feeds, FeedStatus{f.Name, f.Entries, timeOrZero(f.LastPull), f.Error, f.Dropped})
+		s.Feeds = append(s.Feeds, FeedStatus{f.Name, f.Entries, timeOrZero(f.LastPull), f.Error, f.Dropped, states[f.Name]})
+	}
+	if quota != nil {
+		s.Quota = &Quota{quota.Used, quota.Limit, quota.Remaining, timeOrZero(quota.Reset)}
 	}
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
 const (
@@ -109,9 +112,9 @@ func repoRoot(t *testing.T) string {
 }
 
 // buildDeb runs make deb and returns the package's path.
-func buildDeb(t *testing.T, repo string) string {
+func buildDeb(t *testing.T, repo string, makeArgs ...string) string {
 	t.Helper()
-	return buildPackage(t, repo, "deb", ".deb")
+	return buildPackage(t, repo, "deb", ".deb", makeArgs...)
 }
 
 // goBuild builds one command of the repository into dir.
@@ -160,6 +163,14 @@ const guardConfig = `api:
   pull_interval: 1h
 report:
   interval: 1m
+`
+
+// floodConfig adds the flood lab's listed source as a file feed; the lab
+// uses documentation addresses, which are otherwise stripped.
+const floodConfig = `safety:
+  strip_private: false
+feeds:
+  - {name: lab, file: /etc/sikkerguard/lab-blocklist.txt}
 `
 
 // mockRequests counts the blacklist requests the mock has answered.
@@ -226,6 +237,18 @@ func hasMount(mountinfo, path, opt string) bool {
 	return false
 }
 
+// restart restarts sikkerguard. The unit allows five starts in two
+// minutes (a broken config is not retried forever); the test restarts
+// more often than that on purpose, so it resets the counter first.
+func restart(c *container) {
+	c.t.Helper()
+	c.run("systemctl", "reset-failed", "sikkerguard")
+	if out, err := c.run("systemctl", "restart", "sikkerguard"); err != nil {
+		j, _ := c.run("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "30", "-o", "cat")
+		c.t.Fatalf("%v\n%s\n%s", err, out, j)
+	}
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
@@ -263,6 +286,15 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 	tm.step("make deb", func() { deb = buildDeb(t, repo) })
+	// A newer version of the same tree, for the upgrade under a flood.
+	var newerDeb string
+	tm.step("make deb (a newer version)", func() {
+		out, err := exec.Command("sh", filepath.Join(repo, "systemd/debian/version.sh")).Output()
+		if err != nil {
+			t.Fatalf("version.sh: %v", err)
+		}
+		newerDeb = buildDeb(t, repo, "DEB_VERSION="+strings.TrimSpace(string(out))+"+e2eupgrade")
+	})
 	tm.step("build sikkerapi-mock", func() { goBuild(t, repo, "./cmd/sikkerapi-mock", filepath.Join(work, "sikkerapi-mock")) })
 	dbusServer := hasDBusServer(t, repo)
 
@@ -292,6 +324,11 @@ func TestSystemd(t *testing.T) {
 	pre.writeFile("/etc/systemd/system/sikkerapi-mock.service", mockUnit, 0o644)
 	pre.writeFile("/etc/sikkerapi-mock.key", mockKey+"\n", 0o600)
 	pre.writeFile("/root/sikkerguard.deb", string(debBytes), 0o644)
+	newerBytes, err := os.ReadFile(newerDeb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.writeFile("/root/sikkerguard-newer.deb", string(newerBytes), 0o644)
 
 	var c *container
 	tm.step("boot container", func() { c = boot(t, root, filepath.Join(work, "console.log")) })
@@ -404,31 +441,133 @@ func TestSystemd(t *testing.T) {
 		}
 	})
 
-	tm.step("systemctl reload re-pulls", func() {
+	tm.step("reloads and five restarts pull at most once; sikkerctl pull pulls", func() {
 		before, err := mockRequests(c)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// An unchanged configuration: nothing to pull. Five restarts with a
+		// last good list younger than pull_interval: nothing to pull either.
 		c.must("systemctl", "reload", "sikkerguard")
-		if !waitFor(30*time.Second, func() bool { n, _ := mockRequests(c); return n > before }) {
-			t.Errorf("no new blacklist request after reload (still %d)", before)
+		for range 5 {
+			restart(c)
 		}
-		// RELOADING=1 … READY=1: back to active once the pull is applied.
+		after, err := mockRequests(c)
+		if err != nil || after > before+1 {
+			t.Errorf("a reload and five restarts made %d blacklist requests (%v), want at most 1", after-before, err)
+		}
+		t.Logf("a reload and five restarts: %d blacklist requests", after-before)
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil || setElements(out) == 0 {
+			t.Errorf("no blocklist after the restarts: %v", err)
+		}
+		if !dbusServer {
+			return
+		}
+		// sikkerctl pull returns once the pulled list is applied.
+		before = after
+		if out, err := c.run("sikkerctl", "pull"); err != nil {
+			t.Errorf("sikkerctl pull: %v\n%s", err, out)
+		}
+		if after, err := mockRequests(c); err != nil || after != before+1 {
+			t.Errorf("sikkerctl pull made %d requests (%v), want 1", after-before, err)
+		}
+	})
+
+	tm.step("a reload with a broken config fails visibly", func() {
+		if !dbusServer {
+			return // nothing to drive it with
+		}
+		broken := strings.Replace(guardConfig, "  pull_interval: 1h\n", "  pull_interval: 1h\n  score_min: 500\n", 1)
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", broken, 0o644)
+		if out, err := c.run("systemctl", "reload", "sikkerguard"); err == nil {
+			t.Errorf("systemctl reload of a broken config succeeded:\n%s", out)
+		} else {
+			t.Logf("systemctl reload: %v\n%s", err, out)
+		}
+		out, err := c.run("sikkerctl", "reload")
+		if err == nil || !strings.Contains(out, "sikkerguard.yaml:4") || !strings.Contains(out, "api.score_min") || strings.Contains(out, "reloaded") {
+			t.Errorf("sikkerctl reload of a broken config: %v\n%s", err, out)
+		}
+		show := c.must("systemctl", "show", "-p", "ActiveState", "-p", "StatusText", "sikkerguard")
+		if !strings.Contains(show, "ActiveState=active") || !strings.Contains(show, "reload failed: ") {
+			t.Errorf("after the failed reload:\n%s", show)
+		}
+		t.Logf("%s", show)
+		if st := c.must("systemctl", "status", "--no-pager", "-n", "5", "sikkerguard"); !strings.Contains(st, "reload failed") {
+			t.Errorf("systemctl status does not show the failed reload:\n%s", st)
+		}
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+		if out, err := c.run("systemctl", "reload", "sikkerguard"); err != nil {
+			t.Errorf("reload of the fixed config: %v\n%s", err, out)
+		}
+		if show := c.must("systemctl", "show", "-p", "StatusText", "--value", "sikkerguard"); strings.Contains(show, "reload failed") {
+			t.Errorf("the failure outlived a good reload: %s", show)
+		}
+	})
+
+	tm.step("a manual block is in the table, shown by check and kept across a restart", func() {
+		if !dbusServer {
+			return // nothing to drive it with
+		}
+		const manual = "45.55.66.77" // a global address the mock does not list
+		if out, err := c.run("sikkerctl", "block", manual, "--comment", "e2e"); err != nil {
+			t.Fatalf("sikkerctl block: %v\n%s", err, out)
+		}
+		inTable := func() bool {
+			out, err := c.run("nft", "list", "table", "inet", "sikkerguard")
+			return err == nil && strings.Contains(out, manual)
+		}
+		if !inTable() {
+			t.Errorf("%s not in the table after sikkerctl block", manual)
+		}
+		out, err := c.run("sikkerctl", "check", manual)
+		if err == nil || !strings.HasPrefix(out, manual+": BLOCKED — blocked by hand") || strings.Contains(out, manual+" is ") {
+			t.Errorf("sikkerctl check %s: %v (want exit 1)\n%s", manual, err, out)
+		}
+		restart(c)
+		if !inTable() {
+			t.Errorf("the manual block did not survive a restart")
+		}
+		c.must("sikkerctl", "unblock", manual)
+		if inTable() {
+			t.Errorf("%s still in the table after unblock", manual)
+		}
+		if out, err := c.run("sikkerctl", "check", manual); err != nil {
+			t.Errorf("sikkerctl check after unblock: %v (want exit 0)\n%s", err, out)
+		}
+	})
+
+	tm.step("a wrong key shows in systemctl status", func() {
+		c.writeFile("/etc/sikkerguard/api.key", "sk_test_wrong_key_000000000000\n", 0o600)
+		restart(c)
 		if !waitFor(30*time.Second, func() bool {
-			st, _ := c.run("systemctl", "show", "-p", "ActiveState", "--value", "sikkerguard")
-			return st == "active"
+			st, _ := c.run("systemctl", "show", "-p", "StatusText", "--value", "sikkerguard")
+			return strings.Contains(st, "refused the key")
 		}) {
-			t.Errorf("not active again after reload")
+			st, _ := c.run("systemctl", "status", "--no-pager", "sikkerguard")
+			t.Errorf("STATUS= does not name the refused key:\n%s", st)
 		}
+		st, _ := c.run("systemctl", "status", "--no-pager", "-n", "3", "sikkerguard")
+		if !strings.Contains(st, "degraded") || !strings.Contains(st, "feed sikkerapi failed") || !strings.Contains(st, "active (running)") {
+			t.Errorf("systemctl status after a wrong key:\n%s", st)
+		}
+		t.Logf("systemctl status with a wrong key:\n%s", st)
 		if dbusServer {
-			// The D-Bus Reload returns when done: the pull has happened by then.
-			before, _ := mockRequests(c)
-			if out, err := c.run("sikkerctl", "reload"); err != nil {
-				t.Errorf("sikkerctl reload: %v\n%s", err, out)
+			out, err := c.run("sikkerctl", "status")
+			if err == nil || !strings.HasPrefix(out, "sikkerguard is degraded") {
+				t.Errorf("sikkerctl status with a wrong key: %v (want exit 3)\n%s", err, out)
 			}
-			if after, err := mockRequests(c); err != nil || after <= before {
-				t.Errorf("sikkerctl reload returned before pulling: %d → %d requests (%v)", before, after, err)
-			}
+		}
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil || setElements(out) == 0 {
+			t.Errorf("the last good list is gone with a wrong key: %v", err)
+		}
+		c.writeFile("/etc/sikkerguard/api.key", mockKey+"\n", 0o600)
+		restart(c)
+		if !waitFor(30*time.Second, func() bool {
+			st, _ := c.run("systemctl", "show", "-p", "StatusText", "--value", "sikkerguard")
+			return strings.HasPrefix(st, "running")
+		}) {
+			t.Errorf("not running again with the right key")
 		}
 	})
 
@@ -494,6 +633,96 @@ func TestSystemd(t *testing.T) {
 		c.must("systemctl", "daemon-reload")
 	})
 
+	// A peer namespace joined to the container by a veth pair floods from a
+	// listed address while the service restarts and upgrades: a restart
+	// keeps the table and the new process adopts it, so nothing gets in.
+	var flood func(what string, during func()) (through int64)
+	tm.step("flood lab: a peer namespace and a listed source", func() {
+		fwAddr, good, bad := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.77")
+		cns := testnet.Attach(t, "e2ec", c.leader)
+		peer := testnet.New(t, "e2ep")
+		testnet.Veth(t, cns, "lab0", []netip.Prefix{netip.PrefixFrom(fwAddr, 24)},
+			peer, "pe0", []netip.Prefix{netip.PrefixFrom(good, 24), netip.PrefixFrom(bad, 24)})
+		peer.WaitReach(t, good, netip.AddrPortFrom(fwAddr, 9))
+		c.writeFile("/etc/sikkerguard/lab-blocklist.txt", bad.String()+"\n", 0o644)
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig+floodConfig, 0o644)
+		c.must("systemctl", "restart", "sikkerguard")
+		sink := cns.ListenUDP(netip.AddrPortFrom(fwAddr, 5000))
+		passes := func(src netip.Addr) bool {
+			s := peer.DialUDP(src, sink.Addr())
+			before := sink.CountFrom(src)
+			for range 3 {
+				s.Send([]byte("probe"))
+			}
+			return waitFor(500*time.Millisecond, func() bool { return sink.CountFrom(src) > before })
+		}
+		if !passes(good) {
+			t.Fatal("the unlisted source does not get through")
+		}
+		if passes(bad) {
+			t.Fatal("the listed source gets through before the flood")
+		}
+		flood = func(what string, during func()) int64 {
+			before := sink.CountFrom(bad)
+			stop := testnet.Flood(peer.DialUDP(bad, sink.Addr()))
+			time.Sleep(200 * time.Millisecond)
+			start := time.Now()
+			during()
+			took := time.Since(start)
+			time.Sleep(300 * time.Millisecond)
+			sent := stop()
+			through := sink.CountFrom(bad) - before
+			t.Logf("%s under a flood (%v): %d of %d probes from the listed source got through", what, took.Round(time.Millisecond), through, sent)
+			if !passes(good) {
+				t.Errorf("%s: the unlisted source no longer gets through", what)
+			}
+			return through
+		}
+	})
+
+	tm.step("systemctl restart under a flood lets no probe through", func() {
+		for i := range 3 {
+			what := fmt.Sprintf("systemctl restart #%d", i+1)
+			if n := flood(what, func() { c.must("systemctl", "restart", "sikkerguard") }); n != 0 {
+				t.Errorf("%s: %d probes from the listed source got through", what, n)
+			}
+		}
+	})
+
+	tm.step("nft flush ruleset is undone by the sandboxed daemon", func() {
+		var back time.Duration
+		flood("nft flush ruleset", func() {
+			start := time.Now()
+			c.must("nft", "flush", "ruleset")
+			if !waitFor(2*time.Second, func() bool {
+				_, err := c.run("nft", "list", "set", "inet", "sikkerguard", "blockhost4")
+				return err == nil
+			}) {
+				t.Fatal("the table is not back 2 s after nft flush ruleset")
+			}
+			back = time.Since(start)
+		})
+		t.Logf("table back %v after nft flush ruleset started (polled through nsenter)", back.Round(time.Millisecond))
+		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-o", "cat", "-n", "50")
+		if !regexp.MustCompile(`RulesRestored.*by="?nft \(pid \d+\)`).MatchString(j) {
+			t.Errorf("the journal does not name nft as the cause of the restore:\n%s", tail([]byte(j), 2000))
+		}
+	})
+
+	tm.step("upgrade to a newer .deb under a flood lets no probe through", func() {
+		if n := flood("dpkg -i (upgrade)", func() { c.must("dpkg", "-i", "/root/sikkerguard-newer.deb") }); n != 0 {
+			t.Errorf("upgrade: %d probes from the listed source got through", n)
+		}
+		if st, _ := c.run("systemctl", "is-active", "sikkerguard"); st != "active" {
+			t.Errorf("after the upgrade sikkerguard is %q", st)
+		}
+		if out := c.must("dpkg-query", "-W", "-f", "${Version}", "sikkerguard"); !strings.HasSuffix(out, "+e2eupgrade") {
+			t.Errorf("installed version %q is not the newer one", out)
+		}
+		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
+		c.must("systemctl", "restart", "sikkerguard")
+	})
+
 	tm.step("iptables backend under the same sandbox", func() {
 		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig+"firewall:\n  backend: iptables\n", 0o644)
 		if out, err := c.run("systemctl", "restart", "sikkerguard"); err != nil {
@@ -506,22 +735,34 @@ func TestSystemd(t *testing.T) {
 		if out := c.must("ipset", "list", "-n"); !strings.Contains(out, "sikkerguard4") {
 			t.Errorf("no sikkerguard4 set:\n%s", out)
 		}
+		// The unit is enabled, so a stop keeps the rules for the next start;
+		// --cleanup removes them.
 		c.must("systemctl", "stop", "sikkerguard")
+		if out := c.must("iptables", "-S", "INPUT"); !strings.Contains(out, "-j SIKKERGUARD") {
+			t.Errorf("the stop of an enabled unit removed the jump:\n%s", out)
+		}
+		c.must("sikkerguard", "--cleanup")
 		if out := c.must("iptables", "-S"); strings.Contains(out, "SIKKERGUARD") {
-			t.Errorf("iptables rules left after stop:\n%s", out)
+			t.Errorf("iptables rules left after --cleanup:\n%s", out)
 		}
 		if out := c.must("ipset", "list", "-n"); out != "" {
-			t.Errorf("ipset sets left after stop:\n%s", out)
+			t.Errorf("ipset sets left after --cleanup:\n%s", out)
 		}
 		c.writeFile("/etc/sikkerguard/sikkerguard.yaml", guardConfig, 0o644)
 		c.must("systemctl", "start", "sikkerguard")
 	})
 
-	tm.step("systemctl stop removes the table", func() {
+	tm.step("systemctl stop keeps the table of an enabled unit; disable --now removes it", func() {
 		c.must("systemctl", "stop", "sikkerguard")
-		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
-			t.Errorf("table still there after stop:\n%s", tail([]byte(out), 500))
+		if _, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err != nil {
+			t.Errorf("the stop of an enabled unit removed the table: %v", err)
 		}
+		c.must("systemctl", "start", "sikkerguard")
+		c.must("systemctl", "disable", "--now", "sikkerguard")
+		if out, err := c.run("nft", "list", "table", "inet", "sikkerguard"); err == nil {
+			t.Errorf("table still there after disable --now:\n%s", tail([]byte(out), 500))
+		}
+		c.must("systemctl", "enable", "sikkerguard")
 		j := c.must("journalctl", "-u", "sikkerguard", "--no-pager", "-n", "20")
 		if strings.Contains(j, "Failed with result") && !strings.Contains(j, "Stopped") {
 			t.Errorf("unclean stop:\n%s", j)

@@ -68,9 +68,9 @@ func TestPackagesInstallTheSameFiles(t *testing.T) {
 
 // buildPackage runs make TARGET and returns the path of the package it
 // printed last.
-func buildPackage(t *testing.T, repo, target, suffix string) string {
+func buildPackage(t *testing.T, repo, target, suffix string, makeArgs ...string) string {
 	t.Helper()
-	cmd := exec.Command("make", "--no-print-directory", target)
+	cmd := exec.Command("make", append([]string{"--no-print-directory", target}, makeArgs...)...)
 	cmd.Dir = repo
 	out, err := cmd.CombinedOutput()
 	if err != nil {

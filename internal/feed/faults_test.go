@@ -213,3 +213,52 @@ func TestNewSikkerValidates(t *testing.T) {
 		t.Errorf("minimal options: %v", err)
 	}
 }
+
+// A pull that used up what was left of the quota and got fewer entries
+// than the quota allows is the remainder, not the list: it is marked so
+// that the decision refuses it. Every header family says so.
+func TestSikkerMarksAListCutByTheQuota(t *testing.T) {
+	for _, fam := range []string{mock.HeadersDaily, mock.HeadersBlacklist, mock.HeadersRateLimit} {
+		t.Run(fam, func(t *testing.T) {
+			srv := startMock(t, mock.Options{BlacklistQuota: 150, QuotaHeaders: fam,
+				Entries: mock.Generate(mock.GenerateOptions{N: 100, Seed: 3})})
+			c, _ := newClient(t, srv, func(o *SikkerOptions) { o.ScoreMin = 1 })
+			full, err := c.Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full.Stats.Entries != 100 || full.QuotaCut {
+				t.Fatalf("first pull: %d entries, cut %v; want 100, not cut", full.Stats.Entries, full.QuotaCut)
+			}
+			cut, err := c.Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cut.Stats.Entries != 50 || !cut.QuotaCut {
+				t.Fatalf("second pull: %d entries, cut %v; want 50, cut", cut.Stats.Entries, cut.QuotaCut)
+			}
+		})
+	}
+}
+
+func TestQuotaCut(t *testing.T) {
+	for _, tc := range []struct {
+		q     *Quota
+		n     int
+		limit int
+		want  bool
+	}{
+		{nil, 10, 0, false},
+		{&Quota{Limit: 5000, Used: 4605, Remaining: 395}, 1535, 0, false},
+		{&Quota{Limit: 5000, Used: 5000, Remaining: 0}, 395, 0, true},
+		{&Quota{Limit: 5000, Used: 5000, Remaining: 0}, 5000, 0, false}, // the tier's full share
+		{&Quota{Limit: 5000, Used: 5000, Remaining: 0}, 1000, 1000, false},
+		{&Quota{Limit: 5000, Used: 5000, Remaining: 0}, 900, 1000, true},
+		{&Quota{Limit: -1, Used: -1, Remaining: 0}, 900, 0, true},
+		{&Quota{Limit: 5000, Used: -1, Remaining: -1}, 10, 0, false},
+	} {
+		if got := quotaCut(tc.q, tc.n, tc.limit); got != tc.want {
+			t.Errorf("quotaCut(%+v, %d, %d) = %v, want %v", tc.q, tc.n, tc.limit, got, tc.want)
+		}
+	}
+}

@@ -84,6 +84,11 @@ type Snapshot struct {
 
 	// Quota holds the quota headers of the response, if any.
 	Quota *Quota
+	// QuotaCut is set when the server answered with fewer entries than
+	// asked because the day's quota ran out during this response (the
+	// headers say nothing is left): the list is what the quota allowed, not
+	// the blocklist, and must not replace a good one.
+	QuotaCut bool
 	// Entries holds the per-address details of a SikkerAPI JSON response
 	// when SikkerOptions.KeepEntries is set.
 	Entries []Entry

@@ -292,6 +292,7 @@ func (c *Sikker) fetch(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, c.bodyError(ctx, err)
 	}
+	snap.QuotaCut = quotaCut(quota, snap.Stats.Entries, c.opt.Limit)
 	v4, v6 := snap.Set.Len()
 	c.log.Debug("blacklist fetched", "entries", snap.Stats.Entries, "malformed", snap.Stats.Malformed,
 		"ranges_v4", v4, "ranges_v6", v6, "bytes", body.n)
@@ -383,6 +384,22 @@ func (c *Sikker) statusError(resp *http.Response, path string, quota *Quota) err
 		c.log.Warn("blacklist quota exhausted", "retry_at", qe.RetryAt.UTC().Format(time.RFC3339))
 	}
 	return err
+}
+
+// quotaCut reports whether a list of n entries was cut by the quota: the
+// response used up what was left (Remaining 0) and holds fewer entries
+// than the request could get (the limit asked for, or the day's quota).
+// A list that happens to end exactly at the quota is flagged too; refusing
+// it only keeps the list in force until the next pull.
+func quotaCut(q *Quota, n, limit int) bool {
+	if q == nil || q.Remaining != 0 {
+		return false
+	}
+	asked := q.Limit
+	if limit > 0 && (asked < 0 || int64(limit) < asked) {
+		asked = int64(limit)
+	}
+	return asked < 0 || int64(n) < asked
 }
 
 func (c *Sikker) logQuota(q *Quota) {

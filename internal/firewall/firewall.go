@@ -7,8 +7,10 @@
 package firewall
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -29,6 +31,52 @@ type Firewall interface {
 	// Counters reads what the kernel dropped (or rejected) since the rules
 	// were installed.
 	Counters() (Counters, error)
+	// Restore puts the rules and the last applied lists back after another
+	// program removed or changed them, without reading the lists back: from
+	// the backend's own copy, in one transaction where the backend has
+	// them. hot are the sources dropped most recently: a backend that has
+	// to reload a large list may load the entries covering them first.
+	// Without an earlier Apply it does nothing.
+	Restore(hot []netip.Addr) error
+	// Watch reports, until ctx ends, changes that other programs make to the
+	// backend's objects; the backend's own changes are not reported. A
+	// backend that cannot see changes as they happen returns a nil channel,
+	// which leaves the daemon to its periodic Intact check. The channel is
+	// closed when ctx ends or watching fails for good.
+	Watch(ctx context.Context) (<-chan Change, error)
+}
+
+// Change is one change of the backend's objects made by another program,
+// or the news that changes may have been missed.
+type Change struct {
+	// What says what changed, e.g. "table inet sikkerguard deleted".
+	What string
+	// PID and Comm name the process that made the change when the kernel
+	// says (0 and "" when not).
+	PID  int
+	Comm string
+	// Lost is set when events were lost (a full socket buffer): the
+	// objects may have changed without a report.
+	Lost bool
+	// Sure is set when the change certainly altered the backend's objects
+	// (a rule, chain, set or element of its own): restore without asking
+	// Intact first. Without it (an event that may concern them, lost
+	// events) Intact decides.
+	Sure bool
+}
+
+// Who names the process of a change for a log line: "nft (pid 42)", or
+// "an unknown process".
+func (c Change) Who() string {
+	switch {
+	case c.PID > 0 && c.Comm != "":
+		return fmt.Sprintf("%s (pid %d)", c.Comm, c.PID)
+	case c.PID > 0:
+		return fmt.Sprintf("pid %d", c.PID)
+	case c.Comm != "":
+		return c.Comm
+	}
+	return "an unknown process"
 }
 
 // Counters counts the packets the blocklist rules dropped or rejected.

@@ -1,8 +1,10 @@
 package firewall
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
@@ -47,6 +49,10 @@ func (nopFirewall) Apply(ipnet.Set, ipnet.Set) error { return nil }
 func (nopFirewall) Remove() error                    { return nil }
 func (nopFirewall) Intact() (bool, error)            { return true, nil }
 func (nopFirewall) Counters() (Counters, error)      { return Counters{}, nil }
+func (nopFirewall) Restore([]netip.Addr) error       { return nil }
+func (nopFirewall) Watch(context.Context) (<-chan Change, error) {
+	return nil, nil
+}
 
 // withRegistry runs the test against a registry holding only the given
 // backends, and restores the real one afterwards.

@@ -74,6 +74,31 @@ func renderMetrics(snap Snapshot) []byte {
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_up", b2u(f.Error == ""), "feed", f.Name)
 		}
+		m.family("sikkerguard_feed_failed", "gauge", "1 while the API refuses a feed's key (401/403: retried only after hours).")
+		for _, f := range snap.Feeds {
+			m.sample("sikkerguard_feed_failed", b2u(f.State == "failed"), "feed", f.Name)
+		}
+	}
+
+	if q := snap.Quota; q != nil {
+		// Numbers the API did not announce (-1) are left out, not faked.
+		for _, g := range []struct {
+			name, help string
+			v          int64
+		}{
+			{"sikkerguard_api_quota_used", "SikkerAPI blacklist addresses served today (quota used).", q.Used},
+			{"sikkerguard_api_quota_limit", "SikkerAPI blacklist addresses allowed per day.", q.Limit},
+			{"sikkerguard_api_quota_remaining", "SikkerAPI blacklist addresses left today.", q.Remaining},
+		} {
+			if g.v >= 0 {
+				m.family(g.name, "gauge", g.help)
+				m.sample(g.name, uint64(g.v), "endpoint", "blacklist")
+			}
+		}
+		if !q.Reset.IsZero() {
+			m.family("sikkerguard_api_quota_reset_timestamp_seconds", "gauge", "Unix time the SikkerAPI quota resets.")
+			m.sample("sikkerguard_api_quota_reset_timestamp_seconds", unix(q.Reset), "endpoint", "blacklist")
+		}
 	}
 
 	m.family("sikkerguard_dropped_packets_total", "counter", "Packets dropped by the blocklist rules (kernel counters).")
@@ -87,6 +112,8 @@ func renderMetrics(snap Snapshot) []byte {
 	m.sample("sikkerguard_nflog_events_total", snap.NFLOGEvents)
 	m.family("sikkerguard_nflog_overruns_total", "counter", "Times the kernel dropped NFLOG messages because the socket buffer was full.")
 	m.sample("sikkerguard_nflog_overruns_total", snap.NFLOGOverruns)
+	m.family("sikkerguard_rules_restored_total", "counter", "Times the kernel objects were restored after another program removed or changed them.")
+	m.sample("sikkerguard_rules_restored_total", snap.RulesRestored)
 	m.family("sikkerguard_nflog_queue_drops_total", "counter", "Drop events discarded because aggregation fell behind.")
 	m.sample("sikkerguard_nflog_queue_drops_total", snap.NFLOGQueueDrops)
 

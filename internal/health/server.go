@@ -60,6 +60,7 @@ type Snapshot struct {
 	LastPull    time.Time
 	LastReport  time.Time
 	Feeds       []Feed
+	Quota       *Quota // the SikkerAPI blacklist quota; nil when never seen
 
 	// Kernel drop counters; zero when the backend does not count.
 	Drops4Packets, Drops4Bytes uint64
@@ -67,6 +68,7 @@ type Snapshot struct {
 
 	NFLOGEvents     uint64 // drop events read from the NFLOG group
 	NFLOGOverruns   uint64 // times the kernel dropped log messages (ENOBUFS)
+	RulesRestored   uint64 // restores after another program changed the kernel objects
 	NFLOGQueueDrops uint64 // events dropped because the aggregator fell behind
 
 	Reported       uint64 // reports accepted by SikkerAPI
@@ -85,6 +87,13 @@ type Feed struct {
 	Dropped  uint64 // logged drops from sources the feed lists (a sample)
 	LastPull time.Time
 	Error    string // empty when the last pull succeeded
+	State    string // "ok", "degraded" or "failed" (the API refuses the key)
+}
+
+// Quota is a daily API quota; a number the API did not announce is -1.
+type Quota struct {
+	Used, Limit, Remaining int64
+	Reset                  time.Time
 }
 
 // Server is the health endpoint. It is used once: New, then Serve (optionally

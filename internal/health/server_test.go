@@ -216,8 +216,11 @@ func TestStatusStates(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	snap := running
 	snap.State = StateDegraded
-	snap.Feeds = append(snap.Feeds, Feed{Name: "odd \"name\" \\ with\nnewline", Entries: 5})
+	snap.Feeds = append(snap.Feeds, Feed{Name: "odd \"name\" \\ with\nnewline", Entries: 5},
+		Feed{Name: "paid", Error: "401", State: "failed"})
+	snap.Quota = &Quota{Used: 4605, Limit: 5000, Remaining: 395, Reset: t0.Add(2 * time.Hour)}
 	snap.Version = `v1"2`
+	snap.RulesRestored = 4
 	s, _ := newTest(t, snap)
 	r := get(t, s.Handler(), "GET", "/metrics")
 	if r.StatusCode != 200 || r.Header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
@@ -251,11 +254,18 @@ func TestMetrics(t *testing.T) {
 		{`sikkerguard_nflog_events_total`, 880},
 		{`sikkerguard_nflog_overruns_total`, 2},
 		{`sikkerguard_nflog_queue_drops_total`, 1},
+		{`sikkerguard_rules_restored_total`, 4},
 		{`sikkerguard_reports_sent_total`, 300},
 		{`sikkerguard_reports_pending`, 12},
 		{`sikkerguard_reports_rejected_total`, 3},
 		{`sikkerguard_blocked_by_service_total{service="ssh"}`, 500},
 		{`sikkerguard_blocked_by_service_total{service="telnet"}`, 47},
+		{`sikkerguard_api_quota_used{endpoint="blacklist"}`, 4605},
+		{`sikkerguard_api_quota_limit{endpoint="blacklist"}`, 5000},
+		{`sikkerguard_api_quota_remaining{endpoint="blacklist"}`, 395},
+		{`sikkerguard_api_quota_reset_timestamp_seconds{endpoint="blacklist"}`, float64(t0.Add(2 * time.Hour).Unix())},
+		{`sikkerguard_feed_failed{feed="paid"}`, 1},
+		{`sikkerguard_feed_failed{feed="sikkerapi"}`, 0},
 	} {
 		got, ok := samples[tc.series]
 		if !ok {

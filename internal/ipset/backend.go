@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
@@ -51,7 +52,11 @@ type Backend struct {
 	log    *slog.Logger
 	cfg    firewall.Settings
 	prefix []string // runs every command inside a namespace, e.g. ip netns exec NAME
-	bins   map[string]string
+	netns  string   // that namespace's name, for the event watcher
+	// poll is how often Watch compares the sets' element counts with the
+	// copy (ipset has no events).
+	poll time.Duration
+	bins map[string]string
 
 	mu     sync.Mutex
 	synced bool // block, allow and caps describe the kernel
@@ -60,6 +65,9 @@ type Backend struct {
 	allow  ipnet.Set
 	caps   caps
 	stats  struct{ full, delta int } // refreshes sent, for tests and logs
+
+	helpersMu sync.Mutex
+	helpers   map[int]time.Time // pids of commands run, when (see ranRecently)
 }
 
 // Option tunes New.
@@ -68,8 +76,12 @@ type Option func(*Backend)
 // WithNetNS runs every command inside the named network namespace (with
 // `ip netns exec`), for tests and benchmarks.
 func WithNetNS(name string) Option {
-	return func(b *Backend) { b.prefix = []string{"ip", "netns", "exec", name} }
+	return func(b *Backend) { b.prefix, b.netns = []string{"ip", "netns", "exec", name}, name }
 }
+
+// WithPollInterval sets how often Watch counts the sets' elements
+// (default 5 s).
+func WithPollInterval(d time.Duration) Option { return func(b *Backend) { b.poll = d } }
 
 // ErrLegacy is returned by New when iptables is the legacy (x_tables)
 // build: its rules would live beside, not in, the nftables ruleset.
@@ -86,7 +98,7 @@ func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Backend{log: log, cfg: cfg, bins: map[string]string{}}
+	b := &Backend{log: log, cfg: cfg, bins: map[string]string{}, poll: 5 * time.Second}
 	for _, o := range opts {
 		o(b)
 	}
@@ -186,6 +198,8 @@ func (b *Backend) run(gen func(*bufio.Writer) error, tool string, args ...string
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("%s: %w", tool, err)
 	}
+	// `ip netns exec` execs the tool, so the pid is the tool's.
+	b.noteHelper(cmd.Process.Pid)
 	var genErr error
 	if gen != nil {
 		genErr = gen(bufio.NewWriterSize(stdin, 64<<10))
@@ -445,17 +459,22 @@ func (b *Backend) chainExists(ipt, chain string) bool {
 }
 
 // Intact reports whether the rules this backend installed still stand:
-// both chains and every jump into them, per family. `iptables -F` or a
-// firewall manager rebuilding the built-in chains removes the jumps and
-// with them all protection; the sets cannot vanish while the chains
-// reference them.
+// both chains with all their rules and every jump into them, per family,
+// and whether the blocklist sets hold as many elements as the copy says.
+// `iptables -F` or a firewall manager rebuilding the built-in chains
+// removes the jumps and with them all protection; the sets cannot vanish
+// while the chains reference them, but `ipset flush` empties them.
 func (b *Backend) Intact() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, f := range b.families() {
 		ipt, _ := tools(f)
-		if !b.chainExists(ipt, Chain) || !b.chainExists(ipt, ChainBlock) {
-			return false, nil
+		want := rulesScript(b.cfg, f)
+		for _, c := range []string{Chain, ChainBlock} {
+			n, ok := b.chainRules(ipt, c)
+			if !ok || n != strings.Count(want, "\n-A "+c+" ") {
+				return false, nil
+			}
 		}
 		for _, h := range b.cfg.Hooks {
 			hook := string(h)
@@ -468,7 +487,16 @@ func (b *Backend) Intact() (bool, error) {
 			}
 		}
 	}
-	return true, nil
+	return b.countDriftLocked() == "", nil
+}
+
+// chainRules counts the rules of a chain; false when it does not exist.
+func (b *Backend) chainRules(ipt, chain string) (int, bool) {
+	out, err := b.run(nil, ipt, "-t", "filter", "-S", chain)
+	if err != nil {
+		return 0, false
+	}
+	return strings.Count("\n"+out, "\n-A "+chain+" "), true
 }
 
 // Counters reads the counters of the verdict rule of the block chain,

@@ -55,6 +55,14 @@ type Backend struct {
 	// although block covers them with a range (see moved.go).
 	moved ipnet.Set
 	seq   uint32
+	// everBuilt: block and allow hold the lists of the last Apply, which
+	// Restore puts back; Remove clears it.
+	everBuilt bool
+	sig       []string // the declaration the last build left (intact.go)
+
+	driftMu sync.Mutex
+	drift   elemDrift // other programs' element changes seen by Watch (drift.go)
+	ws      watchState
 }
 
 // Option tunes New.
@@ -74,6 +82,7 @@ func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Backend{log: log, cfg: cfg, lay: newLayout(cfg), seq: uint32(time.Now().Unix())}
+	b.ws.fd = -1
 	for _, o := range opts {
 		o(b)
 	}
@@ -113,9 +122,13 @@ func (b *Backend) Apply(block, allow ipnet.Set) error {
 // transaction: it creates the table, or adopts the one an earlier process
 // left (see adopt.go). A batch the kernel refuses because the ruleset changed
 // since it was read is planned again.
-func (b *Backend) build(block, allow ipnet.Set) error {
+func (b *Backend) build(block, allow ipnet.Set) error { return b.buildHot(block, allow, ipnet.Set{}) }
+
+// buildHot is build; a missing table with a large list gets the entries of
+// hot first (hot.go).
+func (b *Backend) buildHot(block, allow, hot ipnet.Set) error {
 	for attempt := 1; ; attempt++ {
-		err := b.buildOnce(block, allow)
+		err := b.buildOnce(block, allow, hot)
 		if attempt < 3 && (errors.Is(err, errDumpInterrupted) || errors.Is(err, unix.ERESTART)) {
 			b.log.Debug("nftables ruleset changed while building, retrying", "attempt", attempt, "err", err)
 			continue
@@ -124,7 +137,7 @@ func (b *Backend) build(block, allow ipnet.Set) error {
 	}
 }
 
-func (b *Backend) buildOnce(block, allow ipnet.Set) error {
+func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	fd, err := openSocket(b.nsFD)
 	if err != nil {
 		return fmt.Errorf("nftables build: %w", err)
@@ -145,6 +158,8 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 	}
 	op := "build"
 	switch {
+	case kt == nil && !hot.IsEmpty() && len(block.V4)+len(block.V6) >= hotMin:
+		return b.buildHotFirst(fd, gen, block, allow, hot)
 	case kt == nil:
 		err = buildTable(bt, b.lay, false)
 		fill(bt)
@@ -168,7 +183,11 @@ func (b *Backend) buildOnce(block, allow ipnet.Set) error {
 	if err := b.sendOn(fd, bt, op); err != nil {
 		return err
 	}
-	b.built, b.block, b.allow, b.moved = true, block, allow, ipnet.Set{}
+	b.built, b.everBuilt, b.block, b.allow, b.moved = true, true, block, allow, ipnet.Set{}
+	b.recordSignature()
+	if op != "adopt" {
+		b.ws.lost.Store(false) // every set was loaded from the copy just now
+	}
 	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
 		"ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6), "allow_ranges_ipv4", len(allow.V4), "allow_ranges_ipv6", len(allow.V6))
 	if op == "adopt" {
@@ -341,11 +360,13 @@ func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 	if sendHook != nil {
 		sendHook(op, false)
 	}
+	gen0, paused := b.pauseWatch(fd)
 	err := send(fd, bt)
+	b.seq = bt.seq + 1
+	b.resumeWatch(fd, gen0, paused, err == nil)
 	if sendHook != nil {
 		sendHook(op, true)
 	}
-	b.seq = bt.seq + 1
 	b.log.Debug("nftables transaction", "op", op, "bytes", size, "messages", len(bt.msgs), "took", time.Since(start), "err", err)
 	bt.chunks = nil
 	if size > 8<<20 {
@@ -372,7 +393,7 @@ func (b *Backend) Remove() error {
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	b.built, b.block, b.allow, b.moved = false, ipnet.Set{}, ipnet.Set{}, ipnet.Set{}
+	b.built, b.everBuilt, b.block, b.allow, b.moved, b.sig = false, false, ipnet.Set{}, ipnet.Set{}, ipnet.Set{}, nil
 	return nil
 }
 
@@ -388,13 +409,6 @@ var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
 // Exists reports whether the table is in the kernel (left by any process).
 func (b *Backend) Exists() (bool, error) {
-	return b.tableExists()
-}
-
-// Intact reports whether the table still stands. Another tool's
-// `flush ruleset` (a restart of nftables.service, for one) removes it whole;
-// the objects inside it are ours alone.
-func (b *Backend) Intact() (bool, error) {
 	return b.tableExists()
 }
 

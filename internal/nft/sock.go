@@ -56,6 +56,11 @@ func rawSocket() (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("netlink bind: %w", err)
 	}
+	if sa, err := unix.Getsockname(fd); err == nil {
+		if nl, ok := sa.(*unix.SockaddrNetlink); ok {
+			notePort(nl.Pid)
+		}
+	}
 	// Errors then carry only the header of the failed message, not a copy of
 	// a 48 KiB element list.
 	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)

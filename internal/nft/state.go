@@ -186,6 +186,18 @@ func readGenID(fd int, seq *uint32) (uint32, error) {
 // request sends one nf_tables get (or dump) message and returns the
 // attributes of every reply message, after the nfgenmsg header.
 func request(fd int, seq *uint32, msg int, flags uint16, what string, attrs func(*batch)) ([][]byte, error) {
+	var out [][]byte
+	err := requestEach(fd, seq, msg, flags, what, attrs, func(m []byte) { out = append(out, append([]byte(nil), m...)) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// requestEach is request handing each reply's attributes to each, which
+// must not keep them: a dump of a million elements is read through one
+// buffer.
+func requestEach(fd int, seq *uint32, msg int, flags uint16, what string, attrs func(*batch), each func([]byte)) error {
 	b := &batch{msgOff: -1, seq: *seq, cur: make([]byte, 0, 512)}
 	b.nft(msg, flags, what)
 	if attrs != nil {
@@ -195,9 +207,8 @@ func request(fd int, seq *uint32, msg int, flags uint16, what string, attrs func
 	*seq = b.seq + 1
 	want := b.seq
 	if err := unix.Sendto(fd, b.cur, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	var out [][]byte
 	buf := make([]byte, 256<<10)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_TRUNC)
@@ -205,15 +216,15 @@ func request(fd int, seq *uint32, msg int, flags uint16, what string, attrs func
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: read reply: %w", what, err)
+			return fmt.Errorf("%s: read reply: %w", what, err)
 		}
 		if n > len(buf) {
-			return nil, fmt.Errorf("%s: reply of %d bytes exceeds the %d-byte buffer", what, n, len(buf))
+			return fmt.Errorf("%s: reply of %d bytes exceeds the %d-byte buffer", what, n, len(buf))
 		}
 		for off := 0; off+unix.NLMSG_HDRLEN <= n; {
 			l := int(binary.NativeEndian.Uint32(buf[off:]))
 			if l < unix.NLMSG_HDRLEN || off+l > n {
-				return nil, fmt.Errorf("%s: malformed reply", what)
+				return fmt.Errorf("%s: malformed reply", what)
 			}
 			typ := binary.NativeEndian.Uint16(buf[off+4:])
 			fl := binary.NativeEndian.Uint16(buf[off+6:])
@@ -224,22 +235,22 @@ func request(fd int, seq *uint32, msg int, flags uint16, what string, attrs func
 				continue
 			}
 			if fl&unix.NLM_F_DUMP_INTR != 0 {
-				return nil, errDumpInterrupted
+				return errDumpInterrupted
 			}
 			switch typ {
 			case unix.NLMSG_DONE:
-				return out, nil
+				return nil
 			case unix.NLMSG_ERROR:
 				if len(m) < unix.NLMSG_HDRLEN+4 {
-					return nil, fmt.Errorf("%s: malformed error reply", what)
+					return fmt.Errorf("%s: malformed error reply", what)
 				}
 				if code := int32(binary.NativeEndian.Uint32(m[unix.NLMSG_HDRLEN:])); code != 0 {
-					return nil, &KernelError{Op: what, Errno: unix.Errno(-code), Msg: extAckMsg(m, fl)}
+					return &KernelError{Op: what, Errno: unix.Errno(-code), Msg: extAckMsg(m, fl)}
 				}
-				return out, nil
+				return nil
 			}
 			if len(m) >= unix.NLMSG_HDRLEN+4 {
-				out = append(out, append([]byte(nil), m[unix.NLMSG_HDRLEN+4:]...))
+				each(m[unix.NLMSG_HDRLEN+4:])
 			}
 		}
 	}

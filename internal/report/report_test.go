@@ -393,3 +393,27 @@ func TestRowMatching(t *testing.T) {
 		}
 	}
 }
+
+// The time of the last answered report is part of the spool, so a
+// restarted daemon does not claim it never reported.
+func TestReportLastReportSurvivesRestart(t *testing.T) {
+	srv := startMock(t, mock.Options{})
+	c := newClock()
+	dir := t.TempDir()
+	r, _ := newReporter(t, srv, c, dir, nil)
+	r.Add(drop("185.16.39.79", 22, nflog.TransportTCP, "ssh", 5))
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sent := c.Now()
+	c.Advance(time.Hour)
+	r2, _ := newReporter(t, srv, c, dir, nil)
+	if got := r2.Stats().LastReport; !got.Equal(sent) {
+		t.Fatalf("LastReport after restart = %v, want %v", got, sent)
+	}
+	// A fresh state directory has no report yet.
+	r3, _ := newReporter(t, srv, c, t.TempDir(), nil)
+	if got := r3.Stats().LastReport; !got.IsZero() {
+		t.Fatalf("LastReport without a spool = %v, want zero", got)
+	}
+}

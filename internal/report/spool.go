@@ -22,6 +22,9 @@ type spoolFile struct {
 	Accum   []*entry      `json:"accum"`   // pairs counted since the last cycle
 	Recent  []recentEntry `json:"recent"`  // pairs answered within Dedup
 	RetryAt time.Time     `json:"retryAt,omitzero"`
+	// LastReport survives restarts so that status shows the last answered
+	// report rather than "never" after every restart.
+	LastReport time.Time `json:"lastReport,omitzero"`
 }
 
 type recentEntry struct {
@@ -37,7 +40,7 @@ func (r *Reporter) save() error {
 		return nil
 	}
 	r.mu.Lock()
-	sf := spoolFile{Version: spoolVersion, RetryAt: r.retryAt}
+	sf := spoolFile{Version: spoolVersion, RetryAt: r.retryAt, LastReport: r.stats.LastReport}
 	for _, e := range r.pending {
 		c := *e
 		sf.Pending = append(sf.Pending, &c)
@@ -91,6 +94,9 @@ func (r *Reporter) load() error {
 		}
 	}
 	r.pending = sf.Pending
+	if !sf.LastReport.IsZero() && !sf.LastReport.After(r.cfg.Now()) {
+		r.stats.LastReport = sf.LastReport // a time in the future is not a report
+	}
 	for _, e := range sf.Accum {
 		r.acc[e.key()] = e
 	}

@@ -33,14 +33,31 @@ type NS struct {
 // deleted in t.Cleanup. prefix keeps names readable in `ip netns list`.
 func New(t testing.TB, prefix string) *NS {
 	t.Helper()
+	ns := named(t, prefix, "add")
+	ns.MustRun("ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Attach names the network namespace of a running process (a container's
+// init) so that the helpers of NS work in it; in t.Cleanup only the name
+// goes, the namespace lives as long as its processes.
+func Attach(t testing.TB, prefix string, pid int) *NS {
+	t.Helper()
+	return named(t, prefix, "attach", fmt.Sprint(pid))
+}
+
+// named runs `ip netns VERB sgt<prefix><random> ARGS…` and removes the
+// name in t.Cleanup.
+func named(t testing.TB, prefix, verb string, args ...string) *NS {
+	t.Helper()
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	name := "sgt" + prefix + hex.EncodeToString(r[:])
 	if len(name) > 32 {
 		t.Fatalf("namespace name %q too long", name)
 	}
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	if out, err := exec.Command("ip", append([]string{"netns", verb, name}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns %s %s: %v: %s", verb, name, err, out)
 	}
 	ns := &NS{Name: name, t: t, fd: -1}
 	t.Cleanup(func() {
@@ -51,7 +68,6 @@ func New(t testing.TB, prefix string) *NS {
 			t.Errorf("ip netns del %s: %v: %s", name, err, out)
 		}
 	})
-	ns.MustRun("ip", "link", "set", "lo", "up")
 	return ns
 }
 

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -182,6 +183,7 @@ type Fake struct {
 	blocked   map[netip.Addr]string
 	top       []dbusapi.TopEntry
 	reloadErr error
+	manual    map[netip.Prefix]bool
 	// Hub, when set, makes the fake a fleet hub with this status.
 	Hub *dbusapi.HubStatus
 }
@@ -197,6 +199,13 @@ func (f *Fake) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.calls)
+}
+
+// SetStatus replaces the status the fake reports.
+func (f *Fake) SetStatus(st dbusapi.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status = st
 }
 
 // SetReloadErr makes the next Reload calls fail with err.
@@ -228,14 +237,16 @@ func (f *Fake) Status() dbusapi.Status {
 	return f.status
 }
 
-// WhitelistAdd implements dbusapi.Daemon; adding an entry twice is a no-op.
+// WhitelistAdd implements dbusapi.Daemon; adding an entry twice is
+// ErrExists, as in the daemon.
 func (f *Fake) WhitelistAdd(p netip.Prefix) error {
 	f.record("WhitelistAdd " + p.String())
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !slices.Contains(f.whitelist, p) {
-		f.whitelist = append(f.whitelist, p)
+	if slices.Contains(f.whitelist, p) {
+		return fmt.Errorf("%s is already whitelisted: %w", p, dbusapi.ErrExists)
 	}
+	f.whitelist = append(f.whitelist, p)
 	return nil
 }
 
@@ -269,6 +280,40 @@ func (f *Fake) Check(a netip.Addr) (bool, string) {
 		return true, why
 	}
 	return false, "not on any blocklist"
+}
+
+// Pull implements dbusapi.Daemon; it records the call.
+func (f *Fake) Pull(_ context.Context, feed string) error {
+	f.record("Pull " + feed)
+	return nil
+}
+
+// Block implements dbusapi.Daemon; a second block of the same range is
+// ErrExists.
+func (f *Fake) Block(p netip.Prefix, d time.Duration, comment string) error {
+	f.record(fmt.Sprintf("Block %s %s %q", p, d, comment))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.manual == nil {
+		f.manual = map[netip.Prefix]bool{}
+	}
+	if f.manual[p] {
+		return fmt.Errorf("%s is already blocked by hand: %w", p, dbusapi.ErrExists)
+	}
+	f.manual[p] = true
+	return nil
+}
+
+// Unblock implements dbusapi.Daemon; a missing entry is ErrNotFound.
+func (f *Fake) Unblock(p netip.Prefix) error {
+	f.record("Unblock " + p.String())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.manual[p] {
+		return fmt.Errorf("%s is not blocked by hand: %w", p, dbusapi.ErrNotFound)
+	}
+	delete(f.manual, p)
+	return nil
 }
 
 // TopBlocked implements dbusapi.Daemon.
