@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
@@ -141,17 +142,19 @@ func (l *fleetLab) writeTokens(hosts ...int) {
 	l.write(filepath.Join(l.hub.dir, "hub-tokens"), b.String(), 0o600)
 }
 
-// start runs a daemon in n's namespace; withKey gives it the SikkerAPI key.
-func (l *fleetLab) start(n fleetNode, withKey bool) *service {
+// start runs a daemon in n's namespace, on a bus of its own (a pull on
+// request goes through D-Bus); withKey gives it the SikkerAPI key.
+func (l *fleetLab) start(n fleetNode, withKey bool) (*service, *dbusapi.Client) {
 	l.t.Helper()
 	sl := &svcLab{probes: probes{t: l.t}, bin: l.bin, host: n.ns, cfgPath: n.cfgPath}
+	c := sl.withBus()
 	if !withKey {
 		// An empty SIKKER_API_KEY set after the lab's own means no key.
-		sl.env = []string{"SIKKER_API_KEY="}
+		sl.env = append(sl.env, "SIKKER_API_KEY=")
 	}
 	s := sl.start()
 	s.await(l.t, "READY=1")
-	return s
+	return s, c
 }
 
 func (s *service) reload(t *testing.T) {
@@ -230,10 +233,11 @@ func (l *fleetLab) hubGet(token string) int {
 
 func TestFleetHubAndThreeHosts(t *testing.T) {
 	l := newFleetLab(t)
-	hub := l.start(l.hub, true)
+	hub, hubBus := l.start(l.hub, true)
 	hosts := make([]*service, len(l.hosts))
+	buses := make([]*dbusapi.Client, len(l.hosts))
 	for i, h := range l.hosts {
-		hosts[i] = l.start(h, false)
+		hosts[i], buses[i] = l.start(h, false)
 	}
 
 	// The hosts block what the hub's feeds list: SikkerAPI's attacker and
@@ -264,9 +268,13 @@ func TestFleetHubAndThreeHosts(t *testing.T) {
 	}
 	// A change at the hub reaches every host on its next pull.
 	l.writeHubList("203.0.113.7", "203.0.113.8")
-	hub.reload(t)
+	if err := pull(t, hubBus); err != nil {
+		t.Fatal(err)
+	}
 	for i, h := range l.hosts {
-		hosts[i].reload(t)
+		if err := pull(t, buses[i]); err != nil {
+			t.Fatalf("host%d: %v", i+1, err)
+		}
 		if !strings.Contains(h.table(), "203.0.113.8") {
 			t.Fatalf("host%d did not take the hub's new list:\n%s", i+1, hosts[i].stderr.String())
 		}
@@ -288,13 +296,20 @@ func TestFleetHubAndThreeHosts(t *testing.T) {
 	if code := l.hubGet(""); code != http.StatusUnauthorized {
 		t.Fatalf("no token: %d, want 401", code)
 	}
-	hosts[2] = l.start(l.hosts[2], false)
-	hosts[2].awaitLog(t, "401")
+	if err := pull(t, hubBus); err != nil {
+		t.Fatal(err)
+	}
+	hosts[2], buses[2] = l.start(l.hosts[2], false)
+	if err := pull(t, buses[2]); err == nil || !strings.Contains(err.Error()+hosts[2].stderr.String(), "401") {
+		t.Fatalf("revoked host3 pulled: err %v\n%s", err, hosts[2].stderr.String())
+	}
 	tab := l.hosts[2].table()
 	if !strings.Contains(tab, "203.0.113.8") || !strings.Contains(tab, fleetAttacker.String()) || strings.Contains(tab, "203.0.113.9") {
 		t.Fatalf("revoked host3 did not keep its last good list:\n%s", tab)
 	}
-	hosts[0].reload(t)
+	if err := pull(t, buses[0]); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(l.hosts[0].table(), "203.0.113.9") {
 		t.Fatal("host1 did not take the list after host3's revocation")
 	}
