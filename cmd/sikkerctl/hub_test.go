@@ -19,10 +19,10 @@ func TestHubStatus(t *testing.T) {
 		t.Fatalf("not a hub: exit %d, stderr %q", res.code, res.stderr)
 	}
 	gen := fixedNow.Add(-time.Hour)
-	r.fake.Hub = &dbusapi.HubStatus{Listen: "[::]:9548", Generation: gen, Entries: 1234, Window: 24 * time.Hour, Active: 1,
+	r.fake.SetHub(&dbusapi.HubStatus{Listen: "[::]:9548", Generation: gen, Entries: 1234, Window: 24 * time.Hour, Active: 1,
 		Requests: 10, NotMod: 7, Refused: 1, Received: 5, Forwarded: 2,
 		Hosts: []dbusapi.HubHost{{Name: "web1", Addr: "192.0.2.10:4000", LastPull: fixedNow.Add(-time.Minute), Generation: gen, Reports: 5},
-			{Name: "web2"}}}
+			{Name: "web2"}}})
 	res := sikkerctl(t, nil, append(addr, "hub", "status")...)
 	want := `Listening:  [::]:9548
 List:       1,234 entries, generated 2023-11-15 00:13:20 UTC

@@ -20,7 +20,7 @@ func TestHubStatusOverTheBus(t *testing.T) {
 	want := dbusapi.HubStatus{Listen: "[::]:9548", Generation: at, Entries: 3, Window: 24 * time.Hour, Active: 1,
 		Requests: 9, NotMod: 5, Refused: 2, Received: 4, Forwarded: 3, Pending: 1,
 		Hosts: []dbusapi.HubHost{{Name: "web1", Addr: "192.0.2.10:40000", LastPull: at, Generation: at, Reports: 4}, {Name: "web2"}}}
-	e.fake.Hub = &want
+	e.fake.SetHub(&want)
 	got, err := e.client.HubStatus(ctx(t))
 	if err != nil {
 		t.Fatal(err)

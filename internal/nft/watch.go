@@ -149,8 +149,11 @@ func familyName(f uint8) string {
 // WatchOptions tune WatchTables.
 type WatchOptions struct {
 	// Ours reports processes whose transactions are not another
-	// program's (helpers the caller ran).
-	Ours func(pid int) bool
+	// program's (helpers the caller ran). pid is the committing task as
+	// the kernel names it — in the initial pid namespace, so inside a pid
+	// namespace it may not match the pid the caller started — and comm its
+	// name as the event carries it.
+	Ours func(pid int, comm string) bool
 	// OnCommit, when set, receives the matching events of each foreign
 	// transaction before its Change is sent; overflow is set when some
 	// were left out (more than maxPending).
@@ -202,9 +205,9 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 		} else {
 			defer unix.Close(fd)
 		}
-		self := ownThread
+		self := func(tid int, _ string) bool { return ownThread(tid) }
 		if opt.Ours != nil {
-			self = func(tid int) bool { return ownThread(tid) || opt.Ours(tid) }
+			self = func(tid int, comm string) bool { return ownThread(tid) || opt.Ours(tid, comm) }
 		}
 		w := watcher{self: self, match: match, out: out, onCommit: opt.OnCommit}
 		buf := make([]byte, 256<<10)
@@ -238,7 +241,7 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 
 // watcher collects the events of one transaction at a time.
 type watcher struct {
-	self     func(tid int) bool // reports the committing threads of this process
+	self     func(tid int, comm string) bool // reports the committing threads of this process
 	match    func(TableEvent) Verdict
 	out      chan firewall.Change
 	pending  []TableEvent // matching events of the transaction in progress
@@ -302,7 +305,7 @@ func (w *watcher) feed(b []byte) {
 func (w *watcher) commit(pid int, comm string) {
 	evs, sure, overflow := w.pending, w.sure, w.overflow
 	w.pending, w.sure, w.overflow = nil, false, false
-	if len(evs) == 0 || w.self(pid) {
+	if len(evs) == 0 || w.self(pid, comm) {
 		return
 	}
 	if w.onCommit != nil {

@@ -184,8 +184,8 @@ type Fake struct {
 	top       []dbusapi.TopEntry
 	reloadErr error
 	manual    map[netip.Prefix]bool
-	// Hub, when set, makes the fake a fleet hub with this status.
-	Hub *dbusapi.HubStatus
+	// hub, when set, makes the fake a fleet hub with this status.
+	hub *dbusapi.HubStatus
 }
 
 // NewFake returns a Fake with the given status, blocked addresses (address →
@@ -324,13 +324,21 @@ func (f *Fake) TopBlocked(n int) []dbusapi.TopEntry {
 	return slices.Clone(f.top[:min(n, len(f.top))])
 }
 
-// HubStatus implements dbusapi.Daemon: set Hub to answer as a hub.
+// SetHub makes the fake a fleet hub with status h (nil: not a hub). The bus
+// serves the fake from its own goroutines, hence the lock.
+func (f *Fake) SetHub(h *dbusapi.HubStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hub = h
+}
+
+// HubStatus implements dbusapi.Daemon: SetHub makes it answer as a hub.
 func (f *Fake) HubStatus() (dbusapi.HubStatus, error) {
 	f.record("HubStatus")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.Hub == nil {
+	if f.hub == nil {
 		return dbusapi.HubStatus{}, fmt.Errorf("hub status: %w", dbusapi.ErrNotFound)
 	}
-	return *f.Hub, nil
+	return *f.hub, nil
 }
