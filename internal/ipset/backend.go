@@ -68,10 +68,6 @@ type Backend struct {
 
 	helpersMu sync.Mutex
 	helpers   map[int]time.Time // pids of commands run, when (see ranRecently)
-	// running counts the commands running now; lastHelperEnd is when the
-	// last one ended.
-	running       int
-	lastHelperEnd time.Time
 }
 
 // Option tunes New.
@@ -204,7 +200,6 @@ func (b *Backend) run(gen func(*bufio.Writer) error, tool string, args ...string
 	}
 	// `ip netns exec` execs the tool, so the pid is the tool's.
 	b.noteHelper(cmd.Process.Pid)
-	defer b.helperDone()
 	var genErr error
 	if gen != nil {
 		genErr = gen(bufio.NewWriterSize(stdin, 64<<10))

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -176,13 +173,7 @@ func (b *Backend) Restore([]netip.Addr) error {
 // remembered: its nftables events may be read after it exited.
 const helperMemory = time.Minute
 
-// helperGrace is how long after one of its commands ended the backend still
-// takes an event of a program of that name whose pid it cannot match as
-// its own (see ranRecently).
-const helperGrace = 2 * time.Second
-
-// noteHelper remembers the pid of a command the backend started, and that
-// it runs.
+// noteHelper remembers the pid of a command the backend started.
 func (b *Backend) noteHelper(pid int) {
 	b.helpersMu.Lock()
 	defer b.helpersMu.Unlock()
@@ -196,62 +187,13 @@ func (b *Backend) noteHelper(pid int) {
 		}
 	}
 	b.helpers[pid] = now
-	b.running++
 }
 
-// helperDone marks the end of a command noteHelper recorded.
-func (b *Backend) helperDone() {
+// ranRecently reports whether pid is a command the backend ran: iptables
+// commits its own transactions, which are not another program's changes.
+func (b *Backend) ranRecently(pid int) bool {
 	b.helpersMu.Lock()
 	defer b.helpersMu.Unlock()
-	b.running--
-	b.lastHelperEnd = time.Now()
+	at, ok := b.helpers[pid]
+	return ok && time.Since(at) <= helperMemory
 }
-
-// ranRecently reports whether a transaction is a command the backend ran:
-// iptables commits its own transactions, which are not another program's
-// changes. The kernel names the committer by its pid in the initial pid
-// namespace; when the daemon runs in another one (a container), that pid
-// is not the one it started, so a transaction of a program with the name
-// of one of its tools, while that tool runs or just after, is taken as its
-// own. A foreign change at that very moment is then left to the periodic
-// check.
-func (b *Backend) ranRecently(pid int, comm string) bool {
-	b.helpersMu.Lock()
-	defer b.helpersMu.Unlock()
-	if at, ok := b.helpers[pid]; ok && time.Since(at) <= helperMemory {
-		return true
-	}
-	if !inChildPIDNamespace() {
-		return false // the kernel's pid is comparable, and not one of ours
-	}
-	busy := b.running > 0 || time.Since(b.lastHelperEnd) <= helperGrace
-	return busy && slices.Contains(ourTools, commName(comm))
-}
-
-// ourTools are the names (as the kernel truncates them) of the programs the
-// backend runs that commit nftables transactions.
-var ourTools = []string{"iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-restor", "ip6tables-resto",
-	"iptables-nft-re", "ip6tables-nft-r", "xtables-nft-mul", "ipset"}
-
-// commName is a program name as the kernel keeps it: 15 bytes at most.
-func commName(s string) string {
-	if len(s) > 15 {
-		return s[:15]
-	}
-	return s
-}
-
-// inChildPIDNamespace reports whether this process runs in a pid namespace
-// other than the initial one: then the kernel's pids are not ours.
-var inChildPIDNamespace = sync.OnceValue(func() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
-			return len(strings.Fields(rest)) > 1
-		}
-	}
-	return false
-})

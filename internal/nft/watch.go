@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -149,11 +150,12 @@ func familyName(f uint8) string {
 // WatchOptions tune WatchTables.
 type WatchOptions struct {
 	// Ours reports processes whose transactions are not another
-	// program's (helpers the caller ran). pid is the committing task as
-	// the kernel names it — in the initial pid namespace, so inside a pid
-	// namespace it may not match the pid the caller started — and comm its
-	// name as the event carries it.
-	Ours func(pid int, comm string) bool
+	// program's (helpers the caller ran). It is asked with the committing
+	// task's pid as the kernel names it (in the initial pid namespace) and
+	// with the sending socket's port id, which the kernel picks as the
+	// sender's pid in its own pid namespace: inside a container only the
+	// second matches the pid the caller started.
+	Ours func(pid int) bool
 	// OnCommit, when set, receives the matching events of each foreign
 	// transaction before its Change is sent; overflow is set when some
 	// were left out (more than maxPending).
@@ -205,11 +207,11 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 		} else {
 			defer unix.Close(fd)
 		}
-		self := func(tid int, _ string) bool { return ownThread(tid) }
+		self := ownThread
 		if opt.Ours != nil {
-			self = func(tid int, comm string) bool { return ownThread(tid) || opt.Ours(tid, comm) }
+			self = func(tid int) bool { return ownThread(tid) || opt.Ours(tid) }
 		}
-		w := watcher{self: self, match: match, out: out, onCommit: opt.OnCommit}
+		w := watcher{self: self, ours: opt.Ours, match: match, out: out, onCommit: opt.OnCommit}
 		buf := make([]byte, 256<<10)
 		for ctx.Err() == nil {
 			if opt.State != nil && opt.State.kick.Swap(false) {
@@ -241,7 +243,8 @@ func WatchTables(ctx context.Context, nsFD int, log *slog.Logger, match func(Tab
 
 // watcher collects the events of one transaction at a time.
 type watcher struct {
-	self     func(tid int, comm string) bool // reports the committing threads of this process
+	self     func(tid int) bool // reports the committing threads of this process
+	ours     func(pid int) bool // WatchOptions.Ours, asked with the sending port id
 	match    func(TableEvent) Verdict
 	out      chan firewall.Change
 	pending  []TableEvent // matching events of the transaction in progress
@@ -271,7 +274,7 @@ func (w *watcher) feed(b []byte) {
 				w.pending, w.sure, w.overflow = nil, false, false
 				continue
 			}
-			w.commit(int(attrs.u32(nftaGenProcPID)), attrs.str(nftaGenProcName))
+			w.commit(int(attrs.u32(nftaGenProcPID)), attrs.str(nftaGenProcName), port)
 			continue
 		}
 		ev := TableEvent{Family: m[0], Msg: msg, Table: attrs.str(1)} // NFTA_*_TABLE (NFTA_TABLE_NAME) is 1 for all
@@ -302,10 +305,16 @@ func (w *watcher) feed(b []byte) {
 
 // commit ends a transaction: a foreign one that touched a watched table is
 // reported.
-func (w *watcher) commit(pid int, comm string) {
+func (w *watcher) commit(pid int, comm string, port uint32) {
 	evs, sure, overflow := w.pending, w.sure, w.overflow
 	w.pending, w.sure, w.overflow = nil, false, false
-	if len(evs) == 0 || w.self(pid, comm) {
+	if len(evs) == 0 || w.self(pid) {
+		return
+	}
+	// An autobound socket's port id is its process's pid in that process's
+	// own pid namespace (when free), which is the pid a helper was started
+	// with even where the committing pid above is not.
+	if w.ours != nil && port != 0 && port <= math.MaxInt32 && w.ours(int(port)) {
 		return
 	}
 	if w.onCommit != nil {
