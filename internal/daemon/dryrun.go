@@ -48,6 +48,12 @@ func logDryRun(log *slog.Logger, p Plan) {
 	log.Info("Dry run: would always accept", "ranges_ipv4", w4, "ranges_ipv6", w6)
 }
 
+// logBlocking writes the contract's "Blocking N IPs" line for the list in
+// force, in the daemon and in `--once` alike.
+func logBlocking(log *slog.Logger, block ipnet.Set, ipv6 bool) {
+	log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(block, ipv6)), CountBlocked(block).Attrs()...)
+}
+
 // BlockCounts are a blocklist's numbers in the words shared by the journal,
 // STATUS=, sikkerctl, the bus and the docs: ranges after merging, per
 // family, and the IPv4 addresses they cover. IPv6 addresses are not counted:

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -122,7 +121,7 @@ func Once(ctx context.Context, o OnceOptions) error {
 	}
 	if !o.DryRun { // a dry run enforces nothing, so it accepts nothing
 		commitAccepted(dec, srcs, log)
-		log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(dec.Plan.Block, cfg.Firewall.IPv6)), CountBlocked(dec.Plan.Block).Attrs()...)
+		logBlocking(log, dec.Plan.Block, cfg.Firewall.IPv6)
 	}
 	// A refused list leaves its feed's last good list in force, but a cron
 	// run must still say that something needs the administrator.

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 )
@@ -99,7 +98,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	}
 	d.accept(dec)
 	d.setApplied(plan)
-	d.log.Info(fmt.Sprintf("Blocking %d IPs", BlockedCount(plan.Block, d.cfg.Firewall.IPv6)), CountBlocked(plan.Block).Attrs()...)
+	logBlocking(d.log, plan.Block, d.cfg.Firewall.IPv6)
 	d.updateState()
 	d.publish()
 	if d.bus != nil {
