@@ -162,6 +162,7 @@ func (d *Daemon) publish() {
 		sets = append(sets, namedSet{config.ManualFeedName, d.manualInUse.Set})
 	}
 	d.publishHub()
+	d.publishLedger()
 	d.mu.Lock()
 	d.feedSets = sets
 	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started

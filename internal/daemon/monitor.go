@@ -49,6 +49,10 @@ type MonitorOptions struct {
 	FlushTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff of a failing listener.
 	RetryMin, RetryMax time.Duration
+	// OnEvent, when set, sees every logged packet after the totals have
+	// counted it (the daemon's feed ledger); it runs on the listener's
+	// goroutine and must be quick.
+	OnEvent func(nflog.Event)
 }
 
 // MonitorStats is what drop monitoring saw since NewMonitor. The listener
@@ -343,7 +347,7 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 	m.cur = l
 	m.opens++
 	m.mu.Unlock()
-	err = l.Run(ctx, m.agg.Add)
+	err = l.Run(ctx, m.add)
 	cerr := l.Close()
 	m.mu.Lock()
 	m.past = addListenerStats(m.past, l.Stats())
@@ -356,6 +360,14 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 		err = errors.New("nflog listener stopped")
 	}
 	return errors.Join(err, cerr)
+}
+
+// add counts one logged packet.
+func (m *Monitor) add(ev nflog.Event) {
+	m.agg.Add(ev)
+	if m.opt.OnEvent != nil {
+		m.opt.OnEvent(ev)
+	}
 }
 
 func addListenerStats(a, b nflog.Stats) nflog.Stats {
