@@ -69,8 +69,9 @@ func (d *Daemon) Feeds() []ledger.Record {
 
 // publishLedger hands the ledger the facts of the lists in force. It runs
 // on the main loop from publish. A list's content is hashed once, when it
-// first comes into force, and its entries' lastSeen (SikkerAPI JSON) are
-// then observed as the delay until the kernel had them.
+// first comes into force; when the content is new to the ledger, its
+// entries' lastSeen (SikkerAPI JSON) are observed as the delay until the
+// kernel had them.
 func (d *Daemon) publishLedger() {
 	now := d.o.Now()
 	facts := make([]ledger.Facts, 0, len(d.feeds)+1)
@@ -78,8 +79,7 @@ func (d *Daemon) publishLedger() {
 		fa := ledger.Facts{Name: f.name, Mode: ledger.ModeEnforce}
 		if f.inUse != nil {
 			if f.hashed != f.inUse {
-				f.hashed, f.listHash = f.inUse, listHash(f.inUse)
-				f.newest = d.observeLatency(f.name, f.inUse, now)
+				f.hashed, f.listHash, f.newest = f.inUse, listHash(f.inUse), newestSeen(f.inUse)
 			}
 			fillListFacts(&fa, f.inUse)
 			fa.ListHash, fa.NewestData = f.listHash, f.newest
@@ -92,7 +92,13 @@ func (d *Daemon) publishLedger() {
 		fillListFacts(&fa, d.manualInUse)
 		facts = append(facts, fa)
 	}
-	d.ledger.SetFeeds(facts)
+	for _, name := range d.ledger.SetFeeds(facts) {
+		for _, f := range d.feeds {
+			if f.name == name && f.inUse != nil {
+				d.observeLatency(f.name, f.inUse, now)
+			}
+		}
+	}
 }
 
 func fillListFacts(fa *ledger.Facts, s *feed.Snapshot) {
@@ -111,21 +117,26 @@ func listHash(s *feed.Snapshot) string {
 }
 
 // observeLatency adds the delay from each entry's lastSeen to now to the
-// feed's histogram and returns the newest lastSeen (zero without entries).
-func (d *Daemon) observeLatency(name string, s *feed.Snapshot, now time.Time) time.Time {
-	var newest time.Time
+// feed's histogram.
+func (d *Daemon) observeLatency(name string, s *feed.Snapshot, now time.Time) {
 	delays := make([]time.Duration, 0, len(s.Entries))
 	for _, e := range s.Entries {
-		if e.LastSeen.IsZero() {
-			continue
-		}
-		delays = append(delays, now.Sub(e.LastSeen))
-		if e.LastSeen.After(newest) {
-			newest = e.LastSeen
+		if !e.LastSeen.IsZero() {
+			delays = append(delays, now.Sub(e.LastSeen))
 		}
 	}
 	if len(delays) > 0 {
 		d.ledger.Observe(name, delays)
+	}
+}
+
+// newestSeen is the newest lastSeen of a list's entries; zero without.
+func newestSeen(s *feed.Snapshot) time.Time {
+	var newest time.Time
+	for _, e := range s.Entries {
+		if e.LastSeen.After(newest) {
+			newest = e.LastSeen
+		}
 	}
 	return newest
 }

@@ -137,8 +137,10 @@ func New(cfg Config, log *slog.Logger) *Ledger {
 
 // SetFeeds names the feeds in force, with their facts. A feed new to the
 // ledger gets an empty record; a record of a feed no longer named is
-// dropped with its history.
-func (l *Ledger) SetFeeds(facts []Facts) {
+// dropped with its history. It returns the feeds whose ListHash is new:
+// their list's content changed since the ledger last saw it (across
+// restarts too).
+func (l *Ledger) SetFeeds(facts []Facts) (changed []string) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -162,6 +164,7 @@ func (l *Ledger) SetFeeds(facts []Facts) {
 		}
 		if f.ListHash != "" && f.ListHash != r.ListHash {
 			r.ListHash, r.Changed = f.ListHash, orNow(f.ListTime, now)
+			changed = append(changed, f.Name)
 		}
 	}
 	for name := range l.feeds {
@@ -169,6 +172,7 @@ func (l *Ledger) SetFeeds(facts []Facts) {
 			delete(l.feeds, name)
 		}
 	}
+	return changed
 }
 
 func orNow(t, now time.Time) time.Time {

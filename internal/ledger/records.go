@@ -30,8 +30,9 @@ type Record struct {
 	HitsPer1000 float64
 	LastHit     time.Time
 
-	// DataChanged is when the feed's data last changed (the newest lastSeen
-	// when the source gives one); ListAge is the time since.
+	// DataChanged is when the feed's data last changed, or the newest
+	// lastSeen of its entries when the source gives them; ListAge is the
+	// time since.
 	DataChanged time.Time
 	ListAge     time.Duration
 	LastPull    time.Time
@@ -96,7 +97,7 @@ func (r *feedRec) record(f Facts, now time.Time) Record {
 		Since:   r.Since,
 	}
 	rec.DataChanged = r.Changed
-	if f.NewestData.After(rec.DataChanged) {
+	if !f.NewestData.IsZero() {
 		rec.DataChanged = f.NewestData
 	}
 	if !rec.DataChanged.IsZero() {
