@@ -130,6 +130,7 @@ func renderMetrics(snap Snapshot) []byte {
 			m.sample("sikkerguard_blocked_by_service_total", snap.ServiceTotals[svc], "service", svc)
 		}
 	}
+	renderLedgerMetrics(&m, snap.FeedLedger)
 	renderHubMetrics(&m, snap.Hub)
 	return m.buf.Bytes()
 }
@@ -144,6 +145,15 @@ func (m *expo) family(name, typ, help string) {
 
 // sample writes one series; labels are name, value pairs.
 func (m *expo) sample(name string, v uint64, labels ...string) {
+	m.series(name, strconv.FormatUint(v, 10), labels)
+}
+
+// sampleFloat writes one series with a value that is not a whole number.
+func (m *expo) sampleFloat(name string, v float64, labels ...string) {
+	m.series(name, strconv.FormatFloat(v, 'g', -1, 64), labels)
+}
+
+func (m *expo) series(name, value string, labels []string) {
 	m.buf.WriteString(name)
 	if len(labels) > 0 {
 		m.buf.WriteByte('{')
@@ -156,7 +166,7 @@ func (m *expo) sample(name string, v uint64, labels ...string) {
 		m.buf.WriteByte('}')
 	}
 	m.buf.WriteByte(' ')
-	m.buf.WriteString(strconv.FormatUint(v, 10))
+	m.buf.WriteString(value)
 	m.buf.WriteByte('\n')
 }
 
