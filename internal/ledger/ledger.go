@@ -252,12 +252,17 @@ func (l *Ledger) Add(h Hit) {
 }
 
 // Pulled records the outcome of one pull of a feed, for its success ratio.
+// A feed's first pulls come before its list is in force, hence before
+// SetFeeds names it: the record is made here then. Only the daemon's own
+// feeds are pulled, so this cannot grow the ledger beyond the configuration
+// (and SetFeeds drops a record no feed has).
 func (l *Ledger) Pulled(name string, ok bool, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.feeds[name]
 	if r == nil {
-		return
+		r = newFeedRec(l.cfg.Now())
+		l.feeds[name] = r
 	}
 	if ok {
 		r.PullOK.add(at, 1)

@@ -96,7 +96,11 @@ func TestPullsAndAge(t *testing.T) {
 	for i := range 4 {
 		l.Pulled("a", i != 0, c.t)
 	}
-	l.Pulled("nope", true, c.t)
+	l.Pulled("new", true, c.t) // pulled before its list is in force
+	l.SetFeeds([]Facts{{Name: "a", ListHash: "h1"}, {Name: "b"}, {Name: "m", Mode: ModeMonitor}, {Name: "new"}})
+	if r := record(t, l, "new"); r.PullRatio != 1 {
+		t.Errorf("a feed pulled before SetFeeds named it: ratio %v, want 1", r.PullRatio)
+	}
 	r := record(t, l, "a")
 	if r.PullRatio != 0.75 || r.ListAge != time.Hour || record(t, l, "b").PullRatio != -1 {
 		t.Errorf("ratio %v age %v, b ratio %v", r.PullRatio, r.ListAge, record(t, l, "b").PullRatio)
