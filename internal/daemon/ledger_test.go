@@ -63,6 +63,9 @@ func TestDropsReachTheLedger(t *testing.T) {
 		}
 	}
 	check(d)
+	if st := d.Status(); len(st.Feeds) != 2 || st.Feeds[0].Dropped != 4 || st.Feeds[1].Dropped != 1 {
+		t.Errorf("status feeds %+v, want a with 4 drops and b with 1", st.Feeds)
+	}
 	d.saveLedger()
 	check(ledgerDaemon(t, dir, now))
 }

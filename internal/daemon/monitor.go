@@ -395,12 +395,6 @@ func (m *Monitor) SourceTotal(src netip.Addr) uint64 {
 	return m.agg.SourceTotal(src)
 }
 
-// EachSource calls f with every tracked source and its total logged drops;
-// f runs under the aggregator's lock and must be quick.
-func (m *Monitor) EachSource(f func(src netip.Addr, total uint64)) {
-	m.agg.EachSource(f)
-}
-
 // ServiceTotals returns the logged packets per service name.
 func (m *Monitor) ServiceTotals() map[string]uint64 {
 	return m.agg.ServiceTotals()

@@ -104,8 +104,8 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	}
 	// The check itself catches a name that is not exported.
 	bogus := map[string]bool{}
-	queried(map[string]any{"expr": "rate(sikkerguard_feed_drops_totl[5m])"}, bogus)
-	if m := missing(have, bogus); !slices.Equal(m, []string{"sikkerguard_feed_drops_totl"}) {
+	queried(map[string]any{"expr": "rate(sikkerguard_feed_dropped_packets_totl[5m])"}, bogus)
+	if m := missing(have, bogus); !slices.Equal(m, []string{"sikkerguard_feed_dropped_packets_totl"}) {
 		t.Errorf("a misspelt metric was not caught: %v", m)
 	}
 }
@@ -113,7 +113,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 func TestLedgerMetrics(t *testing.T) {
 	out := string(renderMetrics(fullSnapshot()))
 	for _, want := range []string{
-		`sikkerguard_feed_drops_total{feed="sikkerapi"} 3`,
+		`sikkerguard_feed_unique_drops_total{feed="sikkerapi"} 0`,
 		`sikkerguard_feed_would_block_total{feed="sikkerapi",kind="reply"} 0`,
 		`sikkerguard_feed_mode{feed="sikkerapi",mode="enforce"} 1`,
 		`sikkerguard_feed_mode{feed="sikkerapi",mode="monitor"} 0`,

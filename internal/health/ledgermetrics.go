@@ -7,7 +7,9 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/ledger"
 )
 
-// renderLedgerMetrics writes the feed ledger's series. Cardinality is
+// renderLedgerMetrics writes the feed ledger's series; its drops in all are
+// sikkerguard_feed_dropped_packets_total, written with the feed status.
+// Cardinality is
 // bounded by the configuration: one series per feed (and per mode or kind,
 // a fixed handful), never per address; the outbound destinations stay in
 // `sikkerctl feeds` for that reason.
@@ -19,8 +21,6 @@ func renderLedgerMetrics(m *expo, recs []ledger.Record) {
 		name, help string
 		v          func(ledger.Record) uint64
 	}{
-		{"sikkerguard_feed_drops_total", "Logged drops from sources an enforcing feed lists (the feed ledger; a rate-limited sample).",
-			func(r ledger.Record) uint64 { return r.DropsTotal }},
 		{"sikkerguard_feed_unique_drops_total", "Logged drops from sources no other enforcing feed lists: what would get through without the feed.",
 			func(r ledger.Record) uint64 { return r.UniqueTotal }},
 		{"sikkerguard_feed_outbound_total", "The host's own connection attempts to addresses a feed lists.",

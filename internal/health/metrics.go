@@ -62,7 +62,7 @@ func renderMetrics(snap Snapshot) []byte {
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_entries", f.Entries, "feed", f.Name)
 		}
-		m.family("sikkerguard_feed_dropped_packets_total", "counter", "Logged drops (a rate-limited sample) from sources a feed lists.")
+		m.family("sikkerguard_feed_dropped_packets_total", "counter", "Logged drops (a rate-limited sample) from sources an enforcing feed listed when they came (the feed ledger).")
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_dropped_packets_total", f.Dropped, "feed", f.Name)
 		}

@@ -271,6 +271,18 @@ func (l *Ledger) Pulled(name string, ok bool, at time.Time) {
 	}
 }
 
+// Drops returns each feed's logged drops in all (Record.DropsTotal), for
+// callers that need no more: it costs one map entry per feed.
+func (l *Ledger) Drops() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.feeds))
+	for name, r := range l.feeds {
+		out[name] = r.Drops
+	}
+	return out
+}
+
 // Observe adds the delays between the lastSeen of a list's entries and the
 // time they were in the kernel to the feed's histogram.
 func (l *Ledger) Observe(name string, delays []time.Duration) {

@@ -62,6 +62,9 @@ func TestDropsUniqueAndMonitor(t *testing.T) {
 	if m.DropsTotal != 0 || m.WouldUnsolicited != 7 || m.WouldReplies != 1 || !m.LastHit.Equal(t0) {
 		t.Errorf("m: drops %d would %d/%d last %v", m.DropsTotal, m.WouldUnsolicited, m.WouldReplies, m.LastHit)
 	}
+	if d := l.Drops(); d["a"] != 8 || d["b"] != 5 || d["m"] != 0 {
+		t.Errorf("Drops() = %v", d)
+	}
 	if a.HitsPer1000 != 4 {
 		t.Errorf("a: hits per 1000 = %v, want 4", a.HitsPer1000)
 	}
