@@ -9,27 +9,33 @@ import (
 
 // renderLedgerMetrics writes the feed ledger's series; its drops in all are
 // sikkerguard_feed_dropped_packets_total, written with the feed status.
-// Cardinality is
-// bounded by the configuration: one series per feed (and per mode or kind,
-// a fixed handful), never per address; the outbound destinations stay in
-// `sikkerctl feeds` for that reason.
+// Cardinality is bounded by the configuration: one series per feed (and
+// per mode or kind, a fixed handful), never per address; the outbound
+// destinations stay in `sikkerctl feeds` for that reason.
 func renderLedgerMetrics(m *expo, recs []ledger.Record) {
 	if len(recs) == 0 {
 		return
 	}
-	counters := []struct {
-		name, help string
-		v          func(ledger.Record) uint64
+	for _, c := range []struct {
+		name, typ, help string
+		v               func(ledger.Record) uint64
 	}{
-		{"sikkerguard_feed_unique_drops_total", "Logged drops from sources no other enforcing feed lists: what would get through without the feed.",
+		{"sikkerguard_feed_unique_drops_total", "counter", "Logged drops from sources no other enforcing feed lists: what would get through without the feed.",
 			func(r ledger.Record) uint64 { return r.UniqueTotal }},
-		{"sikkerguard_feed_outbound_total", "The host's own connection attempts to addresses a feed lists.",
+		{"sikkerguard_feed_outbound_total", "counter", "The host's own connection attempts to addresses a feed lists.",
 			func(r ledger.Record) uint64 { return r.OutboundTotal }},
-		{"sikkerguard_feed_blocked_out_total", "The host's own packets to listed addresses dropped by an outbound feed.",
+		{"sikkerguard_feed_blocked_out_total", "counter", "The host's own packets to listed addresses dropped by an outbound feed.",
 			func(r ledger.Record) uint64 { return r.BlockedOutTotal }},
-	}
-	for _, c := range counters {
-		m.family(c.name, "counter", c.help)
+		{"sikkerguard_feed_addresses", "gauge", "IPv4 addresses a feed's list covers.", func(r ledger.Record) uint64 { return r.Addresses }},
+		{"sikkerguard_feed_kernel_bytes", "gauge", "Estimated kernel memory of a feed's ranges.", func(r ledger.Record) uint64 { return r.KernelBytes }},
+		{"sikkerguard_feed_outbound_hosts", "gauge", "Destinations a feed lists that the host tried to reach in the last 7 days.",
+			func(r ledger.Record) uint64 { return uint64(r.OutboundHosts) }},
+		{"sikkerguard_feed_last_hit_timestamp_seconds", "gauge", "Unix time of a feed's last drop or would-block; 0 = never.",
+			func(r ledger.Record) uint64 { return unix(r.LastHit) }},
+		{"sikkerguard_feed_last_success_timestamp_seconds", "gauge", "Unix time of a feed's last successful pull; 0 = none since the start.",
+			func(r ledger.Record) uint64 { return unix(r.LastPull) }},
+	} {
+		m.family(c.name, c.typ, c.help)
 		for _, r := range recs {
 			m.sample(c.name, c.v(r), "feed", r.Name)
 		}
@@ -43,25 +49,6 @@ func renderLedgerMetrics(m *expo, recs []ledger.Record) {
 	for _, r := range recs {
 		for _, mode := range []string{ledger.ModeEnforce, ledger.ModeMonitor} {
 			m.sample("sikkerguard_feed_mode", b2u(r.Mode == mode), "feed", r.Name, "mode", mode)
-		}
-	}
-	gauges := []struct {
-		name, help string
-		v          func(ledger.Record) uint64
-	}{
-		{"sikkerguard_feed_addresses", "IPv4 addresses a feed's list covers.", func(r ledger.Record) uint64 { return r.Addresses }},
-		{"sikkerguard_feed_kernel_bytes", "Estimated kernel memory of a feed's ranges.", func(r ledger.Record) uint64 { return r.KernelBytes }},
-		{"sikkerguard_feed_outbound_hosts", "Destinations a feed lists that the host tried to reach in the last 7 days.",
-			func(r ledger.Record) uint64 { return uint64(r.OutboundHosts) }},
-		{"sikkerguard_feed_last_hit_timestamp_seconds", "Unix time of a feed's last drop or would-block; 0 = never.",
-			func(r ledger.Record) uint64 { return unix(r.LastHit) }},
-		{"sikkerguard_feed_last_success_timestamp_seconds", "Unix time of a feed's last successful pull; 0 = none since the start.",
-			func(r ledger.Record) uint64 { return unix(r.LastPull) }},
-	}
-	for _, g := range gauges {
-		m.family(g.name, "gauge", g.help)
-		for _, r := range recs {
-			m.sample(g.name, g.v(r), "feed", r.Name)
 		}
 	}
 	// Unknown values are left out rather than shown as 0, which would read
