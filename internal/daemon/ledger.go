@@ -34,10 +34,12 @@ func (d *Daemon) openLedger() {
 	d.ledger = ledger.New(ledger.Config{Path: path, Now: d.o.Now}, d.log)
 }
 
-// startLedger saves the ledger every ledger.DefaultSaveEvery until ctx
-// ends; the returned function stops it and saves once more.
+// startLedger saves the ledger every ledger.DefaultSaveEvery; the returned
+// function stops it and saves once more. It outlives ctx on purpose: Run
+// calls stop after drop monitoring has stopped, so that the last save has
+// the monitor's last events.
 func (d *Daemon) startLedger(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

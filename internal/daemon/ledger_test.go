@@ -69,3 +69,20 @@ func TestDropsReachTheLedger(t *testing.T) {
 	d.saveLedger()
 	check(ledgerDaemon(t, dir, now))
 }
+
+// A daemon saves its ledger when it stops, and the next one goes on from it.
+func TestLedgerSurvivesARestart(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	d, stop := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+	// What the monitor hands over for each logged packet.
+	d.countHit(nflog.Event{Src: netip.MustParseAddr("203.0.113.7"), Time: time.Now()})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := l.start(nil)
+	l.note.waitCount(t, "READY=1", 2)
+	if r := byName(t, d2.Feeds(), SikkerFeedName); r.DropsTotal != 1 || r.UniqueTotal != 1 || r.PullRatio != 1 || r.Entries != 1 {
+		t.Errorf("after a restart: %+v", r)
+	}
+}
