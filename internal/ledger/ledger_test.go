@@ -169,6 +169,23 @@ func TestSurvivesRestart(t *testing.T) {
 	}
 }
 
+// A ledger saved while the clock was ahead keeps its totals and counts
+// again at once, rather than when the clock catches up.
+func TestSavedInTheFuture(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.json")
+	l, c := newTest(t, path)
+	c.t = t0.Add(365 * day)
+	l.Add(Hit{Kind: Drop, Addr: addr("192.0.2.7"), Feeds: []string{"a"}, Packets: 4, Time: c.t})
+	if err := l.Save(); err != nil {
+		t.Fatal(err)
+	}
+	l2, c2 := newTest(t, path)
+	l2.Add(Hit{Kind: Drop, Addr: addr("192.0.2.7"), Feeds: []string{"a"}, Packets: 1, Time: c2.t})
+	if r := record(t, l2, "a"); r.DropsTotal != 5 || r.Drops24h != 1 {
+		t.Errorf("drops %d, 24 h %d; want 5 and 1", r.DropsTotal, r.Drops24h)
+	}
+}
+
 func TestCorruptFileIgnored(t *testing.T) {
 	for name, text := range map[string]string{
 		"garbage":   "{not json",

@@ -58,21 +58,26 @@ func newFeedRec(now time.Time) *feedRec {
 }
 
 // valid checks a loaded record's shape, so that a file edited by hand
-// cannot make the rings index out of range.
-func (r *feedRec) valid() error {
+// cannot make the rings index out of range. A ring whose newest bucket
+// lies in the future (saved while the clock was ahead) would ignore every
+// count until the clock caught up; it starts again empty instead.
+func (r *feedRec) valid(now time.Time) error {
 	rings := []struct {
-		s     series
+		s     *series
 		width time.Duration
 		n     int
 	}{
-		{r.DropSeries, hour, dropHours}, {r.UniqueSeries, day, uniqueDays},
-		{r.WouldUnsolicitedSeries, day, weekDays}, {r.WouldReplySeries, day, weekDays},
-		{r.OutboundSeries, day, weekDays}, {r.BlockedOutSeries, day, weekDays},
-		{r.PullOK, day, weekDays}, {r.PullFailed, day, weekDays},
+		{&r.DropSeries, hour, dropHours}, {&r.UniqueSeries, day, uniqueDays},
+		{&r.WouldUnsolicitedSeries, day, weekDays}, {&r.WouldReplySeries, day, weekDays},
+		{&r.OutboundSeries, day, weekDays}, {&r.BlockedOutSeries, day, weekDays},
+		{&r.PullOK, day, weekDays}, {&r.PullFailed, day, weekDays},
 	}
 	for i, g := range rings {
 		if !g.s.valid(g.width, g.n) {
 			return fmt.Errorf("time series %d has the wrong shape", i)
+		}
+		if g.s.Last > now.Unix()/g.s.Width {
+			*g.s = newSeries(g.width, g.n)
 		}
 	}
 	if len(r.Latency.Counts) != len(LatencyBounds)+1 {
@@ -217,7 +222,7 @@ func (l *Ledger) load() {
 			if r == nil {
 				return fmt.Errorf("feed %q: empty record", name)
 			}
-			if err := r.valid(); err != nil {
+			if err := r.valid(l.cfg.Now()); err != nil {
 				return fmt.Errorf("feed %q: %w", name, err)
 			}
 		}
