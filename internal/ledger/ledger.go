@@ -116,6 +116,7 @@ type Ledger struct {
 	feeds map[string]*feedRec
 	order []string // the feeds in the order SetFeeds named them
 	facts map[string]Facts
+	dirty bool // something changed since the last save
 }
 
 // New returns a ledger, loaded from cfg.Path when the file is there; a
@@ -161,15 +162,18 @@ func (l *Ledger) SetFeeds(facts []Facts) (changed []string) {
 		if r == nil {
 			r = newFeedRec(now)
 			l.feeds[f.Name] = r
+			l.dirty = true
 		}
 		if f.ListHash != "" && f.ListHash != r.ListHash {
 			r.ListHash, r.Changed = f.ListHash, orNow(f.ListTime, now)
 			changed = append(changed, f.Name)
+			l.dirty = true
 		}
 	}
 	for name := range l.feeds {
 		if !keep[name] {
 			delete(l.feeds, name)
+			l.dirty = true
 		}
 	}
 	return changed
@@ -195,6 +199,7 @@ func (l *Ledger) Add(h Hit) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.dirty = true
 	enforcing := 0
 	for _, name := range h.Feeds {
 		if f, ok := l.facts[name]; ok && f.Mode != ModeMonitor {
@@ -259,6 +264,7 @@ func (l *Ledger) Add(h Hit) {
 func (l *Ledger) Pulled(name string, ok bool, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.dirty = true
 	r := l.feeds[name]
 	if r == nil {
 		r = newFeedRec(l.cfg.Now())
@@ -289,6 +295,7 @@ func (l *Ledger) Observe(name string, delays []time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if r := l.feeds[name]; r != nil {
+		l.dirty = true
 		for _, d := range delays {
 			r.Latency.observe(d)
 		}

@@ -160,6 +160,21 @@ func TestSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := l.Records()
+	// Nothing changed: the file is not written again.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Error("an unchanged ledger was written again")
+	}
+	l.Pulled("a", true, c.t)
+	if err := l.Save(); err != nil {
+		t.Fatal(err)
+	}
+	before = l.Records()
 	l2, _ := newTest(t, path)
 	if after := l2.Records(); !reflect.DeepEqual(before, after) {
 		t.Errorf("after restart:\n%+v\nbefore:\n%+v", after, before)

@@ -175,25 +175,32 @@ type stateFile struct {
 	Feeds   map[string]*feedRec `json:"feeds"`
 }
 
-// Save writes the ledger to its file atomically; without a Path it does
-// nothing.
+// Save writes the ledger to its file atomically when anything changed
+// since the last save; without a Path it does nothing.
 func (l *Ledger) Save() error {
 	if l.cfg.Path == "" {
 		return nil
 	}
 	l.mu.Lock()
+	if !l.dirty {
+		l.mu.Unlock()
+		return nil
+	}
 	// Encoding under the lock keeps the copy consistent; the file is a few
 	// kilobytes per feed.
 	buf, err := json.Marshal(stateFile{Version: stateVersion, Saved: l.cfg.Now().UTC(), Feeds: l.feeds})
+	l.dirty = false
 	l.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("save feed ledger: %w", err)
+	if err == nil {
+		err = statefile.WriteAtomic(l.cfg.Path, func(w io.Writer) error {
+			_, err := w.Write(append(buf, '\n'))
+			return err
+		}, 0o640)
 	}
-	err = statefile.WriteAtomic(l.cfg.Path, func(w io.Writer) error {
-		_, err := w.Write(append(buf, '\n'))
-		return err
-	}, 0o640)
 	if err != nil {
+		l.mu.Lock()
+		l.dirty = true // the next save tries again
+		l.mu.Unlock()
 		return fmt.Errorf("save feed ledger: %w", err)
 	}
 	return nil
