@@ -238,7 +238,9 @@ func (l *Ledger) Add(h Hit) {
 			if h.Kind == BlockedOut && monitor {
 				continue
 			}
-			r.dest(h.Addr, h.Time, l.cfg.MaxDestinations).add(h.Kind, h.Packets, h.Time)
+			if h.Addr.IsValid() {
+				r.dest(h.Addr, h.Time, l.cfg.MaxDestinations).add(h.Kind, h.Packets, h.Time)
+			}
 			if h.Kind == BlockedOut {
 				r.BlockedOut += h.Packets
 				r.BlockedOutSeries.add(h.Time, h.Packets)

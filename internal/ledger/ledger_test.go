@@ -133,8 +133,9 @@ func TestOutboundBounded(t *testing.T) {
 		l.Add(Hit{Kind: Outbound, Addr: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), Feeds: []string{"a"}, Packets: uint64(i + 1), Time: c.t})
 	}
 	l.Add(Hit{Kind: BlockedOut, Addr: addr("203.0.113.4"), Feeds: []string{"a"}, Packets: 2, Time: c.t})
+	l.Add(Hit{Kind: Outbound, Feeds: []string{"a"}, Packets: 1, Time: c.t}) // no address: counted, not kept
 	r := record(t, l, "a")
-	if r.OutboundHosts != 3 || r.OutboundTotal != 15 || r.BlockedOutTotal != 2 || !r.LastHit.IsZero() {
+	if r.OutboundHosts != 3 || r.OutboundTotal != 16 || r.BlockedOutTotal != 2 || !r.LastHit.IsZero() {
 		t.Fatalf("hosts %d outbound %d blocked %d last hit %v", r.OutboundHosts, r.OutboundTotal, r.BlockedOutTotal, r.LastHit)
 	}
 	want := []Destination{
