@@ -139,6 +139,7 @@ install: build ## Install binaries, unit, D-Bus policy, config, man pages and do
 	install -Dm0644 docs/man/sikkerguard.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/sikkerguard.yaml.5
 	install -Dm0644 cmd/sikkerctl/sikkerctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sikkerctl
 	install -Dm0644 -t $(DESTDIR)$(PREFIX)/share/doc/sikkerguard README.md docs/dbus.md configs/sikkerguard.yaml
+	install -Dm0644 docs/grafana/sikkerguard.json $(DESTDIR)$(PREFIX)/share/doc/sikkerguard/grafana/sikkerguard.json
 	install -d -m0755 $(DESTDIR)$(SYSCONFDIR)/sikkerguard
 	@# An existing configuration is the administrator's: never overwrite it.
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/sikkerguard/sikkerguard.yaml ]; then \

@@ -319,7 +319,7 @@ func TestUnprivileged(t *testing.T) {
 					t.Errorf("%v: exit %d stderr %q", args, res.code, res.stderr)
 				}
 			}
-			for _, args := range [][]string{{"status"}, {"check", "192.0.2.1"}, {"whitelist", "list"}, {"top"}, {"version"}} {
+			for _, args := range [][]string{{"status"}, {"check", "192.0.2.1"}, {"whitelist", "list"}, {"top"}, {"feeds"}, {"version"}} {
 				if res := asNobody(t, bin, r.bus.Address, args...); res.code != 0 || res.stderr != "" {
 					t.Errorf("%v: exit %d stderr %q", args, res.code, res.stderr)
 				}

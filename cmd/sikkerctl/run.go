@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
@@ -62,6 +63,7 @@ commands:
   whitelist list [--json]         entries in force
   check [--json] IP               is IP blocked, and why
   top [-n N] [--json]             most-blocked sources (default 10)
+  feeds [--json]                  what each feed drops, uniquely catches and breaks, with advice
   version [--json]                sikkerctl's and the daemon's versions
   hub status [--json]             a fleet hub's hosts, pulls and reports
 
@@ -175,6 +177,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdVersion(ctx, rest, g, e)
 	case "hub":
 		return cmdHub(ctx, rest, g, e)
+	case "feeds":
+		return cmdFeeds(ctx, rest, g, e)
 	}
 	return usagef("unknown command %q", cmd)
 }
@@ -757,14 +761,4 @@ func yesNo(b bool) string {
 }
 
 // thousands groups digits (1234567 → 1,234,567): list sizes run to millions.
-func thousands(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func thousands(n uint64) string { return ledger.Thousands(n) }

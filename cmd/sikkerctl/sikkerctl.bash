@@ -16,8 +16,8 @@ _sikkerctl() {
         esac
     done
     case $cmd in
-        "") COMPREPLY=($(compgen -W "status reload pull block unblock whitelist check top version hub help --address --timeout" -- "$cur")) ;;
-        status|version) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
+        "") COMPREPLY=($(compgen -W "status reload pull block unblock whitelist check top feeds version hub help --address --timeout" -- "$cur")) ;;
+        status|version|feeds) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
         check) COMPREPLY=($(compgen -W "--json" -- "$cur")) ;;
         top) COMPREPLY=($(compgen -W "-n --json" -- "$cur")) ;;
         block) COMPREPLY=($(compgen -W "--for --comment" -- "$cur")) ;;

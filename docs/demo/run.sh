@@ -61,7 +61,9 @@ BUS_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/bus.addr" ] && break; sleep 0.1; done
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/bus"
 
-bold "Starting sikkerguard in $HOST (the daemon, as systemd would run it)"
+bold "Starting sikkerguard in $HOST (the daemon, as systemd would run it) with a second feed, local"
+install -d -m 750 "$STATE"
+install -m 640 docs/demo/local.txt "$STATE/local.txt"
 ip netns exec $HOST env SIKKER_API_KEY="$KEY" "$BIN/sikkerguard" -c docs/demo/sikkerguard.yaml > "$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do grep -q "Firewall ready" "$TMP/daemon.log" && break; sleep 0.1; done
@@ -82,6 +84,12 @@ knock $ATTACKER 192.0.2.1 8580
 knock $ATTACKER 192.0.2.1 22
 knock $ATTACKER 192.0.2.1 23
 knock $ATTACKER 192.0.2.1 23
+# A second attacker address, 203.0.113.5, listed by SikkerAPI alone: its
+# drops are unique to that feed, while 192.0.2.66 is on both feeds.
+in_ns $ATTACKER ip addr add 203.0.113.5/32 dev eth0
+in_ns $ATTACKER ip route add 192.0.2.1/32 dev eth0 src 203.0.113.5
+knock $ATTACKER 192.0.2.1 22
+knock $ATTACKER 192.0.2.1 3389
 
 bold "What the daemon logged (drops are aggregated per source and port over 10 s windows)"
 for _ in $(seq 150); do grep -q BLOCKED "$TMP/daemon.log" && break; sleep 0.1; done
@@ -98,6 +106,8 @@ bold "sikkerctl check 198.51.100.77 (exit 0: not blocked)"
 "$BIN/sikkerctl" check 198.51.100.77 | sed 's/^/  /'
 bold "sikkerctl top"
 "$BIN/sikkerctl" top | sed 's/^/  /'
+bold "sikkerctl feeds: what each feed drops, drops alone (unique), breaks, and how fresh it is"
+"$BIN/sikkerctl" feeds | sed 's/^/  /'
 
 bold "The kernel's view: counters of the inet sikkerguard table"
 in_ns $HOST nft list counters table inet sikkerguard | grep -E "counter|packets" | sed 's/^/  /'

@@ -84,22 +84,23 @@ func (d *Daemon) finishReload() {
 }
 
 // Status is the daemon's state for D-Bus (safe from any goroutine). Each
-// feed's Dropped is computed now, so that it follows the drops as they come.
+// feed's Dropped is read from the ledger now, so that it follows the drops
+// as they come; any local user may ask, so it costs one lookup per feed,
+// not a pass over the per-source totals.
 func (d *Daemon) Status() dbusapi.Status {
 	d.mu.Lock()
-	st, sets, mon := d.status, d.feedSets, d.monForHealth
+	st, mon := d.status, d.monForHealth
 	st.Quota = d.quota
 	d.mu.Unlock()
-	if mon == nil {
-		return st
+	if mon != nil {
+		// The reporter keeps its last answered report in its spool, so
+		// this survives restarts.
+		st.LastReport = mon.Stats().LastReport
 	}
-	// The reporter keeps its last answered report in its spool, so this
-	// survives restarts.
-	st.LastReport = mon.Stats().LastReport
 	if len(st.Feeds) == 0 {
 		return st
 	}
-	drops := feedDrops(sets, mon.EachSource)
+	drops := d.ledger.Drops()
 	st.Feeds = slices.Clone(st.Feeds)
 	for i := range st.Feeds {
 		st.Feeds[i].Dropped = drops[st.Feeds[i].Name]
@@ -111,21 +112,6 @@ func (d *Daemon) Status() dbusapi.Status {
 type namedSet struct {
 	name string
 	set  ipnet.Set
-}
-
-// feedDrops sums each source's logged drops into every feed listing it: a
-// source listed by two feeds counts for both. Totals persist with the
-// per-source counts, so they survive restarts.
-func feedDrops(sets []namedSet, each func(func(netip.Addr, uint64))) map[string]uint64 {
-	out := make(map[string]uint64, len(sets))
-	each(func(src netip.Addr, n uint64) {
-		for _, s := range sets {
-			if s.set.Contains(src) {
-				out[s.name] += n
-			}
-		}
-	})
-	return out
 }
 
 // publish refreshes the status snapshot and the bus properties; it runs
@@ -162,6 +148,7 @@ func (d *Daemon) publish() {
 		sets = append(sets, namedSet{config.ManualFeedName, d.manualInUse.Set})
 	}
 	d.publishHub()
+	d.publishLedger()
 	d.mu.Lock()
 	d.feedSets = sets
 	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started

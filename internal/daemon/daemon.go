@@ -20,6 +20,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/hub"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
 
@@ -129,6 +130,7 @@ type Daemon struct {
 	fixedIntegrity bool          // Options.IntegrityCheck was given: reloads keep it
 
 	bus           *dbusapi.Server
+	ledger        *ledger.Ledger // the feeds' value ledger; safe from any goroutine
 	monitor       *Monitor
 	monitorStop   func()                    // cancels the monitor and waits for its flush
 	allowNow      atomic.Pointer[ipnet.Set] // the allow set in force, for the reporter's filter
@@ -195,10 +197,12 @@ func New(o Options) (*Daemon, error) {
 	if o.NewFirewall == nil && !o.Config.DryRun {
 		return nil, errors.New("daemon: no firewall backend")
 	}
-	return &Daemon{
+	d := &Daemon{
 		o: o, log: o.Log, cfg: o.Config, key: o.Key, fixedIntegrity: fixedIntegrity, guard: restoreGuard{restorePolicy: o.restorePolicy.withDefaults()},
 		results: make(chan pullResult), cmds: make(chan func()), stopped: make(chan struct{}), state: StateStarting,
-	}, nil
+	}
+	d.openLedger()
+	return d, nil
 }
 
 // Run protects the host until ctx ends: last good lists at once, READY=1,
@@ -256,6 +260,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.startWatch(ctx)
 	defer func() { d.stopWatch() }()
+	defer d.startLedger(ctx)()
 	d.startMonitor(ctx)
 	defer func() { d.stopMonitor() }()
 	d.startHealth(ctx)

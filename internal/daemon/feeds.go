@@ -41,6 +41,13 @@ type feedState struct {
 	failed bool
 	// keyStatus asks /v1/key/status (the SikkerAPI feed only; nil else).
 	keyStatus func(context.Context) (*feed.KeyStatus, error)
+
+	// For the ledger (ledger.go): the list last hashed, its hash and newest
+	// lastSeen, and the time of the last successful pull.
+	hashed   *feed.Snapshot
+	listHash string
+	newest   time.Time
+	lastGood time.Time
 }
 
 // state is the feed's state as status shows it.

@@ -64,5 +64,6 @@ func (h healthSource) Snapshot() health.Snapshot {
 		s.ServiceTotals = mon.ServiceTotals()
 	}
 	s.Hub = d.hubMetrics()
+	s.FeedLedger = d.Feeds()
 	return s
 }

@@ -49,6 +49,10 @@ type MonitorOptions struct {
 	FlushTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff of a failing listener.
 	RetryMin, RetryMax time.Duration
+	// OnEvent, when set, sees every logged packet after the totals have
+	// counted it (the daemon's feed ledger); it runs on the listener's
+	// goroutine and must be quick.
+	OnEvent func(nflog.Event)
 }
 
 // MonitorStats is what drop monitoring saw since NewMonitor. The listener
@@ -343,7 +347,7 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 	m.cur = l
 	m.opens++
 	m.mu.Unlock()
-	err = l.Run(ctx, m.agg.Add)
+	err = l.Run(ctx, m.add)
 	cerr := l.Close()
 	m.mu.Lock()
 	m.past = addListenerStats(m.past, l.Stats())
@@ -356,6 +360,14 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 		err = errors.New("nflog listener stopped")
 	}
 	return errors.Join(err, cerr)
+}
+
+// add counts one logged packet.
+func (m *Monitor) add(ev nflog.Event) {
+	m.agg.Add(ev)
+	if m.opt.OnEvent != nil {
+		m.opt.OnEvent(ev)
+	}
 }
 
 func addListenerStats(a, b nflog.Stats) nflog.Stats {
@@ -381,12 +393,6 @@ func (m *Monitor) TopBlocked(n int) []nflog.Count {
 // none were logged or the source was evicted.
 func (m *Monitor) SourceTotal(src netip.Addr) uint64 {
 	return m.agg.SourceTotal(src)
-}
-
-// EachSource calls f with every tracked source and its total logged drops;
-// f runs under the aggregator's lock and must be quick.
-func (m *Monitor) EachSource(f func(src netip.Addr, total uint64)) {
-	m.agg.EachSource(f)
 }
 
 // ServiceTotals returns the logged packets per service name.

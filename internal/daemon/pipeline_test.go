@@ -63,26 +63,3 @@ func TestBlockedCount(t *testing.T) {
 		t.Errorf("BlockedCount without IPv6 = %d, want 257", got)
 	}
 }
-
-func TestFeedDrops(t *testing.T) {
-	sets := []namedSet{
-		{"sikkerapi", set(t, "203.0.113.0/24", "198.51.100.7/32")},
-		{"custom", set(t, "203.0.113.9/32")},
-		{"quiet", set(t, "192.0.2.0/24")},
-	}
-	totals := map[netip.Addr]uint64{
-		netip.MustParseAddr("203.0.113.9"):  5, // listed by two feeds: counts for both
-		netip.MustParseAddr("203.0.113.10"): 2,
-		netip.MustParseAddr("198.51.100.7"): 1,
-		netip.MustParseAddr("8.8.8.8"):      9, // listed by none (a feed dropped it since)
-	}
-	got := feedDrops(sets, func(f func(netip.Addr, uint64)) {
-		for a, n := range totals {
-			f(a, n)
-		}
-	})
-	want := map[string]uint64{"sikkerapi": 8, "custom": 5}
-	if len(got) != len(want) || got["sikkerapi"] != 8 || got["custom"] != 5 || got["quiet"] != 0 {
-		t.Errorf("feedDrops = %v, want %v", got, want)
-	}
-}

@@ -80,6 +80,7 @@ func (d *Daemon) handleResult(r pullResult) {
 	if f.name == SikkerFeedName {
 		d.noteQuota(r.snap, r.err, now)
 	}
+	d.ledger.Pulled(f.name, r.err == nil, now)
 	if r.err != nil {
 		delay := f.sched.failed(now, r.err, d.o.RetryMin, f.interval)
 		f.problem, f.failed = r.err.Error(), authFailure(r.err)
@@ -93,6 +94,7 @@ func (d *Daemon) handleResult(r pullResult) {
 		return
 	}
 	f.sched.succeeded(now, f.interval, d.o.Jitter)
+	f.lastGood = now
 	f.problem, f.failed = "", false
 	f.pending = r.snap
 	logPull(d.log, f.name, r.snap, nil)

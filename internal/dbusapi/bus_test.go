@@ -459,7 +459,7 @@ func TestUnprivilegedCallerShippedPolicy(t *testing.T) {
 			t.Errorf("nobody: busctl %v = %q, %v; want access denied", args, out, err)
 		}
 	}
-	for _, args := range [][]string{call("Status"), call("Check", "s", "192.0.2.1"), call("WhitelistList"), call("TopBlocked", "u", "3"),
+	for _, args := range [][]string{call("Status"), call("Check", "s", "192.0.2.1"), call("WhitelistList"), call("TopBlocked", "u", "3"), call("Feeds"),
 		{"get-property", dbusapi.BusName, string(dbusapi.Path), dbusapi.Interface, "State"},
 		{"call", dbusapi.BusName, string(dbusapi.Path), "org.freedesktop.DBus.Peer", "Ping"},
 		{"introspect", dbusapi.BusName, string(dbusapi.Path)}} {

@@ -39,6 +39,7 @@ func InterfaceIntrospection() introspect.Interface {
 			{Name: "Block", Args: []introspect.Arg{arg("cidr", "s", "in"), arg("seconds", "t", "in"), arg("comment", "s", "in")}},
 			{Name: "Unblock", Args: []introspect.Arg{arg("cidr", "s", "in")}},
 			{Name: "HubStatus", Args: []introspect.Arg{arg("status", "a{sv}", "out")}},
+			{Name: "Feeds", Args: []introspect.Arg{arg("feeds", "aa{sv}", "out")}},
 		},
 		Signals: []introspect.Signal{
 			{Name: SignalBlocklistUpdated, Args: []introspect.Arg{arg("ipv4", "u", ""), arg("ipv6", "u", "")}},

@@ -16,6 +16,7 @@ import (
 	"github.com/godbus/dbus/v5/introspect"
 	"github.com/godbus/dbus/v5/prop"
 
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
@@ -46,6 +47,8 @@ type Daemon interface {
 	// HubStatus is the fleet hub's state; an error wrapping ErrNotFound
 	// when hub.listen is off.
 	HubStatus() (HubStatus, error)
+	// Feeds returns the feeds' value ledger, one record per feed.
+	Feeds() []ledger.Record
 }
 
 // Limits of Block: a comment is one short printable line, a duration at

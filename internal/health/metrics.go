@@ -62,7 +62,7 @@ func renderMetrics(snap Snapshot) []byte {
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_entries", f.Entries, "feed", f.Name)
 		}
-		m.family("sikkerguard_feed_dropped_packets_total", "counter", "Logged drops (a rate-limited sample) from sources a feed lists.")
+		m.family("sikkerguard_feed_dropped_packets_total", "counter", "Logged drops (a rate-limited sample) from sources an enforcing feed listed when they came (the feed ledger).")
 		for _, f := range snap.Feeds {
 			m.sample("sikkerguard_feed_dropped_packets_total", f.Dropped, "feed", f.Name)
 		}
@@ -130,6 +130,7 @@ func renderMetrics(snap Snapshot) []byte {
 			m.sample("sikkerguard_blocked_by_service_total", snap.ServiceTotals[svc], "service", svc)
 		}
 	}
+	renderLedgerMetrics(&m, snap.FeedLedger)
 	renderHubMetrics(&m, snap.Hub)
 	return m.buf.Bytes()
 }
@@ -144,6 +145,15 @@ func (m *expo) family(name, typ, help string) {
 
 // sample writes one series; labels are name, value pairs.
 func (m *expo) sample(name string, v uint64, labels ...string) {
+	m.series(name, strconv.FormatUint(v, 10), labels)
+}
+
+// sampleFloat writes one series with a value that is not a whole number.
+func (m *expo) sampleFloat(name string, v float64, labels ...string) {
+	m.series(name, strconv.FormatFloat(v, 'g', -1, 64), labels)
+}
+
+func (m *expo) series(name, value string, labels []string) {
 	m.buf.WriteString(name)
 	if len(labels) > 0 {
 		m.buf.WriteByte('{')
@@ -156,7 +166,7 @@ func (m *expo) sample(name string, v uint64, labels ...string) {
 		m.buf.WriteByte('}')
 	}
 	m.buf.WriteByte(' ')
-	m.buf.WriteString(strconv.FormatUint(v, 10))
+	m.buf.WriteString(value)
 	m.buf.WriteByte('\n')
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
 )
 
 // The daemon's states, as CONTRACT.md names them.
@@ -78,6 +80,9 @@ type Snapshot struct {
 	ServiceTotals map[string]uint64 // blocked connections per service name (ssh, telnet…)
 
 	Hub *Hub // nil unless hub.listen is set
+
+	// FeedLedger is the value ledger of the feeds (sikkerctl feeds).
+	FeedLedger []ledger.Record
 }
 
 // Feed is one blocklist source in a Snapshot.

@@ -21,6 +21,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
 )
 
 // Policy selects the bus configuration.
@@ -185,7 +186,8 @@ type Fake struct {
 	reloadErr error
 	manual    map[netip.Prefix]bool
 	// hub, when set, makes the fake a fleet hub with this status.
-	hub *dbusapi.HubStatus
+	hub   *dbusapi.HubStatus
+	feeds []ledger.Record
 }
 
 // NewFake returns a Fake with the given status, blocked addresses (address →
@@ -330,6 +332,21 @@ func (f *Fake) SetHub(h *dbusapi.HubStatus) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.hub = h
+}
+
+// SetFeeds sets what Feeds answers.
+func (f *Fake) SetFeeds(recs []ledger.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.feeds = slices.Clone(recs)
+}
+
+// Feeds implements dbusapi.Daemon.
+func (f *Fake) Feeds() []ledger.Record {
+	f.record("Feeds")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.feeds)
 }
 
 // HubStatus implements dbusapi.Daemon: SetHub makes it answer as a hub.

@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
+	"github.com/sikkerapi/sikkerguard/internal/nflog"
+)
+
+// LedgerFile holds the feeds' value ledger in the state directory.
+const LedgerFile = "ledger.json"
+
+// Kernel memory of one range in the blocklist sets, an estimate from the
+// kernel Slab growth measured in docs/benchmarks.md (about 72–84 bytes per
+// IPv4 range for a million ranges); IPv6 keys are 12 bytes longer, twice
+// (start and end element).
+const (
+	kernelBytesPerRange4 = 80
+	kernelBytesPerRange6 = 104
+)
+
+// openLedger loads the ledger from the state directory.
+func (d *Daemon) openLedger() {
+	path := ""
+	if d.cfg.StateDir != "" {
+		path = filepath.Join(d.cfg.StateDir, LedgerFile)
+	}
+	d.ledger = ledger.New(ledger.Config{Path: path, Now: d.o.Now}, d.log)
+}
+
+// startLedger saves the ledger every ledger.DefaultSaveEvery; the returned
+// function stops it and saves once more. It outlives ctx on purpose: Run
+// calls stop after drop monitoring has stopped, so that the last save has
+// the monitor's last events.
+func (d *Daemon) startLedger(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ledger.DefaultSaveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				d.saveLedger()
+				return
+			case <-t.C:
+				d.saveLedger()
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func (d *Daemon) saveLedger() {
+	if err := d.ledger.Save(); err != nil {
+		d.log.Warn("feed ledger not saved", "err", err)
+	}
+}
+
+// Feeds returns the ledger's record of every feed (safe from any goroutine).
+func (d *Daemon) Feeds() []ledger.Record {
+	return d.ledger.Records()
+}
+
+// publishLedger hands the ledger the facts of the lists in force. It runs
+// on the main loop from publish. A list's content is hashed once, when it
+// first comes into force; when the content is new to the ledger, its
+// entries' lastSeen (SikkerAPI JSON) are observed as the delay until the
+// kernel had them.
+func (d *Daemon) publishLedger() {
+	now := d.o.Now()
+	facts := make([]ledger.Facts, 0, len(d.feeds)+1)
+	for _, f := range d.feeds {
+		fa := ledger.Facts{Name: f.name, Mode: ledger.ModeEnforce}
+		if f.inUse != nil {
+			if f.hashed != f.inUse {
+				f.hashed, f.listHash, f.newest = f.inUse, listHash(f.inUse), newestSeen(f.inUse)
+			}
+			fillListFacts(&fa, f.inUse)
+			fa.ListHash, fa.NewestData = f.listHash, f.newest
+		}
+		fa.LastPull = f.lastGood
+		facts = append(facts, fa)
+	}
+	if d.manualInUse != nil && len(d.manual) > 0 {
+		fa := ledger.Facts{Name: config.ManualFeedName, Mode: ledger.ModeEnforce, LastPull: d.manualInUse.FetchedAt}
+		fillListFacts(&fa, d.manualInUse)
+		facts = append(facts, fa)
+	}
+	for _, name := range d.ledger.SetFeeds(facts) {
+		for _, f := range d.feeds {
+			if f.name == name && f.inUse != nil {
+				d.observeLatency(f.name, f.inUse, now)
+			}
+		}
+	}
+}
+
+func fillListFacts(fa *ledger.Facts, s *feed.Snapshot) {
+	v4, v6 := s.Count()
+	fa.Entries = uint64(v4 + v6)
+	fa.Addresses, _ = s.Set.Addresses()
+	fa.KernelBytes = uint64(v4)*kernelBytesPerRange4 + uint64(v6)*kernelBytesPerRange6
+	fa.ListTime = s.FetchedAt
+}
+
+// listHash fingerprints a list's content in its canonical text.
+func listHash(s *feed.Snapshot) string {
+	h := sha256.New()
+	s.Set.WriteTo(h) // a hash.Hash never fails to write
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// observeLatency adds the delay from each entry's lastSeen to now to the
+// feed's histogram.
+func (d *Daemon) observeLatency(name string, s *feed.Snapshot, now time.Time) {
+	delays := make([]time.Duration, 0, len(s.Entries))
+	for _, e := range s.Entries {
+		if !e.LastSeen.IsZero() {
+			delays = append(delays, now.Sub(e.LastSeen))
+		}
+	}
+	if len(delays) > 0 {
+		d.ledger.Observe(name, delays)
+	}
+}
+
+// newestSeen is the newest lastSeen of a list's entries; zero without.
+func newestSeen(s *feed.Snapshot) time.Time {
+	var newest time.Time
+	for _, e := range s.Entries {
+		if e.LastSeen.After(newest) {
+			newest = e.LastSeen
+		}
+	}
+	return newest
+}
+
+// countHit gives the ledger one event of the drop log, with the feeds
+// listing its address. It runs on the monitor's goroutine, so it reads the
+// lists through the locked snapshot publish keeps.
+func (d *Daemon) countHit(ev nflog.Event) {
+	src := ev.Src.Unmap()
+	d.mu.Lock()
+	sets := d.feedSets
+	d.mu.Unlock()
+	var names []string
+	for _, s := range sets {
+		if s.set.Contains(src) {
+			names = append(names, s.name)
+		}
+	}
+	if len(names) > 0 {
+		d.ledger.Add(ledger.Hit{Kind: hitKind(ev), Addr: src, Feeds: names, Packets: 1, Time: ev.Time})
+	}
+}
+
+// hitKind tells what a logged packet was from the prefix of the rule that
+// logged it. The inbound drop rules are the only ones that log for now.
+func hitKind(nflog.Event) ledger.Kind {
+	return ledger.Drop
+}
