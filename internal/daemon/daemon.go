@@ -321,11 +321,15 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.handleResult(r)
 			// A reload that rebuilt a source started its pull again.
 			d.startDuePulls(ctx)
-			if !d.pulling() {
+			done := !d.pulling()
+			if done {
 				d.reconcile(ctx)
+			}
+			// The callers pullsDone answers read Status next: publish first.
+			d.publish()
+			if done {
 				d.pullsDone()
 			}
-			d.publish()
 		case <-timer.C:
 			d.expireManual()
 			d.startDuePulls(ctx)

@@ -128,6 +128,7 @@ func (d *Daemon) Pull(ctx context.Context, name string) error {
 		d.startDuePulls(ctx)
 		if !d.pulling() {
 			d.reconcile(ctx)
+			d.publish()
 			d.pullsDone()
 		}
 	}); derr != nil {
