@@ -304,6 +304,9 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 		msg += "; " + hint
 		return !d.cfg.DryRun, msg
 	}
+	if msg, blocked, ok := d.explainRoles(a, listedBy); ok {
+		return blocked, msg
+	}
 	if len(listedBy) > 0 {
 		if !ipnet.IsGlobal(a) && d.cfg.Safety.StripPrivate {
 			return false, fmt.Sprintf("listed by %s but not blocked: it is not a global address and safety.strip_private is on", strings.Join(listedBy, ", "))
@@ -328,17 +331,18 @@ func describeManual(e manualEntry) string {
 // listedBy names the feeds listing a, with the range that covers it.
 func (d *Daemon) listedBy(a netip.Addr) []string {
 	var out []string
+	roles := d.cfg.Roles()
 	for _, f := range d.feeds {
 		if f.inUse == nil {
 			continue
 		}
 		if r, ok := f.inUse.Set.Lookup(a); ok {
-			out = append(out, fmt.Sprintf("%s (%s)", f.name, r))
+			out = append(out, fmt.Sprintf("%s (%s, %s)", f.name, r, roleText(roles[f.name])))
 		}
 	}
 	if d.manualInUse != nil {
 		if r, ok := d.manualInUse.Set.Lookup(a); ok {
-			out = append(out, fmt.Sprintf("%s (%s)", config.ManualFeedName, r))
+			out = append(out, fmt.Sprintf("%s (%s, %s)", config.ManualFeedName, r, config.ModeEnforce))
 		}
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/hub"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
 	"github.com/sikkerapi/sikkerguard/internal/report"
@@ -20,12 +21,12 @@ import (
 
 // Drop monitoring defaults.
 const (
-	DropsFile           = "drops.json"    // block statistics in the state directory
-	DefaultSaveEvery    = time.Minute     // how often the totals are written
-	DefaultFlushTimeout = 5 * time.Second // last report attempt on stop
-	DefaultRetryMin     = time.Second     // first wait before the listener is reopened
-	DefaultRetryMax     = 2 * time.Minute // longest wait between reopen attempts
-	dropLogPrefix       = "sikkerguard: " // the prefix both backends give their log rules
+	DropsFile           = "drops.json"           // block statistics in the state directory
+	DefaultSaveEvery    = time.Minute            // how often the totals are written
+	DefaultFlushTimeout = 5 * time.Second        // last report attempt on stop
+	DefaultRetryMin     = time.Second            // first wait before the listener is reopened
+	DefaultRetryMax     = 2 * time.Minute        // longest wait between reopen attempts
+	dropLogPrefix       = firewall.LogPrefixDrop // the prefix both backends give their blocklist's log rules
 	minTick             = 10 * time.Millisecond
 )
 
@@ -49,6 +50,12 @@ type MonitorOptions struct {
 	FlushTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff of a failing listener.
 	RetryMin, RetryMax time.Duration
+	// Feeds names the feeds listing an address, for the feed=NAME of the
+	// role lines and for the hits; nil names none.
+	Feeds FeedResolver
+	// Hits receives every window's hits of every kind (drops included);
+	// nil discards them.
+	Hits HitSink
 }
 
 // MonitorStats is what drop monitoring saw since NewMonitor. The listener
@@ -102,6 +109,7 @@ type Monitor struct {
 	opt   MonitorOptions
 	group uint16
 	agg   *nflog.Aggregator
+	roles *roleLog     // WOULD-BLOCK, OUTBOUND and BLOCKED-OUT lines
 	rep   dropReporter // nil: reporting off
 	// fleet is rep when it is this host's own SikkerAPI reporter: a hub
 	// adds its hosts' events to it, deduplicated with its own.
@@ -160,6 +168,7 @@ func NewMonitor(cfg config.Config, key config.Secret, log *slog.Logger, opt Moni
 	m.agg = nflog.NewAggregator(nflog.AggregatorConfig{
 		Window: opt.Window, Services: cfg.PortServices(), StatePath: statePath, Now: opt.Now,
 	}, log)
+	m.roles = newRoleLog(log, cfg.PortServices(), opt.Feeds)
 	if m.group == 0 || !reportingWanted(cfg, key) {
 		return m, nil
 	}
@@ -272,7 +281,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.finish(context.WithoutCancel(ctx))
 			return nil
 		case <-tick.C:
-			m.hand(m.agg.Tick())
+			if w := m.agg.Tick(); w != nil {
+				m.hand(w)
+				m.emit(w)
+			}
 		case <-save.C:
 			m.save()
 		}
@@ -295,7 +307,9 @@ func (m *Monitor) save() {
 // finish ends the last window and flushes totals and reports within
 // FlushTimeout.
 func (m *Monitor) finish(ctx context.Context) {
-	m.hand(m.agg.Flush())
+	w := m.agg.Flush()
+	m.hand(w)
+	m.emit(w)
 	m.save()
 	if m.rep == nil {
 		return
@@ -334,7 +348,7 @@ func (m *Monitor) listen(ctx context.Context) {
 // listenOnce opens one listener and runs it until it stops. A listener
 // that ran for RetryMax resets the backoff: its failure is a new incident.
 func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
-	l, err := nflog.Open(nflog.Config{Group: m.group, Prefix: dropLogPrefix, NetNSFd: m.opt.NetNSFd, Now: m.opt.Now}, m.log)
+	l, err := nflog.Open(nflog.Config{Group: m.group, Prefix: dropLogPrefix, Prefixes: rolePrefixes, NetNSFd: m.opt.NetNSFd, Now: m.opt.Now}, m.log)
 	if err != nil {
 		return err
 	}
@@ -343,7 +357,7 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 	m.cur = l
 	m.opens++
 	m.mu.Unlock()
-	err = l.Run(ctx, m.agg.Add)
+	err = l.Run(ctx, m.add)
 	cerr := l.Close()
 	m.mu.Lock()
 	m.past = addListenerStats(m.past, l.Stats())
@@ -357,6 +371,44 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 	}
 	return errors.Join(err, cerr)
 }
+
+// add sorts one logged packet by its rule's prefix: drops to the
+// aggregator (BLOCKED lines, totals, reports), the role kinds to the role
+// log.
+func (m *Monitor) add(ev nflog.Event) {
+	kind, ok := kindOfPrefix[ev.Prefix]
+	if !ok || kind == HitDrop {
+		m.agg.Add(ev)
+		return
+	}
+	m.roles.add(kind, ev)
+}
+
+// emit writes the role lines of the window that just ended and hands
+// every hit, the window's drops included, to the sink.
+func (m *Monitor) emit(drops []nflog.Count) {
+	now := m.opt.Now()
+	hits := m.roles.flush(now)
+	if m.opt.Hits == nil {
+		return
+	}
+	feeds := m.opt.Feeds
+	for _, c := range drops {
+		h := Hit{Kind: HitDrop, Addr: c.Src, Port: c.Port, Packets: c.Count, Time: now}
+		if feeds != nil {
+			h.Feeds = feeds(HitDrop, c.Src)
+		}
+		m.opt.Hits(h)
+	}
+	for _, h := range hits {
+		m.opt.Hits(h)
+	}
+}
+
+// Outbound returns the logged connection attempts of this host to listed
+// addresses, per feed and destination, largest first (bounded; lower
+// bounds like every logged count).
+func (m *Monitor) Outbound() []OutboundCount { return m.roles.outbound() }
 
 func addListenerStats(a, b nflog.Stats) nflog.Stats {
 	return nflog.Stats{

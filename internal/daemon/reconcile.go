@@ -143,6 +143,7 @@ func (d *Daemon) dropPending() {
 // setApplied records what the kernel holds now.
 func (d *Daemon) setApplied(plan Plan) {
 	d.applied, d.hasApplied, d.badPlan = plan, true, nil
+	d.noteRoles()
 	allow := plan.Allow
 	d.allowNow.Store(&allow)
 	d.mu.Lock()

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // fake is a backend with two hooks, "in" and "fwd"; reject works only in

@@ -65,6 +65,18 @@ func (l Lists) Family(ipv6 bool) Lists {
 	return l
 }
 
+// NFLOG prefixes of the log rules, which tell the daemon what a logged
+// packet is: dropped from a listed source (BLOCKED), from a monitor feed's
+// source (unsolicited, or a reply to this host), this host's own new
+// connection to a listed address, or such a connection dropped.
+const (
+	LogPrefixDrop    = "sikkerguard: "
+	LogPrefixWould   = "sikkerguard-would: "
+	LogPrefixReply   = "sikkerguard-reply: "
+	LogPrefixOut     = "sikkerguard-out: "
+	LogPrefixOutDrop = "sikkerguard-outdrop: "
+)
+
 // Scope restricts a feed to some traffic: the packets of Protocols (IP
 // protocol numbers) and, for protocols with ports, to the destination
 // ports of Ports (none: every port).

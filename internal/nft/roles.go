@@ -64,16 +64,13 @@ const (
 	baseOutput      = "output"
 )
 
-// NFLOG prefixes of the role rules; the blocklist's is logPrefix.
+// NFLOG prefixes of the role rules (firewall.LogPrefix*).
 const (
-	LogPrefixWould   = "sikkerguard-would: "
-	LogPrefixReply   = "sikkerguard-reply: "
-	LogPrefixOut     = "sikkerguard-out: "
-	LogPrefixOutDrop = "sikkerguard-outdrop: "
+	LogPrefixWould   = firewall.LogPrefixWould
+	LogPrefixReply   = firewall.LogPrefixReply
+	LogPrefixOut     = firewall.LogPrefixOut
+	LogPrefixOutDrop = firewall.LogPrefixOutDrop
 )
-
-// LogPrefixDrop is the prefix of the blocklist's log rule.
-const LogPrefixDrop = logPrefix
 
 // roleList names the list of firewall.Lists a partList set holds.
 type roleList uint8

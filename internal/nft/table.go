@@ -26,7 +26,7 @@ const (
 	Counter6   = "dropped6"
 	chainDrop4 = "block4"
 	chainDrop6 = "block6"
-	logPrefix  = "sikkerguard: "
+	logPrefix  = firewall.LogPrefixDrop
 )
 
 // Attribute numbers google/nftables does not export (linux nf_tables.h).
