@@ -48,8 +48,13 @@ func (d *Daemon) resolveFeeds(kind string, a netip.Addr) []string {
 	if p == nil {
 		return nil
 	}
+	return resolveIn(*p, kind, a)
+}
+
+// resolveIn names the feeds of sets whose role logs kind and which list a.
+func resolveIn(sets []roleSet, kind string, a netip.Addr) []string {
 	var out []string
-	for _, rs := range *p {
+	for _, rs := range sets {
 		if roleLogs(rs.role, kind) && rs.set.Contains(a) {
 			out = append(out, rs.name)
 		}
