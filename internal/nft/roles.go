@@ -299,8 +299,12 @@ func addScopedRules(b *batch, l layout, chain string) error {
 				for _, pr := range ports {
 					ex := append([]expr.Any(nil), head...)
 					if pr.Hi != 0 {
-						ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-							&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(pr.Lo), ToData: be16(pr.Hi)})
+						ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+						if pr.Lo == pr.Hi {
+							ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(pr.Lo)})
+						} else {
+							ex = append(ex, &expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: be16(pr.Lo), ToData: be16(pr.Hi)})
+						}
 					}
 					off, n := uint32(12), uint32(4)
 					if v6 {
