@@ -113,7 +113,7 @@ func (d *Daemon) explainRoles(a netip.Addr, listedBy []string) (msg string, bloc
 		return fmt.Sprintf("blocked outbound: this host cannot open connections to it; listed by %s%s", by, dry), !d.cfg.DryRun, true
 	}
 	if d.applied.Monitor.Contains(a) {
-		return fmt.Sprintf("monitored, not blocked: listed by %s; its traffic is counted and logged as WOULD-BLOCK", by), false, true
+		return fmt.Sprintf("monitored only: listed by %s; its traffic is counted and logged as WOULD-BLOCK", by), false, true
 	}
 	return "", false, false
 }
