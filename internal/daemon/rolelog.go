@@ -206,3 +206,41 @@ func roleLine(k roleKey, n uint64, feeds []string, services map[uint16]string) s
 	}
 	return fmt.Sprintf("BLOCKED-OUT %s proto=%s %s %s", where, k.transport, feed, count)
 }
+
+// add sorts one logged packet by its rule's prefix: drops to the
+// aggregator (BLOCKED lines, totals, reports), the role kinds to the role
+// log.
+func (m *Monitor) add(ev nflog.Event) {
+	kind, ok := kindOfPrefix[ev.Prefix]
+	if !ok || kind == HitDrop {
+		m.agg.Add(ev)
+		return
+	}
+	m.roles.add(kind, ev)
+}
+
+// emit writes the role lines of the window that just ended and hands
+// every hit, the window's drops included, to the sink.
+func (m *Monitor) emit(drops []nflog.Count) {
+	now := m.opt.Now()
+	hits := m.roles.flush(now)
+	if m.opt.Hits == nil {
+		return
+	}
+	feeds := m.opt.Feeds
+	for _, c := range drops {
+		h := Hit{Kind: HitDrop, Addr: c.Src, Port: c.Port, Packets: c.Count, Time: now}
+		if feeds != nil {
+			h.Feeds = feeds(HitDrop, c.Src)
+		}
+		m.opt.Hits(h)
+	}
+	for _, h := range hits {
+		m.opt.Hits(h)
+	}
+}
+
+// Outbound returns the logged connection attempts of this host to listed
+// addresses, per feed and destination, largest first (bounded; lower
+// bounds like every logged count).
+func (m *Monitor) Outbound() []OutboundCount { return m.roles.outbound() }

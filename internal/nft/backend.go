@@ -132,19 +132,6 @@ func (b *Backend) Apply(l firewall.Lists) error {
 	return b.commit("replace", block, allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
 }
 
-// checkRoles refuses role lists without the objects to hold them.
-func (b *Backend) checkRoles(l firewall.Lists) error {
-	switch {
-	case !b.cfg.Monitor && !l.Monitor.IsEmpty():
-		return errors.New("nftables apply: monitor entries, but the table was built without monitor sets")
-	case !b.cfg.Outbound && !l.Out.IsEmpty():
-		return errors.New("nftables apply: outbound entries, but the table was built without outbound sets")
-	case len(l.Scoped) > len(b.cfg.Scopes):
-		return fmt.Errorf("nftables apply: %d scoped lists for %d scopes", len(l.Scoped), len(b.cfg.Scopes))
-	}
-	return nil
-}
-
 // build brings the kernel to the layout with all elements in one
 // transaction: it creates the table, or adopts the one an earlier process
 // left (see adopt.go). A batch the kernel refuses because the ruleset changed

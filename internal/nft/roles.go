@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/google/nftables/binaryutil"
@@ -355,4 +356,17 @@ func pickList(s setDef, l firewall.Lists) ipnet.Set {
 		}
 	}
 	return ipnet.Set{}
+}
+
+// checkRoles refuses role lists without the objects to hold them.
+func (b *Backend) checkRoles(l firewall.Lists) error {
+	switch {
+	case !b.cfg.Monitor && !l.Monitor.IsEmpty():
+		return errors.New("nftables apply: monitor entries, but the table was built without monitor sets")
+	case !b.cfg.Outbound && !l.Out.IsEmpty():
+		return errors.New("nftables apply: outbound entries, but the table was built without outbound sets")
+	case len(l.Scoped) > len(b.cfg.Scopes):
+		return fmt.Errorf("nftables apply: %d scoped lists for %d scopes", len(l.Scoped), len(b.cfg.Scopes))
+	}
+	return nil
 }
