@@ -62,6 +62,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-feed-protocol", `:4: feeds[0].protocols[1]: "gre" is not one of dccp, icmp, icmpv6, sctp, tcp, udp, udplite`},
 		{"invalid-feed-ports-icmp", `:4: feeds[0].ports: none of the protocols has ports; add tcp, udp, sctp, dccp or udplite, or drop the ports`},
 		{"invalid-feed-scope-monitor", `:5: feeds[0].ports: ports and protocols scope an enforcing feed; a monitor feed watches all traffic from its entries`},
+		{"invalid-feed-scope-iptables", `:6: feeds[0].ports: a scope (ports, protocols) needs firewall.backend: nftables`},
 		{"invalid-feed-scope-outbound", `:4: feeds[0].direction: ports and protocols scope inbound traffic only; both is not inbound`},
 		{"invalid-feed-url", `:3: feeds[0].url: "ftp://lists.example/drop.txt" is not an http:// or https:// URL`},
 		{"invalid-feed-file-relative", `:3: feeds[0].file: "blacklist.txt" is not an absolute path`},
