@@ -130,7 +130,7 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 		if err != nil {
 			return res, err
 		}
-		if err := b.Apply(a, ipnet.Set{}); err != nil {
+		if err := b.Apply(firewall.Lists{Block: a, Allow: ipnet.Set{}}); err != nil {
 			return res, err
 		}
 	}

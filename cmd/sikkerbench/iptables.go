@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"log/slog"
 	"time"
 
@@ -41,7 +42,7 @@ func runIptables(res result, ns, method string, a, next ipnet.Set, slab0 int64) 
 	if err != nil {
 		return res, err
 	}
-	if err := b.Apply(a, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: a, Allow: ipnet.Set{}}); err != nil {
 		return res, err
 	}
 	if method != "ipt-full" {
@@ -51,7 +52,7 @@ func runIptables(res result, ns, method string, a, next ipnet.Set, slab0 int64) 
 	ops = ops[:0]
 	resetHWM()
 	start := time.Now()
-	err = b.Apply(next, ipnet.Set{})
+	err = b.Apply(firewall.Lists{Block: next, Allow: ipnet.Set{}})
 	res.Wall = time.Since(start)
 	if err != nil {
 		return res, err

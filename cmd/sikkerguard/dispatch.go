@@ -229,7 +229,7 @@ const lockWait = 60 * time.Second
 
 // newFirewall opens the configured backend from the registry.
 func newFirewall(cfg config.Config, log *slog.Logger) (firewall.Firewall, error) {
-	return firewall.Open(cfg.Firewall.Backend, cfg.Firewall.Settings(), log)
+	return firewall.Open(cfg.Firewall.Backend, cfg.FirewallSettings(), log)
 }
 
 // cleanup removes the kernel objects of every backend, whichever is

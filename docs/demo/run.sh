@@ -8,9 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BIN=${BIN:-bin}
-HOST=sgdemo-host ATTACKER=sgdemo-attacker FRIEND=sgdemo-friend
+# DEMO_NAME renames the namespaces and the state directory, so that two
+# demos can run side by side.
+DEMO_NAME=${DEMO_NAME:-sgdemo}
+HOST=$DEMO_NAME-host ATTACKER=$DEMO_NAME-attacker FRIEND=$DEMO_NAME-friend
 KEY=sk_free_demo0000000000000000
 STATE=/run/sikkerguard-demo
+[ "$DEMO_NAME" = sgdemo ] || STATE=/run/sikkerguard-$DEMO_NAME
 MOCK_PID="" BUS_PID="" DAEMON_PID="" TMP=""
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -61,10 +65,12 @@ BUS_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/bus.addr" ] && break; sleep 0.1; done
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TMP/bus"
 
-bold "Starting sikkerguard in $HOST (the daemon, as systemd would run it) with a second feed, local"
+bold "Starting sikkerguard in $HOST (the daemon, as systemd would run it) with a second feed, local, and a monitor feed on trial"
 install -d -m 750 "$STATE"
 install -m 640 docs/demo/local.txt "$STATE/local.txt"
-ip netns exec $HOST env SIKKER_API_KEY="$KEY" "$BIN/sikkerguard" -c docs/demo/sikkerguard.yaml > "$TMP/daemon.log" 2>&1 &
+install -m 640 docs/demo/trial.txt "$STATE/trial.txt"
+sed "s|/run/sikkerguard-demo|$STATE|g" docs/demo/sikkerguard.yaml > "$TMP/sikkerguard.yaml"
+ip netns exec $HOST env SIKKER_API_KEY="$KEY" "$BIN/sikkerguard" -c "$TMP/sikkerguard.yaml" > "$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do grep -q "Firewall ready" "$TMP/daemon.log" && break; sleep 0.1; done
 grep -E "Score threshold|Safety whitelist|Blocking|Firewall ready" "$TMP/daemon.log" | sed 's/^/  /'
@@ -90,11 +96,14 @@ in_ns $ATTACKER ip addr add 203.0.113.5/32 dev eth0
 in_ns $ATTACKER ip route add 192.0.2.1/32 dev eth0 src 203.0.113.5
 knock $ATTACKER 192.0.2.1 22
 knock $ATTACKER 192.0.2.1 3389
+bold "The host itself tries to reach the listed attacker: counted and logged as OUTBOUND"
+knock $HOST 192.0.2.66 80
 
-bold "What the daemon logged (drops are aggregated per source and port over 10 s windows)"
-for _ in $(seq 150); do grep -q BLOCKED "$TMP/daemon.log" && break; sleep 0.1; done
+bold "What the daemon logged (aggregated per address and port over 10 s windows)"
+for _ in $(seq 150); do grep -q BLOCKED "$TMP/daemon.log" && grep -q WOULD-BLOCK "$TMP/daemon.log" && break; sleep 0.1; done
 sleep 0.5
-grep BLOCKED "$TMP/daemon.log" | sed 's/^/  /'
+grep -E "BLOCKED|WOULD-BLOCK|OUTBOUND" "$TMP/daemon.log" | sed 's/^/  /'
+echo "  (the friend is on the monitor feed \"trial\": it got through, and WOULD-BLOCK says enforcing the feed would cut it off)"
 
 bold "sikkerctl status"
 # status exits 3 while degraded and check exits 1 for a blocked address:
@@ -102,7 +111,7 @@ bold "sikkerctl status"
 "$BIN/sikkerctl" status | sed 's/^/  /' || true
 bold "sikkerctl check 192.0.2.66 (exit 1: blocked)"
 "$BIN/sikkerctl" check 192.0.2.66 | sed 's/^/  /' || true
-bold "sikkerctl check 198.51.100.77 (exit 0: not blocked)"
+bold "sikkerctl check 198.51.100.77 (exit 0: monitored by the trial feed, not blocked)"
 "$BIN/sikkerctl" check 198.51.100.77 | sed 's/^/  /'
 bold "sikkerctl top"
 "$BIN/sikkerctl" top | sed 's/^/  /'

@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"log/slog"
 	"net/netip"
 	"regexp"
@@ -16,9 +17,9 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
 )
 
-// firewall is what the daemon asks of a backend.
-type firewall interface {
-	Apply(block, allow ipnet.Set) error
+// backendUnderTest is what the daemon asks of a backend.
+type backendUnderTest interface {
+	Apply(l firewall.Lists) error
 	Remove() error
 	Exists() (bool, error)
 }
@@ -27,7 +28,7 @@ type firewall interface {
 // process would.
 type backend struct {
 	name string
-	open func(ns *testnet.NS) (firewall, error)
+	open func(ns *testnet.NS) (backendUnderTest, error)
 	// keepsCounters: a new instance adopts the drop counters as they are;
 	// iptables declares its chains again, which zeroes their counters.
 	keepsCounters bool
@@ -42,13 +43,13 @@ func settings(hook sgfw.Hook) sgfw.Settings {
 
 // backends is every backend and hook the suite runs against.
 var backends = []backend{
-	{"nft-input", func(ns *testnet.NS) (firewall, error) {
+	{"nft-input", func(ns *testnet.NS) (backendUnderTest, error) {
 		return nft.New(settings(nft.HookInput), discard, nft.WithNetNSFd(ns.FD()))
 	}, true},
-	{"nft-prerouting", func(ns *testnet.NS) (firewall, error) {
+	{"nft-prerouting", func(ns *testnet.NS) (backendUnderTest, error) {
 		return nft.New(settings(nft.HookPrerouting), discard, nft.WithNetNSFd(ns.FD()))
 	}, true},
-	{"iptables-INPUT", func(ns *testnet.NS) (firewall, error) {
+	{"iptables-INPUT", func(ns *testnet.NS) (backendUnderTest, error) {
 		return ipset.New(settings(ipset.HookInput), discard, ipset.WithNetNS(ns.Name))
 	}, false},
 }
@@ -86,7 +87,7 @@ func newLab(t *testing.T) lab {
 }
 
 // open returns a new instance of bk working in the lab's firewall namespace.
-func (l lab) open(t *testing.T, bk backend) firewall {
+func (l lab) open(t *testing.T, bk backend) backendUnderTest {
 	t.Helper()
 	fw, err := bk.open(l.Host)
 	if err != nil {

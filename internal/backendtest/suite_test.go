@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"net/netip"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestVerdicts(t *testing.T) {
 	}
 	forEach(t, func(t *testing.T, l lab, bk backend) {
 		fw := l.open(t, bk)
-		if err := fw.Apply(blockList, allowList); err != nil {
+		if err := fw.Apply(firewall.Lists{Block: blockList, Allow: allowList}); err != nil {
 			t.Fatal(err)
 		}
 		l.Host.ServeTCP(netip.AddrPortFrom(testnet.Host4, 5001))
@@ -90,12 +91,12 @@ var listed = []netip.Addr{range4, host4, range6, host6}
 func TestAtomicReplacement(t *testing.T) {
 	forEach(t, func(t *testing.T, l lab, bk backend) {
 		fw := l.open(t, bk)
-		if err := fw.Apply(movingList(0), allowList); err != nil {
+		if err := fw.Apply(firewall.Lists{Block: movingList(0), Allow: allowList}); err != nil {
 			t.Fatal(err)
 		}
 		stop := l.Flood(listed...)
 		for i := 1; i <= 36; i++ {
-			if err := fw.Apply(movingList(i), allowList); err != nil {
+			if err := fw.Apply(firewall.Lists{Block: movingList(i), Allow: allowList}); err != nil {
 				stop()
 				t.Fatalf("replacement %d: %v", i, err)
 			}
@@ -107,7 +108,7 @@ func TestAtomicReplacement(t *testing.T) {
 			}
 		}
 		last := ipnet.Union(movingList(36), set("192.0.2.77/32", "2001:db8:1::77/128"))
-		if err := fw.Apply(last, allowList); err != nil {
+		if err := fw.Apply(firewall.Lists{Block: last, Allow: allowList}); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range []netip.Addr{new4, new6} {
@@ -123,13 +124,13 @@ func TestAtomicReplacement(t *testing.T) {
 // as the first instance did: no duplicated rule, chain or set.
 func TestAdoptAfterCrash(t *testing.T) {
 	forEach(t, func(t *testing.T, l lab, bk backend) {
-		if err := l.open(t, bk).Apply(movingList(0), allowList); err != nil {
+		if err := l.open(t, bk).Apply(firewall.Lists{Block: movingList(0), Allow: allowList}); err != nil {
 			t.Fatal(err)
 		}
 		first := layout(t, l.Host)
 		stop := l.Flood(listed...)
 		for i, list := range []int{1, 2, 4, 3, 0} {
-			if err := l.open(t, bk).Apply(movingList(list), allowList); err != nil {
+			if err := l.open(t, bk).Apply(firewall.Lists{Block: movingList(list), Allow: allowList}); err != nil {
 				stop()
 				t.Fatalf("restart %d: %v", i+1, err)
 			}
@@ -165,12 +166,12 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 
 		a := l.open(t, bk)
 		for _, i := range []int{0, 1, 2} {
-			if err := a.Apply(movingList(i), allowList); err != nil {
+			if err := a.Apply(firewall.Lists{Block: movingList(i), Allow: allowList}); err != nil {
 				t.Fatalf("apply list %d: %v", i, err)
 			}
 		}
 		b := l.open(t, bk)
-		if err := b.Apply(movingList(3), allowList); err != nil {
+		if err := b.Apply(firewall.Lists{Block: movingList(3), Allow: allowList}); err != nil {
 			t.Fatalf("adopt: %v", err)
 		}
 		if ok, err := b.Exists(); err != nil || !ok {
@@ -180,7 +181,7 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 			t.Fatal("the ruleset did not change while lists were loaded")
 		}
 		// Both instances remove; the second call finds nothing.
-		for _, fw := range []firewall{b, a} {
+		for _, fw := range []backendUnderTest{b, a} {
 			if err := fw.Remove(); err != nil {
 				t.Fatalf("Remove: %v", err)
 			}

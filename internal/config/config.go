@@ -85,6 +85,9 @@ type API struct {
 	OnlyASN         []string      `yaml:"only_asn"`         // "AS123" form after Validate
 	ExceptASN       []string      `yaml:"except_asn"`       // "AS123" form after Validate
 	MinSeverity     string        `yaml:"min_severity"`
+	// Mode is ModeEnforce or ModeMonitor, as for a feed; "" is
+	// ModeEnforce.
+	Mode string `yaml:"mode"`
 }
 
 // Feed is an extra blocklist source: exactly one of URL or File is set.
@@ -96,7 +99,25 @@ type Feed struct {
 	// TokenFile holds a bearer token sent in the Authorization header of a
 	// URL feed (a fleet hub's token); "" sends none.
 	TokenFile string `yaml:"token_file,omitempty"`
+	// Mode is ModeEnforce (drop) or ModeMonitor (count and log only);
+	// "" is ModeEnforce (see Roles).
+	Mode string `yaml:"mode,omitempty"`
+	// Direction is DirInbound, DirOutbound or DirBoth; "" is DirInbound.
+	Direction string `yaml:"direction,omitempty"`
+	// Ports and Protocols scope the feed to some traffic (FeedScope);
+	// empty means all of it.
+	Ports     []string `yaml:"ports,omitempty"`
+	Protocols []string `yaml:"protocols,omitempty"`
 }
+
+// Feed modes and directions.
+const (
+	ModeEnforce = "enforce"
+	ModeMonitor = "monitor"
+	DirInbound  = "inbound"
+	DirOutbound = "outbound"
+	DirBoth     = "both"
+)
 
 // Firewall selects the kernel backend and how blocked packets are treated.
 type Firewall struct {
@@ -195,6 +216,7 @@ func Default() Config {
 			Limit:        0,
 			PullInterval: 24 * time.Hour,
 			IPVersion:    IPVersionMixed,
+			Mode:         ModeEnforce,
 		},
 		Firewall: Firewall{
 			Backend:  BackendNFTables,

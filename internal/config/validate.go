@@ -110,6 +110,7 @@ func (c *Config) validateAPI(p *problems) {
 	if a.MinSeverity != "" {
 		oneOf(p, "api.min_severity", a.MinSeverity, Severities...)
 	}
+	c.validateRole(p, "api", &a.Mode, nil)
 }
 
 func (c *Config) validateFeeds(p *problems) {
@@ -117,6 +118,7 @@ func (c *Config) validateFeeds(p *problems) {
 	for i := range c.Feeds {
 		f := &c.Feeds[i]
 		path := fmt.Sprintf("feeds[%d]", i)
+		c.validateRole(p, path, &f.Mode, f)
 		switch {
 		case f.Name == "":
 			p.add(path+".name", "a name is required")

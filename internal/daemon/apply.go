@@ -58,7 +58,7 @@ func (e enforcer) enforce(ctx context.Context, plan, prev Plan, targets []safety
 			base = &b
 		}
 	}
-	if err := e.fw.Apply(plan.Block, plan.Allow); err != nil {
+	if err := e.fw.Apply(plan.Lists); err != nil {
 		return &ApplyError{Err: err}
 	}
 	if base == nil {
@@ -71,7 +71,7 @@ func (e enforcer) enforce(ctx context.Context, plan, prev Plan, targets []safety
 	if err == nil {
 		err = fmt.Errorf("lost %d targets", len(lost))
 	}
-	return &RollbackError{Lost: err, Restore: e.fw.Apply(prev.Block, prev.Allow)}
+	return &RollbackError{Lost: err, Restore: e.fw.Apply(prev.Lists)}
 }
 
 // commitAccepted saves every accepted candidate as its feed's last good

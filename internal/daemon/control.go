@@ -108,12 +108,6 @@ func (d *Daemon) Status() dbusapi.Status {
 	return st
 }
 
-// namedSet is one feed's list.
-type namedSet struct {
-	name string
-	set  ipnet.Set
-}
-
 // publish refreshes the status snapshot and the bus properties; it runs
 // on the main loop after anything visible changed.
 func (d *Daemon) publish() {
@@ -125,13 +119,11 @@ func (d *Daemon) publish() {
 	a4, _ := d.applied.Block.Addresses()
 	_, r6 := d.applied.Block.Len()
 	st.BlockedIPv4, st.BlockedIPv6 = clampU32(a4), clampU32(uint64(r6))
-	sets := make([]namedSet, 0, len(d.feeds))
 	for _, f := range d.feeds {
 		fs := dbusapi.FeedStatus{Name: f.name, Error: f.problem, State: f.state()}
 		if f.inUse != nil {
 			v4, v6 := f.inUse.Count()
 			fs.Entries, fs.LastPull = clampU32(uint64(v4+v6)), f.inUse.FetchedAt
-			sets = append(sets, namedSet{f.name, f.inUse.Set})
 		}
 		st.Feeds = append(st.Feeds, fs)
 		if at := f.sched.next; st.NextPull.IsZero() || at.Before(st.NextPull) {
@@ -145,12 +137,10 @@ func (d *Daemon) publish() {
 		fs := dbusapi.FeedStatus{Name: config.ManualFeedName, Entries: clampU32(uint64(len(d.manual))), State: dbusapi.FeedOK,
 			LastPull: d.manualInUse.FetchedAt}
 		st.Feeds = append(st.Feeds, fs)
-		sets = append(sets, namedSet{config.ManualFeedName, d.manualInUse.Set})
 	}
 	d.publishHub()
 	d.publishLedger()
 	d.mu.Lock()
-	d.feedSets = sets
 	st.State, st.LastPull, st.Started = dbusapi.State(d.state), d.lastPull, d.started
 	d.status = st
 	d.mu.Unlock()
@@ -291,6 +281,9 @@ func (d *Daemon) explain(a netip.Addr) (bool, string) {
 		msg += "; " + hint
 		return !d.cfg.DryRun, msg
 	}
+	if msg, blocked, ok := d.explainRoles(a, listedBy); ok {
+		return blocked, msg
+	}
 	if len(listedBy) > 0 {
 		if !ipnet.IsGlobal(a) && d.cfg.Safety.StripPrivate {
 			return false, fmt.Sprintf("listed by %s but not blocked: it is not a global address and safety.strip_private is on", strings.Join(listedBy, ", "))
@@ -315,17 +308,18 @@ func describeManual(e manualEntry) string {
 // listedBy names the feeds listing a, with the range that covers it.
 func (d *Daemon) listedBy(a netip.Addr) []string {
 	var out []string
+	roles := d.cfg.Roles()
 	for _, f := range d.feeds {
 		if f.inUse == nil {
 			continue
 		}
 		if r, ok := f.inUse.Set.Lookup(a); ok {
-			out = append(out, fmt.Sprintf("%s (%s)", f.name, r))
+			out = append(out, fmt.Sprintf("%s (%s, %s)", f.name, r, roleText(roles[f.name])))
 		}
 	}
 	if d.manualInUse != nil {
 		if r, ok := d.manualInUse.Set.Lookup(a); ok {
-			out = append(out, fmt.Sprintf("%s (%s)", config.ManualFeedName, r))
+			out = append(out, fmt.Sprintf("%s (%s, %s)", config.ManualFeedName, r, config.ModeEnforce))
 		}
 	}
 	return out

@@ -57,7 +57,7 @@ func TestControlStatusAndCheck(t *testing.T) {
 		blocked bool
 		want    string
 	}{
-		{"203.0.113.9", true, "listed by sikkerapi (203.0.113.0/24); sikkerctl whitelist add 203.0.113.9 lets it through"},
+		{"203.0.113.9", true, "listed by sikkerapi (203.0.113.0/24, enforce); sikkerctl whitelist add 203.0.113.9 lets it through"},
 		{"203.0.113.200", false, "whitelist entry 203.0.113.200/32 in the config file"},
 		{"198.51.100.1", false, "it is a default gateway (safety whitelist)"},
 		{"192.0.2.5", false, "not listed by any feed"},

@@ -46,8 +46,12 @@ func SdNotify(state string) error {
 // Options wire a Daemon. Everything with a default may be left zero.
 type Options struct {
 	Config config.Config
-	Key    config.Secret
-	Log    *slog.Logger
+	// Hits receives the logged hits of every kind (drops, would-block,
+	// outbound) with the feeds listing each address, once per aggregation
+	// window; nil discards them.
+	Hits HitSink
+	Key  config.Secret
+	Log  *slog.Logger
 	// NewFirewall builds the backend for a configuration; with dry_run the
 	// daemon uses its own logging backend instead.
 	NewFirewall func(config.Config) (firewall.Firewall, error)
@@ -134,6 +138,7 @@ type Daemon struct {
 	monitor       *Monitor
 	monitorStop   func()                    // cancels the monitor and waits for its flush
 	allowNow      atomic.Pointer[ipnet.Set] // the allow set in force, for the reporter's filter
+	roleSets      atomic.Pointer[[]roleSet] // the feeds' lists in force with their roles, for the monitor
 	reloadWaiters []chan error
 	pullWaiters   []pullWaiter
 	cmds          chan func()   // control calls, run on the main loop
@@ -149,7 +154,6 @@ type Daemon struct {
 	// bus's goroutines.
 	fwForHealth  firewall.Firewall
 	monForHealth *Monitor
-	feedSets     []namedSet // each feed's list in use, for per-feed drop totals
 	quota        *dbusapi.Quota
 	hubForStatus *hub.Server
 

@@ -43,9 +43,11 @@ type fakeFirewall struct {
 	last, lastAllow ipnet.Set
 	restores        int
 	changes         chan firewall.Change
+	lists           firewall.Lists // the role lists of the last Apply
 }
 
-func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
+func (f *fakeFirewall) Apply(l firewall.Lists) error {
+	block, allow := l.Block, l.Allow
 	f.mu.Lock()
 	stuck, fail, in := f.stuck, f.fail, f.inStuck
 	if stuck != nil {
@@ -63,7 +65,7 @@ func (f *fakeFirewall) Apply(block, allow ipnet.Set) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.block, f.allow = block.Clone(), allow.Clone()
+	f.block, f.allow, f.lists = block.Clone(), allow.Clone(), l
 	f.last, f.lastAllow = f.block, f.allow
 	f.applies++
 	return nil

@@ -32,6 +32,9 @@ type FeedInput struct {
 	// administrator changes them one at a time, so the growth and shrink
 	// checks between two lists do not apply; every merged-list check does.
 	ByHand bool
+	// Role says which list of the plan the feed's entries go to; the zero
+	// value is read as config.EnforceInbound.
+	Role config.Role
 }
 
 // Inputs are everything a decision depends on. Decide reads nothing else.
@@ -45,6 +48,9 @@ type Inputs struct {
 	// out of the merged-list checks.
 	IPv6   bool
 	Limits safety.Limits
+	// Scopes is the number of scopes (config FirewallSettings().Scopes):
+	// the plan has one scoped list per scope.
+	Scopes int
 }
 
 // FeedVerdict is what the decision made of one feed.
@@ -147,27 +153,90 @@ func judge(f FeedInput, lim safety.Limits) error {
 	return safety.CheckList(prev, next, lim)
 }
 
+// planOf splits the feeds in use by role: enforcing inbound feeds make the
+// blocklist (BuildPlan), monitor feeds the monitor list, feeds with
+// direction outbound or both the outbound list, scoped feeds their
+// scope's list. Every list is stripped and loses the never-block set like
+// the blocklist; the monitor and scoped lists also lose what the
+// blocklist drops anyway, since an enforcing feed's entry is dropped
+// whatever a monitor feed says.
 func planOf(feeds []FeedVerdict, in Inputs) Plan {
-	snaps := make([]*feed.Snapshot, 0, len(feeds))
-	for _, f := range feeds {
-		if f.InUse != nil {
-			snaps = append(snaps, f.InUse)
+	var block, monitor, out []*feed.Snapshot
+	scoped := make([][]ipnet.Set, in.Scopes)
+	for i, f := range feeds {
+		if f.InUse == nil {
+			continue
+		}
+		r := roleOf(in.Feeds, i)
+		switch {
+		case r.Mode == config.ModeMonitor:
+			monitor = append(monitor, f.InUse)
+			continue
+		case r.Outbound():
+			out = append(out, f.InUse)
+		}
+		switch {
+		case !r.Inbound():
+		case r.Scope >= 0 && r.Scope < in.Scopes:
+			scoped[r.Scope] = append(scoped[r.Scope], f.InUse.Set)
+		default:
+			block = append(block, f.InUse)
 		}
 	}
-	p := BuildPlan(snaps, in.Never, in.StripPrivate)
-	if !in.IPv6 {
-		p.Block = p.Block.Family(ipnet.IPv4)
+	p := BuildPlan(block, in.Never, in.StripPrivate)
+	p.Monitor, _ = guarded(union(monitor), ipnet.Union(p.Allow, p.Block), in.StripPrivate)
+	p.Out, _ = guarded(union(out), p.Allow, in.StripPrivate)
+	if in.Scopes > 0 {
+		p.Scoped = make([]ipnet.Set, in.Scopes)
+		for i, sets := range scoped {
+			p.Scoped[i], _ = guarded(ipnet.Union(sets...), ipnet.Union(p.Allow, p.Block), in.StripPrivate)
+		}
 	}
+	p.Lists = p.Lists.Family(in.IPv6)
 	return p
 }
 
+func roleOf(feeds []FeedInput, i int) config.Role {
+	if i >= len(feeds) || feeds[i].Role.Mode == "" {
+		return config.EnforceInbound
+	}
+	return feeds[i].Role
+}
+
+func union(snaps []*feed.Snapshot) ipnet.Set {
+	sets := make([]ipnet.Set, len(snaps))
+	for i, s := range snaps {
+		sets[i] = s.Set
+	}
+	return ipnet.Union(sets...)
+}
+
+// checkPlan applies the merged-list checks to every list of the plan: a
+// monitor or outbound list is held to the same limits as the blocklist.
 func checkPlan(p Plan, in Inputs) error {
 	if err := safety.CheckPlan(p.Block, in.Limits); err != nil {
 		return fmt.Errorf("merged list: %w", err)
+	}
+	for _, l := range []struct {
+		name string
+		set  ipnet.Set
+	}{{"monitor list", p.Monitor}, {"outbound list", p.Out}} {
+		if err := safety.CheckPlan(l.set, in.Limits); err != nil {
+			return fmt.Errorf("merged %s: %w", l.name, err)
+		}
+	}
+	for i, s := range p.Scoped {
+		if err := safety.CheckPlan(s, in.Limits); err != nil {
+			return fmt.Errorf("merged list of scope %d: %w", i, err)
+		}
 	}
 	return nil
 }
 
 // Empty is the plan of a host that enforces nothing yet: the table and its
 // allow set, with an empty blocklist.
-func (p Plan) Empty() Plan { return Plan{Allow: p.Allow} }
+func (p Plan) Empty() Plan {
+	var e Plan
+	e.Allow = p.Allow
+	return e
+}

@@ -14,8 +14,8 @@ import (
 // it logs what it would do and never touches the kernel.
 type dryRunFirewall struct{ log *slog.Logger }
 
-func (f dryRunFirewall) Apply(block, allow ipnet.Set) error {
-	logDryRun(f.log, Plan{Block: block, Allow: allow})
+func (f dryRunFirewall) Apply(l firewall.Lists) error {
+	logDryRun(f.log, Plan{Lists: l})
 	return nil
 }
 
@@ -46,6 +46,16 @@ func logDryRun(log *slog.Logger, p Plan) {
 	}
 	w4, w6 := p.Allow.Len()
 	log.Info("Dry run: would always accept", "ranges_ipv4", w4, "ranges_ipv6", w6)
+	if p.Extra() {
+		m4, m6 := p.Monitor.Len()
+		o4, o6 := p.Out.Len()
+		sc := 0
+		for _, s := range p.Scoped {
+			v4, v6 := s.Len()
+			sc += v4 + v6
+		}
+		log.Info("Dry run: would watch and block by role", "monitor_ranges", m4+m6, "outbound_ranges", o4+o6, "scoped_ranges", sc)
+	}
 }
 
 // logBlocking writes the contract's "Blocking N IPs" line for the list in

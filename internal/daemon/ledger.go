@@ -10,7 +10,6 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/ledger"
-	"github.com/sikkerapi/sikkerguard/internal/nflog"
 )
 
 // LedgerFile holds the feeds' value ledger in the state directory.
@@ -77,8 +76,12 @@ func (d *Daemon) Feeds() []ledger.Record {
 func (d *Daemon) publishLedger() {
 	now := d.o.Now()
 	facts := make([]ledger.Facts, 0, len(d.feeds)+1)
+	roles := d.cfg.Roles()
 	for _, f := range d.feeds {
 		fa := ledger.Facts{Name: f.name, Mode: ledger.ModeEnforce}
+		if roles[f.name].Mode == config.ModeMonitor {
+			fa.Mode = ledger.ModeMonitor
+		}
 		if f.inUse != nil {
 			if f.hashed != f.inUse {
 				f.hashed, f.listHash, f.newest = f.inUse, listHash(f.inUse), newestSeen(f.inUse)
@@ -143,27 +146,14 @@ func newestSeen(s *feed.Snapshot) time.Time {
 	return newest
 }
 
-// countHit gives the ledger one event of the drop log, with the feeds
-// listing its address. It runs on the monitor's goroutine, so it reads the
-// lists through the locked snapshot publish keeps.
-func (d *Daemon) countHit(ev nflog.Event) {
-	src := ev.Src.Unmap()
-	d.mu.Lock()
-	sets := d.feedSets
-	d.mu.Unlock()
-	var names []string
-	for _, s := range sets {
-		if s.set.Contains(src) {
-			names = append(names, s.name)
-		}
+// takeHit gives the ledger one window's hit of one address and port,
+// with the feeds whose role list holds it, and passes it on to
+// Options.Hits. It runs on the monitor's goroutine.
+func (d *Daemon) takeHit(h Hit) {
+	if k, ok := ledger.ParseKind(h.Kind); ok && len(h.Feeds) > 0 {
+		d.ledger.Add(ledger.Hit{Kind: k, Addr: h.Addr, Feeds: h.Feeds, Packets: h.Packets, Time: h.Time})
 	}
-	if len(names) > 0 {
-		d.ledger.Add(ledger.Hit{Kind: hitKind(ev), Addr: src, Feeds: names, Packets: 1, Time: ev.Time})
+	if d.o.Hits != nil {
+		d.o.Hits(h)
 	}
-}
-
-// hitKind tells what a logged packet was from the prefix of the rule that
-// logged it. The inbound drop rules are the only ones that log for now.
-func hitKind(nflog.Event) ledger.Kind {
-	return ledger.Drop
 }

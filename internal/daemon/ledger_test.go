@@ -8,7 +8,6 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/ledger"
-	"github.com/sikkerapi/sikkerguard/internal/nflog"
 )
 
 // ledgerDaemon is a daemon with two feeds in force, a and b, that share
@@ -23,6 +22,7 @@ func ledgerDaemon(t *testing.T, dir string, now time.Time) *Daemon {
 	a.FetchedAt, b.FetchedAt = now.Add(-time.Hour), now.Add(-time.Hour)
 	b.Entries = []feed.Entry{{Prefix: netip.MustParsePrefix("45.0.0.1/32"), LastSeen: now.Add(-2 * time.Hour)}}
 	d.feeds = []*feedState{{name: "a", inUse: a}, {name: "b", inUse: b}}
+	d.noteRoles()
 	d.publish()
 	return d
 }
@@ -45,7 +45,8 @@ func TestDropsReachTheLedger(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	d := ledgerDaemon(t, dir, now)
 	for _, src := range []string{"45.0.0.1", "45.0.0.3", "45.0.0.3", "198.51.100.1", "::ffff:45.0.0.5"} {
-		d.countHit(nflog.Event{Src: netip.MustParseAddr(src), Time: now})
+		a := netip.MustParseAddr(src).Unmap()
+		d.takeHit(Hit{Kind: HitDrop, Addr: a, Feeds: d.resolveFeeds(HitDrop, a), Packets: 1, Time: now})
 	}
 	d.ledger.Pulled("a", true, now)
 	check := func(d *Daemon) {
@@ -75,8 +76,9 @@ func TestLedgerSurvivesARestart(t *testing.T) {
 	l := newLab(t, "203.0.113.7\n")
 	d, stop := l.start(nil)
 	l.note.waitCount(t, "READY=1", 1)
-	// What the monitor hands over for each logged packet.
-	d.countHit(nflog.Event{Src: netip.MustParseAddr("203.0.113.7"), Time: time.Now()})
+	// What the monitor hands over for each window's address.
+	a := netip.MustParseAddr("203.0.113.7")
+	d.takeHit(Hit{Kind: HitDrop, Addr: a, Feeds: d.resolveFeeds(HitDrop, a), Packets: 1, Time: time.Now()})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

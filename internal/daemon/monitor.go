@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/hub"
 	"github.com/sikkerapi/sikkerguard/internal/nflog"
 	"github.com/sikkerapi/sikkerguard/internal/report"
@@ -20,12 +21,12 @@ import (
 
 // Drop monitoring defaults.
 const (
-	DropsFile           = "drops.json"    // block statistics in the state directory
-	DefaultSaveEvery    = time.Minute     // how often the totals are written
-	DefaultFlushTimeout = 5 * time.Second // last report attempt on stop
-	DefaultRetryMin     = time.Second     // first wait before the listener is reopened
-	DefaultRetryMax     = 2 * time.Minute // longest wait between reopen attempts
-	dropLogPrefix       = "sikkerguard: " // the prefix both backends give their log rules
+	DropsFile           = "drops.json"           // block statistics in the state directory
+	DefaultSaveEvery    = time.Minute            // how often the totals are written
+	DefaultFlushTimeout = 5 * time.Second        // last report attempt on stop
+	DefaultRetryMin     = time.Second            // first wait before the listener is reopened
+	DefaultRetryMax     = 2 * time.Minute        // longest wait between reopen attempts
+	dropLogPrefix       = firewall.LogPrefixDrop // the prefix both backends give their blocklist's log rules
 	minTick             = 10 * time.Millisecond
 )
 
@@ -49,10 +50,12 @@ type MonitorOptions struct {
 	FlushTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff of a failing listener.
 	RetryMin, RetryMax time.Duration
-	// OnEvent, when set, sees every logged packet after the totals have
-	// counted it (the daemon's feed ledger); it runs on the listener's
-	// goroutine and must be quick.
-	OnEvent func(nflog.Event)
+	// Feeds names the feeds listing an address, for the feed=NAME of the
+	// role lines and for the hits; nil names none.
+	Feeds FeedResolver
+	// Hits receives every window's hits of every kind (drops included);
+	// nil discards them.
+	Hits HitSink
 }
 
 // MonitorStats is what drop monitoring saw since NewMonitor. The listener
@@ -106,6 +109,7 @@ type Monitor struct {
 	opt   MonitorOptions
 	group uint16
 	agg   *nflog.Aggregator
+	roles *roleLog     // WOULD-BLOCK, OUTBOUND and BLOCKED-OUT lines
 	rep   dropReporter // nil: reporting off
 	// fleet is rep when it is this host's own SikkerAPI reporter: a hub
 	// adds its hosts' events to it, deduplicated with its own.
@@ -164,6 +168,7 @@ func NewMonitor(cfg config.Config, key config.Secret, log *slog.Logger, opt Moni
 	m.agg = nflog.NewAggregator(nflog.AggregatorConfig{
 		Window: opt.Window, Services: cfg.PortServices(), StatePath: statePath, Now: opt.Now,
 	}, log)
+	m.roles = newRoleLog(log, cfg.PortServices(), opt.Feeds)
 	if m.group == 0 || !reportingWanted(cfg, key) {
 		return m, nil
 	}
@@ -276,7 +281,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.finish(context.WithoutCancel(ctx))
 			return nil
 		case <-tick.C:
-			m.hand(m.agg.Tick())
+			if w := m.agg.Tick(); w != nil {
+				m.hand(w)
+				m.emit(w)
+			}
 		case <-save.C:
 			m.save()
 		}
@@ -299,7 +307,9 @@ func (m *Monitor) save() {
 // finish ends the last window and flushes totals and reports within
 // FlushTimeout.
 func (m *Monitor) finish(ctx context.Context) {
-	m.hand(m.agg.Flush())
+	w := m.agg.Flush()
+	m.hand(w)
+	m.emit(w)
 	m.save()
 	if m.rep == nil {
 		return
@@ -338,7 +348,7 @@ func (m *Monitor) listen(ctx context.Context) {
 // listenOnce opens one listener and runs it until it stops. A listener
 // that ran for RetryMax resets the backoff: its failure is a new incident.
 func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
-	l, err := nflog.Open(nflog.Config{Group: m.group, Prefix: dropLogPrefix, NetNSFd: m.opt.NetNSFd, Now: m.opt.Now}, m.log)
+	l, err := nflog.Open(nflog.Config{Group: m.group, Prefix: dropLogPrefix, Prefixes: rolePrefixes, NetNSFd: m.opt.NetNSFd, Now: m.opt.Now}, m.log)
 	if err != nil {
 		return err
 	}
@@ -360,14 +370,6 @@ func (m *Monitor) listenOnce(ctx context.Context, delay *time.Duration) error {
 		err = errors.New("nflog listener stopped")
 	}
 	return errors.Join(err, cerr)
-}
-
-// add counts one logged packet.
-func (m *Monitor) add(ev nflog.Event) {
-	m.agg.Add(ev)
-	if m.opt.OnEvent != nil {
-		m.opt.OnEvent(ev)
-	}
 }
 
 func addListenerStats(a, b nflog.Stats) nflog.Stats {

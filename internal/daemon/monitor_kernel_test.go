@@ -70,7 +70,7 @@ func newMonLab(t *testing.T, rate uint32, blocked ...netip.Addr) *monLab {
 			t.Errorf("remove table: %v", err)
 		}
 	})
-	if err := b.Apply(ipnet.FromAddrs(blocked...), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: ipnet.FromAddrs(blocked...), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	l.backend = b

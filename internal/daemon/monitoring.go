@@ -11,7 +11,7 @@ func (d *Daemon) startMonitor(ctx context.Context) {
 	if d.cfg.DryRun {
 		return // nothing is dropped, so nothing is logged or reported
 	}
-	m, err := NewMonitor(d.cfg, d.key, d.log, MonitorOptions{Filter: d.reportable, OnEvent: d.countHit})
+	m, err := NewMonitor(d.cfg, d.key, d.log, MonitorOptions{Filter: d.reportable, Feeds: d.resolveFeeds, Hits: d.takeHit})
 	if err != nil {
 		d.log.Error("drop monitoring unavailable", "err", err)
 		return

@@ -67,9 +67,11 @@ func Once(ctx context.Context, o OnceOptions) error {
 		srcs[i] = src
 	}
 	snaps, errs := fetchAll(ctx, srcs)
-	in := Inputs{Never: protect.never().Set(), StripPrivate: cfg.Safety.StripPrivate, IPv6: cfg.Firewall.IPv6, Limits: LimitsOf(cfg)}
+	in := Inputs{Never: protect.never().Set(), StripPrivate: cfg.Safety.StripPrivate, IPv6: cfg.Firewall.IPv6, Limits: LimitsOf(cfg),
+		Scopes: len(cfg.FirewallSettings().Scopes)}
+	roles := cfg.Roles()
 	for i, s := range specs {
-		f := FeedInput{Name: s.Name, Accepted: srcs[i].Last(), MayBeEmpty: s.Feed.File != ""}
+		f := FeedInput{Name: s.Name, Accepted: srcs[i].Last(), MayBeEmpty: s.Feed.File != "", Role: roles[s.Name]}
 		logPull(log, s.Name, snaps[i], errs[i])
 		if errs[i] == nil {
 			f.Candidate = snaps[i]
@@ -88,7 +90,7 @@ func Once(ctx context.Context, o OnceOptions) error {
 	prevIn := in
 	prevIn.Feeds = make([]FeedInput, len(in.Feeds))
 	for i, f := range in.Feeds {
-		prevIn.Feeds[i] = FeedInput{Name: f.Name, Candidate: f.Accepted, MayBeEmpty: f.MayBeEmpty, ByHand: f.ByHand}
+		prevIn.Feeds[i] = FeedInput{Name: f.Name, Candidate: f.Accepted, MayBeEmpty: f.MayBeEmpty, ByHand: f.ByHand, Role: f.Role}
 	}
 	prev, perr := Decide(prevIn)
 	if perr != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
@@ -32,9 +33,11 @@ func fetchAll(ctx context.Context, srcs []*feed.CachedSource) (snaps []*feed.Sna
 }
 
 // Plan is what the firewall should hold.
+// Block is the union of the enforcing inbound feeds, stripped and
+// whitelisted; Allow is accepted before any list is consulted; the role
+// lists (Monitor, Out, Scoped) are split by roleLists.
 type Plan struct {
-	Block ipnet.Set // merged: union of the feeds, stripped and whitelisted
-	Allow ipnet.Set // merged: accepted before the blocklist is consulted
+	firewall.Lists
 	// StrippedRanges counts the feed ranges that touched non-global space.
 	StrippedRanges int
 }
@@ -51,12 +54,20 @@ func BuildPlan(snaps []*feed.Snapshot, allow ipnet.Set, stripPrivate bool) Plan 
 	for _, s := range snaps {
 		sets = append(sets, s.Set)
 	}
-	p := Plan{Block: ipnet.Union(sets...), Allow: ipnet.Union(allow, alwaysAllowed)}
-	if stripPrivate {
-		p.Block, p.StrippedRanges = ipnet.StripNonGlobal(p.Block)
-	}
-	p.Block = p.Block.Subtract(p.Allow)
+	var p Plan
+	p.Allow = ipnet.Union(allow, alwaysAllowed)
+	p.Block, p.StrippedRanges = guarded(ipnet.Union(sets...), p.Allow, stripPrivate)
 	return p
+}
+
+// guarded is a merged list with non-global space stripped when asked and
+// the never-block set subtracted: what every list of a plan goes through.
+func guarded(s, never ipnet.Set, stripPrivate bool) (ipnet.Set, int) {
+	n := 0
+	if stripPrivate {
+		s, n = ipnet.StripNonGlobal(s)
+	}
+	return s.Subtract(never), n
 }
 
 // ErrNoFeeds means there is nothing to pull from.

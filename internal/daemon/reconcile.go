@@ -11,10 +11,11 @@ import (
 func (d *Daemon) inputs() Inputs {
 	in := Inputs{
 		Never: d.protect.never().Set(), StripPrivate: d.cfg.Safety.StripPrivate,
-		IPv6: d.cfg.Firewall.IPv6, Limits: LimitsOf(d.cfg),
+		IPv6: d.cfg.Firewall.IPv6, Limits: LimitsOf(d.cfg), Scopes: len(d.cfg.FirewallSettings().Scopes),
 	}
+	roles := d.cfg.Roles()
 	for _, f := range d.feeds {
-		in.Feeds = append(in.Feeds, FeedInput{Name: f.name, Accepted: f.inUse, Candidate: f.pending, MayBeEmpty: f.mayBeEmpty})
+		in.Feeds = append(in.Feeds, FeedInput{Name: f.name, Accepted: f.inUse, Candidate: f.pending, MayBeEmpty: f.mayBeEmpty, Role: roles[f.name]})
 	}
 	if m, ok := d.manualInput(); ok {
 		in.Feeds = append(in.Feeds, m) // always last: see isManual
@@ -57,12 +58,12 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 		plan = plan.Empty() // first start: at least the table and the whitelist
 	}
-	if d.hasApplied && plan.Block.Equal(d.applied.Block) && plan.Allow.Equal(d.applied.Allow) {
+	if d.hasApplied && plan.Lists.Equal(d.applied.Lists) {
 		d.accept(dec)
 		d.updateState()
 		return
 	}
-	if d.badPlan != nil && plan.Block.Equal(d.badPlan.Block) && plan.Allow.Equal(d.badPlan.Allow) {
+	if d.badPlan != nil && plan.Lists.Equal(d.badPlan.Lists) {
 		d.planIssue = "the current lists broke connectivity before; waiting for them to change"
 		d.dropPending()
 		d.updateState()
@@ -142,6 +143,7 @@ func (d *Daemon) dropPending() {
 // setApplied records what the kernel holds now.
 func (d *Daemon) setApplied(plan Plan) {
 	d.applied, d.hasApplied, d.badPlan = plan, true, nil
+	d.noteRoles()
 	allow := plan.Allow
 	d.allowNow.Store(&allow)
 	d.mu.Lock()

@@ -121,9 +121,10 @@ func (d *Daemon) switchFirewall(ctx context.Context, old config.Config) {
 	}
 }
 
-// firewallChanged compares everything a backend is built from.
+// firewallChanged compares everything a backend is built from: the
+// firewall section and the objects the feeds' roles need.
 func firewallChanged(a, b config.Config) bool {
-	return !reflect.DeepEqual(a.Firewall, b.Firewall) || a.DryRun != b.DryRun
+	return !reflect.DeepEqual(a.FirewallSettings(), b.FirewallSettings()) || a.DryRun != b.DryRun
 }
 
 // monitorChanged compares everything drop monitoring and reporting read.

@@ -13,16 +13,14 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
 // Firewall is what the daemon needs from a backend (nftables, iptables or
 // the dry run).
 type Firewall interface {
-	// Apply makes the kernel hold block and allow (both merged), atomically.
-	// The backend keeps the slices: the caller must not modify them.
-	Apply(block, allow ipnet.Set) error
+	// Apply makes the kernel hold the lists, atomically. The backend
+	// keeps the slices: the caller must not modify them.
+	Apply(l Lists) error
 	// Remove deletes everything the backend put in the kernel; idempotent.
 	Remove() error
 	// Intact reports whether the objects the backend installed still stand;
@@ -108,6 +106,14 @@ type Settings struct {
 	LogGroup uint16        // NFLOG group of dropped packets; 0 disables logging
 	LogRate  uint32        // packets logged per LogPer, at least 1
 	LogPer   time.Duration // time.Second, time.Minute, time.Hour or 24h
+	// Monitor builds the objects of monitor feeds (Lists.Monitor).
+	Monitor bool
+	// Outbound builds the drop of the host's own connections to the
+	// destinations of Lists.Out.
+	Outbound bool
+	// Scopes are the distinct scopes of scoped feeds; Lists.Scoped[i]
+	// holds the sources of Scopes[i].
+	Scopes []Scope
 }
 
 // SettingError is one setting a backend cannot build. Field is spelled as

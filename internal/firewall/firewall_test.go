@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
 
 // fake is a backend with two hooks, "in" and "fwd"; reject works only in
@@ -45,11 +43,11 @@ func (f *fake) backend() Backend {
 
 type nopFirewall struct{}
 
-func (nopFirewall) Apply(ipnet.Set, ipnet.Set) error { return nil }
-func (nopFirewall) Remove() error                    { return nil }
-func (nopFirewall) Intact() (bool, error)            { return true, nil }
-func (nopFirewall) Counters() (Counters, error)      { return Counters{}, nil }
-func (nopFirewall) Restore([]netip.Addr) error       { return nil }
+func (nopFirewall) Apply(Lists) error           { return nil }
+func (nopFirewall) Remove() error               { return nil }
+func (nopFirewall) Intact() (bool, error)       { return true, nil }
+func (nopFirewall) Counters() (Counters, error) { return Counters{}, nil }
+func (nopFirewall) Restore([]netip.Addr) error  { return nil }
 func (nopFirewall) Watch(context.Context) (<-chan Change, error) {
 	return nil, nil
 }

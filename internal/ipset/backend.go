@@ -221,8 +221,14 @@ func (b *Backend) run(gen func(*bufio.Writer) error, tool string, args ...string
 // replaces whatever an earlier process left by swapping (adopting the sets
 // and chains without a gap) and installs the rules; later calls send the
 // cheaper of a delta and a full swap. The backend keeps the slices: the
-// caller must not modify them afterwards.
-func (b *Backend) Apply(block, allow ipnet.Set) error {
+// caller must not modify them afterwards. It builds no feed roles (monitor,
+// outbound, scoped: the config refuses them with this backend), so lists
+// for them are an error.
+func (b *Backend) Apply(l firewall.Lists) error {
+	if l.Extra() {
+		return errors.New("ipset apply: monitor, outbound and scoped feeds need the nftables backend")
+	}
+	block, allow := l.Block, l.Allow
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.cfg.IPv6 {

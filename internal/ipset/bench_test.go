@@ -2,6 +2,7 @@ package ipset
 
 import (
 	"fmt"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"os/exec"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func BenchmarkFullRefresh(b *testing.B) {
 	be := benchBackend(b)
 	lists := []ipnet.Set{randomList(1, benchSize), randomList(2, benchSize)}
 	for i := 0; b.Loop(); i++ {
-		if err := be.Apply(lists[i%2], ipnet.Set{}); err != nil {
+		if err := be.Apply(firewall.Lists{Block: lists[i%2], Allow: ipnet.Set{}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -53,13 +54,13 @@ func BenchmarkDelta1Percent(b *testing.B) {
 		s.Merge()
 		lists[k] = s
 	}
-	if err := be.Apply(lists[1], ipnet.Set{}); err != nil {
+	if err := be.Apply(firewall.Lists{Block: lists[1], Allow: ipnet.Set{}}); err != nil {
 		b.Fatal(err)
 	}
 	before := be.stats.delta
 	n := 0
 	for i := 0; b.Loop(); i++ {
-		if err := be.Apply(lists[i%2], ipnet.Set{}); err != nil {
+		if err := be.Apply(firewall.Lists{Block: lists[i%2], Allow: ipnet.Set{}}); err != nil {
 			b.Fatal(err)
 		}
 		n++

@@ -3,6 +3,7 @@ package ipset
 import (
 	"context"
 	"fmt"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Apply(set(blockList...), set(allowList...)); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: set(allowList...)}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -98,7 +99,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 	}
 	// Our own refresh is no change.
 	n := count()
-	if err := b.Apply(set(append(blockList, "192.0.2.77/32")...), set(allowList...)); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(append(blockList, "192.0.2.77/32")...), Allow: set(allowList...)}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

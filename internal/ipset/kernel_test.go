@@ -59,7 +59,7 @@ func (l lab) backend(t *testing.T, cfg testConfig) *Backend {
 func TestBlocksTraffic(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{IPv6: true, LogGroup: 7})
-	if err := b.Apply(set(blockList...), set(allowList...)); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: set(allowList...)}); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := b.Counters(); err != nil || c != (firewall.Counters{}) {
@@ -102,7 +102,7 @@ func TestBlocksTraffic(t *testing.T) {
 func TestRejectAction(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{Action: firewall.ActionReject})
-	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	tcp := netip.AddrPortFrom(testnet.Host4, 5001)
@@ -122,13 +122,13 @@ func TestRejectAction(t *testing.T) {
 func TestDockerUserHook(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{Hooks: []firewall.Hook{HookDockerUser}})
-	err := b.Apply(set(blockList...), ipnet.Set{})
+	err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: ipnet.Set{}})
 	if err == nil || !strings.Contains(err.Error(), "DOCKER-USER: chain not found") {
 		t.Fatalf("Apply without a DOCKER-USER chain: %v", err)
 	}
 	l.Host.MustRun("iptables", "-N", string(HookDockerUser))
 	l.Host.MustRun("iptables", "-A", string(HookDockerUser), "-j", "RETURN")
-	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if first := rulesOf(t, l.Host, "iptables", string(HookDockerUser))[0]; first != "-A DOCKER-USER -m comment --comment sikkerguard -j SIKKERGUARD" {
@@ -176,12 +176,12 @@ func TestRemoveRestoresState(t *testing.T) {
 	cfg := testConfig{Hooks: []firewall.Hook{HookInput, HookForward}, IPv6: true, LogGroup: 3}
 	b := l.backend(t, cfg)
 	for range 2 {
-		if err := b.Apply(set(blockList...), set(allowList...)); err != nil {
+		if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: set(allowList...)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A second Backend adopting the objects must not add a jump either.
-	if err := l.backend(t, cfg).Apply(set(blockList...), set(allowList...)); err != nil {
+	if err := l.backend(t, cfg).Apply(firewall.Lists{Block: set(blockList...), Allow: set(allowList...)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, ipt := range []string{"iptables", "ip6tables"} {
@@ -234,7 +234,7 @@ func movingList(seed uint64, n int, i int) ipnet.Set {
 func TestAtomicReplacement(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{})
-	if err := b.Apply(movingList(0, 2000, 0), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: movingList(0, 2000, 0), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	stop := l.Flood(badAddr4, hostAddr4)
@@ -244,7 +244,7 @@ func TestAtomicReplacement(t *testing.T) {
 			seed++ // a new random list: a full swap
 		}
 		// Same seed, host moved: a delta of a few elements.
-		if err := b.Apply(movingList(seed, 2000, i), ipnet.Set{}); err != nil {
+		if err := b.Apply(firewall.Lists{Block: movingList(seed, 2000, i), Allow: ipnet.Set{}}); err != nil {
 			stop()
 			t.Fatalf("replacement %d: %v", i, err)
 		}
@@ -260,7 +260,7 @@ func TestAtomicReplacement(t *testing.T) {
 		t.Fatal("control: 192.0.2.77 dropped before it was listed")
 	}
 	next := randomList(seed, 2000, "192.0.2.48/28", "192.0.2.70/32", "192.0.2.77/32")
-	if err := b.Apply(next, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: next, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	l.AssertBlocked(t, l.UDP(newAddr4)) // right after Apply returned
@@ -271,12 +271,12 @@ func TestAtomicReplacement(t *testing.T) {
 func TestAdoptWithoutGap(t *testing.T) {
 	l := newLab(t)
 	cfg := testConfig{IPv6: true, LogGroup: 5}
-	if err := l.backend(t, cfg).Apply(movingList(1, 5000, 0), ipnet.Set{}); err != nil {
+	if err := l.backend(t, cfg).Apply(firewall.Lists{Block: movingList(1, 5000, 0), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	stop := l.Flood(badAddr4, hostAddr4)
 	for i := 1; i <= 5; i++ {
-		if err := l.backend(t, cfg).Apply(movingList(uint64(i+1), 5000, i), set(allowList...)); err != nil {
+		if err := l.backend(t, cfg).Apply(firewall.Lists{Block: movingList(uint64(i+1), 5000, i), Allow: set(allowList...)}); err != nil {
 			stop()
 			t.Fatalf("adopt %d: %v", i, err)
 		}
@@ -307,7 +307,7 @@ func TestLargeList(t *testing.T) {
 	if hosts <= 65536 {
 		t.Fatalf("test list has only %d single addresses", hosts)
 	}
-	if err := b.Apply(list, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: list, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]int{SetHosts4: hosts, SetNets4: nets + 1} { // + the sentinel
@@ -319,7 +319,7 @@ func TestLargeList(t *testing.T) {
 	l.AssertBlocked(t, l.UDP(badAddr4)) // with a large list loaded
 	// A 1% change is sent as a delta into the same sets.
 	next := randomList(9, 150_000, "192.0.2.48/28", "192.0.2.70/32")
-	if err := b.Apply(next, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: next, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if b.stats.delta != 1 {
@@ -334,7 +334,7 @@ func TestIntactNoticesFlushedChains(t *testing.T) {
 	b := l.backend(t, cfg)
 	t.Cleanup(func() { b.Remove() })
 	block := ipnet.FromAddrs(badAddr4, badAddr6)
-	if err := b.Apply(block, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: block, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := b.Intact(); err != nil || !ok {
@@ -347,7 +347,7 @@ func TestIntactNoticesFlushedChains(t *testing.T) {
 	}
 	// A fresh backend, as the daemon builds one, puts the jump back once.
 	b2 := l.backend(t, cfg)
-	if err := b2.Apply(block, ipnet.Set{}); err != nil {
+	if err := b2.Apply(firewall.Lists{Block: block, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := b2.Intact(); err != nil || !ok {

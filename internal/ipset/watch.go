@@ -166,7 +166,7 @@ func (b *Backend) Restore([]netip.Addr) error {
 	}
 	b.synced, b.rules = false, false
 	b.mu.Unlock()
-	return b.Apply(block, allow)
+	return b.Apply(firewall.Lists{Block: block, Allow: allow})
 }
 
 // helperMemory is how long the pid of a command the backend ran is

@@ -41,6 +41,16 @@ const (
 var kindNames = map[Kind]string{Drop: "drop", WouldUnsolicited: "would_unsolicited", WouldReply: "would_reply",
 	Outbound: "outbound", BlockedOut: "blocked_out"}
 
+// ParseKind is the Kind of a name String returns.
+func ParseKind(name string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
 func (k Kind) String() string {
 	if s, ok := kindNames[k]; ok {
 		return s

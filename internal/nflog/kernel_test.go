@@ -85,7 +85,7 @@ func TestKernelDropEvents(t *testing.T) {
 			t.Errorf("remove table: %v", err)
 		}
 	})
-	if err := backend.Apply(ipnet.FromAddrs(badAddr4, badAddr6), ipnet.Set{}); err != nil {
+	if err := backend.Apply(firewall.Lists{Block: ipnet.FromAddrs(badAddr4, badAddr6), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 

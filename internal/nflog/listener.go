@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,8 +25,10 @@ const (
 
 // Config selects the NFLOG group and the socket's sizes.
 type Config struct {
-	Group      uint16 // NFLOG group, 1..65535
-	Prefix     string // when set, packets logged with another prefix are ignored
+	Group  uint16 // NFLOG group, 1..65535
+	Prefix string // when set, packets logged with another prefix are ignored
+	// Prefixes are further prefixes accepted beside Prefix.
+	Prefixes   []string
 	CopyRange  uint32 // bytes of each packet copied to userspace; 0 = DefaultCopyRange
 	ReadBuffer int    // socket receive buffer in bytes; 0 = DefaultReadBuffer
 	QueueLen   int    // 0 = DefaultQueueLen
@@ -142,7 +145,7 @@ func (l *Listener) onPacket(a nfl.Attribute) int {
 	if a.Prefix != nil {
 		prefix = strings.TrimRight(*a.Prefix, "\x00")
 	}
-	if l.cfg.Prefix != "" && prefix != l.cfg.Prefix {
+	if l.cfg.Prefix != "" && prefix != l.cfg.Prefix && !slices.Contains(l.cfg.Prefixes, prefix) {
 		l.foreign.Add(1)
 		return 0
 	}

@@ -52,6 +52,8 @@ func FamilyFromEtherType(proto uint16) Family {
 type Event struct {
 	Time      time.Time
 	Src       netip.Addr
+	Dst       netip.Addr
+	SrcPort   uint16 // like DstPort
 	DstPort   uint16 // 0 for ICMP, other protocols and non-first fragments
 	Transport string // TransportTCP, TransportUDP, TransportICMP, TransportICMPv6 or TransportOther
 	ICMPType  uint8  // for ICMP and ICMPv6
@@ -108,7 +110,7 @@ func parse4(p []byte) (Event, error) {
 	if len(p) < ihl {
 		return Event{}, fmt.Errorf("parse IPv4 header: %d bytes, header length %d: %w", len(p), ihl, ErrTruncated)
 	}
-	ev := Event{Src: netip.AddrFrom4([4]byte(p[12:16]))}
+	ev := Event{Src: netip.AddrFrom4([4]byte(p[12:16])), Dst: netip.AddrFrom4([4]byte(p[16:20]))}
 	// Only the first fragment carries the transport header.
 	first := binary.BigEndian.Uint16(p[6:8])&0x1fff == 0
 	return transport(ev, p[9], p[ihl:], first, false)
@@ -118,7 +120,7 @@ func parse6(p []byte) (Event, error) {
 	if len(p) < 40 {
 		return Event{}, fmt.Errorf("parse IPv6 header: %d bytes, need 40: %w", len(p), ErrTruncated)
 	}
-	ev := Event{Src: netip.AddrFrom16([16]byte(p[8:24]))}
+	ev := Event{Src: netip.AddrFrom16([16]byte(p[8:24])), Dst: netip.AddrFrom16([16]byte(p[24:40]))}
 	next, rest := p[6], p[40:]
 	first := true
 	// Each extension header advances by at least 8 bytes, so the loop ends
@@ -177,6 +179,7 @@ func transport(ev Event, proto uint8, l4 []byte, first, v6 bool) (Event, error) 
 		if len(l4) < 4 {
 			return Event{}, fmt.Errorf("parse %s header: %d bytes, need 4: %w", ev.Transport, len(l4), ErrTruncated)
 		}
+		ev.SrcPort = binary.BigEndian.Uint16(l4[0:2])
 		ev.DstPort = binary.BigEndian.Uint16(l4[2:4])
 	default:
 		if len(l4) < 1 {

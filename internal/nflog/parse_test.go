@@ -150,10 +150,31 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
+			got.Dst, got.SrcPort = netip.Addr{}, 0 // TestParseDestination
 			if got != tt.want {
 				t.Errorf("Parse = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseDestination: the destination and the source port, which name
+// the remote end of the host's own connections (OUTBOUND, BLOCKED-OUT) and
+// of replies (WOULD-BLOCK … reply).
+func TestParseDestination(t *testing.T) {
+	got, err := Parse(ip4("198.51.100.1", protoTCP, 5, 0, ports(443, 40000)), FamilyAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Dst != netip.MustParseAddr("192.0.2.1") || got.SrcPort != 443 || got.DstPort != 40000 {
+		t.Errorf("Parse = %+v, want dst 192.0.2.1, ports 443 → 40000", got)
+	}
+	got, err = Parse(ip6("2001:db8::1", nil, protoUDP, ports(53, 5353)), FamilyAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Dst.Is6() || got.SrcPort != 53 || got.DstPort != 5353 {
+		t.Errorf("Parse = %+v, want an IPv6 destination, ports 53 → 5353", got)
 	}
 }
 

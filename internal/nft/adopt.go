@@ -97,8 +97,8 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 	}
 	counters := l.counters()
 	for _, o := range kt.objs {
-		i := slices.Index(counters, o.name)
-		if i >= 0 && o.typ == unix.NFT_OBJECT_COUNTER && o.comment == counterComment(i == 1) {
+		i := slices.IndexFunc(counters, func(d objDef) bool { return d.name == o.name })
+		if i >= 0 && o.typ == unix.NFT_OBJECT_COUNTER && o.comment == counters[i].comment {
 			p.keepObjs[o.name] = true
 		} else {
 			p.delObjs = append(p.delObjs, o)
@@ -106,7 +106,7 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 	}
 	// Base chains first: each wanted hook keeps the first matching chain.
 	reused := map[string]bool{}
-	for _, h := range l.hooks() {
+	for _, h := range l.bases() {
 		for _, kc := range kt.chains {
 			if !reused[kc.name] && baseMatches(kc, h) {
 				p.base[h], reused[kc.name] = kc.name, true
@@ -116,18 +116,18 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 	}
 	verdicts := l.verdictChains()
 	taken := map[string]bool{}
-	for _, name := range verdicts {
-		taken[name] = true
+	for _, c := range verdicts {
+		taken[c.name] = true
 	}
 	for _, kc := range kt.chains {
-		i := slices.Index(verdicts, kc.name)
+		i := slices.IndexFunc(verdicts, func(c chainDef) bool { return c.name == kc.name })
 		switch {
 		case reused[kc.name]:
 			taken[kc.name] = true
 		case kc.base && i < 0:
 			p.lateDel = append(p.lateDel, kc.name)
 			taken[kc.name] = true // it lives until the end of the batch
-		case !kc.base && i >= 0 && kc.comment == verdictComment(l.cfg, i == 1):
+		case !kc.base && i >= 0 && kc.comment == verdicts[i].comment:
 			p.keepChains[kc.name] = true
 		default:
 			// Unwanted regular chains, and chains under a verdict
@@ -135,7 +135,7 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 			p.delChains = append(p.delChains, kc.name)
 		}
 	}
-	for _, h := range l.hooks() {
+	for _, h := range l.bases() {
 		if _, ok := p.base[h]; ok {
 			continue
 		}
@@ -185,27 +185,27 @@ func writeAdoption(b *batch, l layout, p adoption, fill func(*batch)) error {
 		case !p.keepSets[s.name]:
 			addSet(b, s)
 		case s.part != partSingles:
-			flushSet(b, s)
+			flushSet(b, s) // role sets too: refilled from the copy below
 		}
 	}
-	for i, name := range l.counters() {
-		if !p.keepObjs[name] {
-			addCounter(b, name, counterComment(i == 1))
+	for _, o := range l.counters() {
+		if !p.keepObjs[o.name] {
+			addCounter(b, o.name, o.comment)
 		}
 	}
-	for i, name := range l.verdictChains() {
-		if !p.keepChains[name] {
-			addChain(b, name, "", verdictComment(l.cfg, i == 1))
+	for _, c := range l.verdictChains() {
+		if !p.keepChains[c.name] {
+			addChain(b, c.name, "", c.comment)
 		}
-		if err := addVerdictRules(b, l.cfg, name, l.counters()[i]); err != nil {
+		if err := c.rules(b, c.name); err != nil {
 			return err
 		}
 	}
-	for _, h := range l.hooks() {
+	for _, h := range l.bases() {
 		if p.newBase[h] {
 			addChain(b, p.base[h], h, baseComment(h))
 		}
-		if err := addBaseRules(b, l, p.base[h]); err != nil {
+		if err := addBaseRules(b, l, h, p.base[h]); err != nil {
 			return err
 		}
 	}

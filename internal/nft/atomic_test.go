@@ -32,7 +32,7 @@ func randomList(seed uint64, n int, extra ...string) ipnet.Set {
 func TestAtomicReplacement(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{})
-	if err := b.Apply(randomList(0, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: randomList(0, 1000, "192.0.2.48/28"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	stop := l.Flood(badAddr4)
@@ -61,7 +61,7 @@ func TestAtomicReplacement(t *testing.T) {
 	if !l.Delivers(t, l.UDP(newAddr4)) {
 		t.Fatal("control: 192.0.2.77 dropped before it was listed")
 	}
-	if err := b.Apply(randomList(7, 20_000, "192.0.2.48/28", "192.0.2.77/32"), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: randomList(7, 20_000, "192.0.2.48/28", "192.0.2.77/32"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	l.AssertBlocked(t, l.UDP(newAddr4))
@@ -94,7 +94,7 @@ func TestAdoptWithoutGap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
-			if err := l.backend(t, tc.cfg(-1)).Apply(randomList(1, 20_000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
+			if err := l.backend(t, tc.cfg(-1)).Apply(firewall.Lists{Block: randomList(1, 20_000, "192.0.2.48/28"), Allow: ipnet.Set{}}); err != nil {
 				t.Fatal(err)
 			}
 			stop := l.Flood(badAddr4)
@@ -105,7 +105,7 @@ func TestAdoptWithoutGap(t *testing.T) {
 				if i%2 == 0 {
 					src = []string{"192.0.2.50/32", "192.0.2.64/28"}
 				}
-				if err := l.backend(t, tc.cfg(i)).Apply(randomList(uint64(i+2), 20_000, src...), ipnet.Set{}); err != nil {
+				if err := l.backend(t, tc.cfg(i)).Apply(firewall.Lists{Block: randomList(uint64(i+2), 20_000, src...), Allow: ipnet.Set{}}); err != nil {
 					stop()
 					t.Fatalf("adopt %d: %v", i, err)
 				}
@@ -138,17 +138,16 @@ func handles(t *testing.T, ns *testnet.NS) map[string]string {
 func TestAdoptKeepsObjects(t *testing.T) {
 	l := newLab(t)
 	cfg := testConfig{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute}
-	if err := l.backend(t, cfg).Apply(set("192.0.2.0/24", "2001:db8::1/128"), ipnet.Set{}); err != nil {
+	if err := l.backend(t, cfg).Apply(firewall.Lists{Block: set("192.0.2.0/24", "2001:db8::1/128"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	l.AssertBlocked(t, l.UDP(badAddr4)) // count a few drops
 	before := handles(t, l.Host)
 	b := l.backend(t, cfg)
-	if err := b.Apply(set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
-		set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"), Allow: set("192.0.2.55/32", "2001:db8:1::55/128")}); err != nil {
 		t.Fatal(err)
 	}
-	if after := handles(t, l.Host); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 9 {
+	if after := handles(t, l.Host); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 12 {
 		t.Errorf("handles changed by adoption:\n%v\nwant\n%v", after, before)
 	}
 	if d, err := b.Counters(); err != nil || d.Packets4 == 0 {
@@ -204,8 +203,7 @@ func TestAdoptLegacyTable(t *testing.T) {
 		// The legacy table counts its drops in dropped4 too.
 		l.AssertBlocked(t, l.UDP(badAddr4))
 		stop := l.Flood(badAddr4)
-		err := l.backend(t, cfg).Apply(set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
-			set("192.0.2.55/32", "2001:db8:1::55/128"))
+		err := l.backend(t, cfg).Apply(firewall.Lists{Block: set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"), Allow: set("192.0.2.55/32", "2001:db8:1::55/128")})
 		r := stop()
 		if err != nil {
 			t.Fatalf("adopt %d: %v", i, err)
@@ -249,7 +247,7 @@ func TestReplaceForeignTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Apply(set("192.0.2.48/28"), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set("192.0.2.48/28"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "did not create") {
@@ -289,7 +287,7 @@ func TestKillHelper(t *testing.T) {
 			os.Stdout.WriteString("sending " + op + "\n")
 		}
 	}
-	if err := b.Apply(list, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: list, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -308,7 +306,7 @@ func TestKilledMidBatch(t *testing.T) {
 	}{{"generated", 0}, {"sending adopt", 0}, {"sending adopt", 10 * time.Millisecond}, {"sending adopt", 40 * time.Millisecond}, {"", 0}} {
 		// A fresh backend each time: it adopts whatever the last child
 		// left and loads the old list in full.
-		if err := l.backend(t, testConfig{}).Apply(randomList(5, 1000, "192.0.2.48/28"), ipnet.Set{}); err != nil {
+		if err := l.backend(t, testConfig{}).Apply(firewall.Lists{Block: randomList(5, 1000, "192.0.2.48/28"), Allow: ipnet.Set{}}); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$")

@@ -51,6 +51,12 @@ type Backend struct {
 	untrimmed bool
 	block     ipnet.Set // what the kernel holds, valid when built
 	allow     ipnet.Set
+	// extra holds the role lists (Monitor, Out, Scoped) the kernel holds;
+	// its Block and Allow are unused.
+	extra firewall.Lists
+	// pending holds the role lists of the operation under way (Apply,
+	// Restore): set under mu before a build or commit.
+	pending firewall.Lists
 	// moved: singles of an earlier list that the hash sets still hold
 	// although block covers them with a range (see moved.go).
 	moved ipnet.Set
@@ -96,14 +102,22 @@ func (b *Backend) family(s ipnet.Set) ipnet.Set {
 	return s
 }
 
-// Apply makes the kernel hold block and allow (both merged). The first call
+// Apply makes the kernel hold the lists (each merged). The first call
 // builds the table, or adopts one left by an earlier process without a moment
-// unprotected (see adopt.go); it always loads the lists in full. Later calls send the cheaper of a delta and a full replace.
+// unprotected (see adopt.go); it always loads the lists in full. Later calls
+// send the cheaper of a delta and a full replace of the blocklist; a changed
+// whitelist or role list is replaced in full in the same transaction.
 // The backend keeps the slices: the caller must not modify them afterwards.
-func (b *Backend) Apply(block, allow ipnet.Set) error {
+// Role lists the settings did not ask for are an error.
+func (b *Backend) Apply(l firewall.Lists) error {
+	if err := b.checkRoles(l); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	block, allow = b.family(block), b.family(allow)
+	l = l.Family(b.cfg.IPv6)
+	block, allow := l.Block, l.Allow
+	b.pending = l
 	if !b.built {
 		return b.build(block, allow)
 	}
@@ -153,7 +167,7 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	bt := newBatchAt(b.seq, gen)
 	fill := func(bt *batch) {
 		for _, s := range b.lay.sets {
-			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, block, allow))
+			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, block, allow, b.pending))
 		}
 	}
 	op := "build"
@@ -183,7 +197,7 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	if err := b.sendOn(fd, bt, op); err != nil {
 		return err
 	}
-	b.built, b.everBuilt, b.block, b.allow, b.moved = true, true, block, allow, ipnet.Set{}
+	b.built, b.everBuilt, b.block, b.allow, b.moved, b.extra = true, true, block, allow, ipnet.Set{}, b.pending
 	b.recordSignature()
 	if op != "adopt" {
 		b.ws.lost.Store(false) // every set was loaded from the copy just now
@@ -255,8 +269,15 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ip
 		for _, s := range b.lay.sets {
 			if s.part == partAll {
 				flushSet(bt, s)
-				b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, ipnet.Set{}, allow))
+				b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, allow)
 			}
+		}
+	}
+	extra := b.pending
+	for _, s := range b.lay.sets {
+		if s.part == partList && !equalSets(pickList(s, extra), pickList(s, b.extra)) {
+			flushSet(bt, s)
+			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pickList(s, extra))
 		}
 	}
 	var moved ipnet.Set
@@ -269,7 +290,7 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ip
 	if err := b.send(bt, op); err != nil {
 		return err
 	}
-	b.block, b.allow, b.moved = block, allow, moved
+	b.block, b.allow, b.moved, b.extra = block, allow, moved, extra
 	b.log.Info("nftables sets updated", "op", op, "ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6),
 		"moved4", len(moved.V4), "moved6", len(moved.V6))
 	if !moved.IsEmpty() {
@@ -288,7 +309,7 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ip
 func (b *Backend) writeFull(bt *batch, block ipnet.Set) ipnet.Set {
 	moved := movedSingles(b.block, block)
 	for _, s := range b.lay.sets {
-		if s.part != partAll {
+		if s.part.blocks() {
 			flushSet(bt, s)
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, block)
 			if s.part == partSingles {
@@ -314,7 +335,7 @@ func (b *Backend) writeDelta(bt *batch, block, added, removed ipnet.Set) ipnet.S
 		}
 	}
 	for _, s := range b.lay.sets {
-		if s.part != partAll {
+		if s.part.blocks() {
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, added)
 		}
 	}
@@ -322,9 +343,12 @@ func (b *Backend) writeDelta(bt *batch, block, added, removed ipnet.Set) ipnet.S
 }
 
 // pick returns the list a set is filled from.
-func pick(s setDef, block, allow ipnet.Set) ipnet.Set {
-	if s.part == partAll {
+func pick(s setDef, block, allow ipnet.Set, extra firewall.Lists) ipnet.Set {
+	switch s.part {
+	case partAll:
 		return allow
+	case partList:
+		return pickList(s, extra)
 	}
 	return block
 }
@@ -394,6 +418,7 @@ func (b *Backend) Remove() error {
 		return err
 	}
 	b.built, b.everBuilt, b.block, b.allow, b.moved, b.sig = false, false, ipnet.Set{}, ipnet.Set{}, ipnet.Set{}, nil
+	b.extra, b.pending = firewall.Lists{}, firewall.Lists{}
 	return nil
 }
 

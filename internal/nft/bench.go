@@ -36,5 +36,6 @@ func (b *Backend) force(op string, block ipnet.Set, fill func(*batch, ipnet.Set)
 		return errNotBuilt
 	}
 	block = b.family(block)
+	b.pending = b.extra
 	return b.commit(op, block, b.allow, func(bt *batch) ipnet.Set { return fill(bt, block) })
 }

@@ -121,8 +121,11 @@ func (b *Backend) contentIntact(fd int) (bool, error) {
 // interval set (no end for a range reaching the top of the family).
 func (b *Backend) expectedElements(s setDef) int {
 	from := b.block
-	if s.part == partAll {
+	switch s.part {
+	case partAll:
 		from = b.allow
+	case partList:
+		from = pickList(s, b.extra)
 	}
 	n := 0
 	if s.part == partSingles {

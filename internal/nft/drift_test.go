@@ -3,6 +3,7 @@ package nft
 import (
 	"context"
 	"fmt"
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -103,7 +104,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 		b.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	block := randomList(3, 10_000, "192.0.2.48/28", "192.0.2.77/32")
-	if err := b.Apply(block, set("192.0.2.55/32")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: block, Allow: set("192.0.2.55/32")}); err != nil {
 		t.Fatal(err)
 	}
 	r := startRestorer(t, b, newAddr4)
@@ -181,7 +182,7 @@ func TestRestoreAfterForeignChanges(t *testing.T) {
 
 	// Our own transactions are not reported.
 	n = r.count()
-	if err := b.Apply(randomList(4, 10_000, "192.0.2.48/28", "192.0.2.77/32"), set("192.0.2.55/32")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: randomList(4, 10_000, "192.0.2.48/28", "192.0.2.77/32"), Allow: set("192.0.2.55/32")}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -235,7 +236,7 @@ func TestRestoreHotFirstAfterFlushRuleset(t *testing.T) {
 		b.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	block := randomList(5, n, "192.0.2.48/28", "192.0.2.77/32")
-	if err := b.Apply(block, set("192.0.2.55/32")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: block, Allow: set("192.0.2.55/32")}); err != nil {
 		t.Fatal(err)
 	}
 	r := startRestorer(t, b, newAddr4)
@@ -295,7 +296,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func TestIntactCountsElementsWhenUnwatched(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{IPv6: true})
-	if err := b.Apply(randomList(8, 5_000, "192.0.2.48/28", "192.0.2.77/32", "2001:db8:1::bad/128"), set("192.0.2.55/32")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: randomList(8, 5_000, "192.0.2.48/28", "192.0.2.77/32", "2001:db8:1::bad/128"), Allow: set("192.0.2.55/32")}); err != nil {
 		t.Fatal(err)
 	}
 	intact := func() bool {

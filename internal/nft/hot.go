@@ -73,7 +73,7 @@ func (b *Backend) buildHotFirst(fd int, gen uint32, block, allow, hot ipnet.Set)
 		return err
 	}
 	for _, s := range b.lay.sets {
-		b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, hot, allow))
+		b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pick(s, hot, allow, b.pending))
 	}
 	if err := b.sendOn(fd, bt, "build (hot entries first)"); err != nil {
 		return err
@@ -81,11 +81,11 @@ func (b *Backend) buildHotFirst(fd int, gen uint32, block, allow, hot ipnet.Set)
 	// The table stands and drops the active sources. Until the rest is in,
 	// built stays false: whatever comes next (a retried Restore, an Apply)
 	// adopts the table and loads the whole list.
-	b.everBuilt, b.block, b.allow, b.moved = true, block, allow, ipnet.Set{}
+	b.everBuilt, b.block, b.allow, b.moved, b.extra = true, block, allow, ipnet.Set{}, b.pending
 	rest := without(block, hot)
 	bt = b.newBatch()
 	for _, s := range b.lay.sets {
-		if s.part != partAll {
+		if s.part.blocks() {
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, rest)
 		}
 	}

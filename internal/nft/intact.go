@@ -121,5 +121,6 @@ func (b *Backend) Restore(hot []netip.Addr) error {
 		return nil
 	}
 	b.built = false
+	b.pending = b.extra
 	return b.buildHot(b.block, b.allow, covering(b.block, hot))
 }

@@ -61,7 +61,7 @@ func TestBlocksTrafficPerHook(t *testing.T) {
 		t.Run(string(hook), func(t *testing.T) {
 			l := newLab(t)
 			b := l.backend(t, testConfig{Hooks: []firewall.Hook{hook}, IPv6: true, LogGroup: 7})
-			if err := b.Apply(set(blockList...), set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
+			if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: set("192.0.2.55/32", "2001:db8:1::55/128")}); err != nil {
 				t.Fatal(err)
 			}
 			for _, fam := range []struct {
@@ -103,7 +103,7 @@ func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
 		t.Run(string(hook), func(t *testing.T) {
 			l := newLab(t)
 			b := l.backend(t, testConfig{Hooks: []firewall.Hook{hook}, IPv6: true})
-			if err := b.Apply(set("2001:db8:1::/48"), ipnet.Set{}); err != nil {
+			if err := b.Apply(firewall.Lists{Block: set("2001:db8:1::/48"), Allow: ipnet.Set{}}); err != nil {
 				t.Fatal(err)
 			}
 			l.Host.MustRun("ip", "-6", "neigh", "flush", "dev", "fw0")
@@ -125,7 +125,7 @@ func TestNeighbourDiscoveryAcrossBlockedPrefix(t *testing.T) {
 func TestRejectAction(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{Hooks: []firewall.Hook{HookInput}, Action: firewall.ActionReject, IPv6: true})
-	if err := b.Apply(set(blockList...), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	tcp := netip.AddrPortFrom(testnet.Host4, 5001)
@@ -147,8 +147,7 @@ func TestRejectAction(t *testing.T) {
 func TestGolden(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{IPv6: true, LogGroup: 7, LogRate: 20, LogPer: time.Minute})
-	if err := b.Apply(set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"),
-		set("192.0.2.55/32", "2001:db8:1::55/128")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"), Allow: set("192.0.2.55/32", "2001:db8:1::55/128")}); err != nil {
 		t.Fatal(err)
 	}
 	got := l.Host.MustRun("nft", "list", "table", "inet", TableName)
@@ -181,7 +180,7 @@ func TestAddressSpaceEdges(t *testing.T) {
 	b := l.backend(t, testConfig{IPv6: true})
 	all := set("0.0.0.0/0", "::/0").Subtract(set("192.0.2.0/24", "2001:db8::/32"))
 	block := ipnet.Union(all, set("255.255.255.255/32"))
-	if err := b.Apply(block, ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: block, Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -221,7 +220,7 @@ func TestAddressSpaceEdges(t *testing.T) {
 		}
 	}
 	// Traffic from inside the huge IPv4 range is blocked, the hole passes.
-	if err := b.Apply(set("0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/24", "192.0.2.48/28", "192.0.3.0/24", "193.0.0.0/8"), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set("0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/24", "192.0.2.48/28", "192.0.3.0/24", "193.0.0.0/8"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if !l.Delivers(t, l.UDP(goodAddr4)) {
@@ -235,7 +234,7 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 	l.Host.MustRun("nft", "add table inet other { chain c { type filter hook input priority 0; counter; }; }")
 	before := l.Host.MustRun("nft", "list", "ruleset")
 	b := l.backend(t, testConfig{IPv6: true, LogGroup: 3})
-	if err := b.Apply(set(blockList...), set("192.0.2.55/32")); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(blockList...), Allow: set("192.0.2.55/32")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Update(set("192.0.2.0/24")); err != nil {
@@ -263,7 +262,7 @@ func TestRemoveRestoresRuleset(t *testing.T) {
 func TestFailedTransactionKeepsCopy(t *testing.T) {
 	l := newLab(t)
 	b := l.backend(t, testConfig{})
-	if err := b.Apply(set("10.0.0.0/24", "10.0.2.0/24"), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set("10.0.0.0/24", "10.0.2.0/24"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	bad := ipnet.Set{V4: []ipnet.Range4{{Lo: 0x0a010000, Hi: 0x0a0100ff}, {Lo: 0x0a010010, Hi: 0x0a0101ff}}}
@@ -292,7 +291,7 @@ func TestIntactNoticesAFlushedRuleset(t *testing.T) {
 	if ok, err := b.Intact(); err != nil || ok {
 		t.Fatalf("Intact before any Apply = %v, %v; want false", ok, err)
 	}
-	if err := b.Apply(set(badAddr4.String()+"/32"), ipnet.Set{}); err != nil {
+	if err := b.Apply(firewall.Lists{Block: set(badAddr4.String() + "/32"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := b.Intact(); err != nil || !ok {
@@ -305,7 +304,7 @@ func TestIntactNoticesAFlushedRuleset(t *testing.T) {
 	}
 	// A fresh backend, as the daemon builds one, restores it in full.
 	b2 := l.backend(t, cfg)
-	if err := b2.Apply(set(badAddr4.String()+"/32"), ipnet.Set{}); err != nil {
+	if err := b2.Apply(firewall.Lists{Block: set(badAddr4.String() + "/32"), Allow: ipnet.Set{}}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := b2.Intact(); !ok || !hasElement(t, l.Host, SetHosts4, badAddr4.String()) {

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
 	"testing"
 	"time"
 
@@ -26,18 +27,18 @@ func TestMoveBetweenSets(t *testing.T) {
 		}},
 		// Different lists: Apply replaces in full.
 		{"Apply full", func(b *Backend, i int, src []string) error {
-			return b.Apply(randomList(uint64(i+2), 20_000, src...), ipnet.Set{})
+			return b.Apply(firewall.Lists{Block: randomList(uint64(i+2), 20_000, src...), Allow: ipnet.Set{}})
 		}},
 		// The same list but for the moving address: Apply sends a delta.
 		{"Apply delta", func(b *Backend, _ int, src []string) error {
-			return b.Apply(ipnet.Union(randomList(1, 20_000), set(src...)), ipnet.Set{})
+			return b.Apply(firewall.Lists{Block: ipnet.Union(randomList(1, 20_000), set(src...)), Allow: ipnet.Set{}})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
 			sink := l.Sink(badAddr4)
 			b := l.backend(t, testConfig{IPv6: true})
-			if err := b.Apply(randomList(1, 20_000, single...), ipnet.Set{}); err != nil {
+			if err := b.Apply(firewall.Lists{Block: randomList(1, 20_000, single...), Allow: ipnet.Set{}}); err != nil {
 				t.Fatal(err)
 			}
 			stop := l.Flood(badAddr4)

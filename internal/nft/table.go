@@ -26,7 +26,7 @@ const (
 	Counter6   = "dropped6"
 	chainDrop4 = "block4"
 	chainDrop6 = "block6"
-	logPrefix  = "sikkerguard: "
+	logPrefix  = firewall.LogPrefixDrop
 )
 
 // Attribute numbers google/nftables does not export (linux nf_tables.h).
@@ -50,6 +50,9 @@ var hookPrio = map[string]struct {
 	string(HookPrerouting): {unix.NF_INET_PRE_ROUTING, -300},
 	string(HookInput):      {unix.NF_INET_LOCAL_IN, -10},
 	string(HookForward):    {unix.NF_INET_FORWARD, -10},
+	// The base chains of feed roles (roles.go), keyed like hooks.
+	baseWatch:  {unix.NF_INET_PRE_ROUTING, -150},
+	baseOutput: {unix.NF_INET_LOCAL_OUT, -10},
 }
 
 // setDef describes one set of the table.
@@ -58,7 +61,9 @@ type setDef struct {
 	id       uint32 // transaction-local id
 	v6       bool
 	interval bool
-	part     part // which ranges of a list the set holds
+	part     part     // which ranges of a list the set holds
+	list     roleList // for partList: which list
+	scope    int      // for roleScoped: the index in Settings.Scopes
 	comment  string
 }
 
@@ -68,11 +73,15 @@ const (
 	partAll     part = iota // every range (allow sets)
 	partSingles             // ranges of one address (hash sets)
 	partWide                // ranges of two or more addresses (blocklist interval sets)
+	partList                // every range of one of the role lists (roles.go)
 )
 
 func (p part) takes(single bool) bool {
-	return p == partAll || (p == partSingles) == single
+	return p == partAll || p == partList || (p == partSingles) == single
 }
+
+// blocks reports whether the set holds part of the blocklist.
+func (p part) blocks() bool { return p == partSingles || p == partWide }
 
 // layout is the set of objects a Settings value produces.
 type layout struct {
@@ -93,6 +102,7 @@ func newLayout(cfg firewall.Settings) layout {
 		add(SetHosts6, true, partSingles, "sikkerguard: blocked single IPv6 addresses (hash: one element each)")
 		add(SetBlock6, true, partWide, "sikkerguard: blocked IPv6 ranges of two or more addresses")
 	}
+	l.addRoleSets()
 	return l
 }
 
@@ -139,24 +149,46 @@ func verdictComment(cfg firewall.Settings, v6 bool) string {
 }
 
 func baseComment(hook string) string {
+	if c, ok := roleBaseComments[hook]; ok {
+		return c
+	}
 	return fmt.Sprintf("sikkerguard: filter sources at %s, priority %d", hook, hookPrio[hook].prio)
 }
 
-// counters and verdictChains list the named objects and regular chains of
-// the layout, IPv4 first.
-func (l layout) counters() []string {
-	if l.cfg.IPv6 {
-		return []string{Counter4, Counter6}
-	}
-	return []string{Counter4}
+// objDef is a named counter of the layout.
+type objDef struct{ name, comment string }
+
+// chainDef is a regular chain of the layout and how its rules are written.
+type chainDef struct {
+	name, comment string
+	rules         func(b *batch, chain string) error
 }
 
-func (l layout) verdictChains() []string {
+// counters and verdictChains list the named objects and regular chains of
+// the layout, IPv4 first, the roles' after the blocklist's.
+func (l layout) counters() []objDef {
+	out := []objDef{{Counter4, counterComment(false)}}
 	if l.cfg.IPv6 {
-		return []string{chainDrop4, chainDrop6}
+		out = append(out, objDef{Counter6, counterComment(true)})
 	}
-	return []string{chainDrop4}
+	return append(out, l.roleCounters()...)
 }
+
+func (l layout) verdictChains() []chainDef {
+	drop := func(counter string) func(*batch, string) error {
+		return func(b *batch, chain string) error { return addVerdictRules(b, l.cfg, chain, counter) }
+	}
+	out := []chainDef{{chainDrop4, verdictComment(l.cfg, false), drop(Counter4)}}
+	if l.cfg.IPv6 {
+		out = append(out, chainDef{chainDrop6, verdictComment(l.cfg, true), drop(Counter6)})
+	}
+	return append(out, l.roleChains()...)
+}
+
+// bases lists the keys of the base chains: the configured hooks, then
+// the roles' (roles.go). A key names its hook and priority (hookPrio) and
+// the chain of a freshly built table.
+func (l layout) bases() []string { return append(l.hooks(), l.roleBases()...) }
 
 // hooks returns the configured hooks, which also name the base chains.
 func (l layout) hooks() []string {
@@ -171,7 +203,7 @@ func (l layout) hooks() []string {
 // names of a freshly created table.
 func (l layout) hookNames() map[string]string {
 	m := map[string]string{}
-	for _, h := range l.hooks() {
+	for _, h := range l.bases() {
 		m[h] = h
 	}
 	return m
@@ -199,19 +231,19 @@ func buildTable(b *batch, l layout, replace bool) error {
 	for _, s := range l.sets {
 		addSet(b, s)
 	}
-	for i, name := range l.counters() {
-		addCounter(b, name, counterComment(i == 1))
+	for _, o := range l.counters() {
+		addCounter(b, o.name, o.comment)
 	}
 	// Verdict chains first: base chains jump to them.
-	for i, name := range l.verdictChains() {
-		addChain(b, name, "", verdictComment(l.cfg, i == 1))
-		if err := addVerdictRules(b, l.cfg, name, l.counters()[i]); err != nil {
+	for _, c := range l.verdictChains() {
+		addChain(b, c.name, "", c.comment)
+		if err := c.rules(b, c.name); err != nil {
 			return err
 		}
 	}
-	for _, h := range l.hooks() {
+	for _, h := range l.bases() {
 		addChain(b, h, h, baseComment(h))
-		if err := addBaseRules(b, l, h); err != nil {
+		if err := addBaseRules(b, l, h, h); err != nil {
 			return err
 		}
 	}
@@ -352,10 +384,16 @@ func matchFamily(v6 bool) []expr.Any {
 	}
 }
 
-func matchSaddr(v6 bool, s setDef) []expr.Any {
+func matchSaddr(v6 bool, s setDef) []expr.Any { return matchAddr(v6, false, s) }
+
+// matchAddr looks the source (or with dst the destination) address up in s.
+func matchAddr(v6, dst bool, s setDef) []expr.Any {
 	off, n := uint32(12), uint32(4)
 	if v6 {
 		off, n = 8, 16
+	}
+	if dst {
+		off += n
 	}
 	return append(matchFamily(v6),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
@@ -363,8 +401,12 @@ func matchSaddr(v6 bool, s setDef) []expr.Any {
 	)
 }
 
-// addBaseRules fills the base chain named chain.
-func addBaseRules(b *batch, l layout, chain string) error {
+// addBaseRules fills the base chain named chain, which sits at the hook or
+// role base of key hook.
+func addBaseRules(b *batch, l layout, hook, chain string) error {
+	if isRoleBase(hook) {
+		return addRoleBaseRules(b, l, hook, chain)
+	}
 	if l.cfg.IPv6 {
 		// Router and neighbour solicitation/advertisement (ICMPv6 133-136)
 		// always pass: blocking a prefix that contains a neighbour or the
@@ -404,5 +446,5 @@ func addBaseRules(b *batch, l layout, chain string) error {
 			return err
 		}
 	}
-	return nil
+	return addScopedRules(b, l, chain)
 }

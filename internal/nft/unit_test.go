@@ -209,16 +209,16 @@ func TestPlanAdoption(t *testing.T) {
 				{name: chainDrop4, comment: verdictComment(cfg, false)}},
 			sets: []kernelSet{hash4, {name: SetBlock4, flags: unix.NFT_SET_INTERVAL, keyType: 7, keyLen: 4, udata: []byte("any comment")}},
 			objs: []kernelObj{{name: Counter4, typ: unix.NFT_OBJECT_COUNTER, comment: counterComment(false)}},
-		}, "keep sets [blockhost4 blocklist4] del sets [] keep objs [dropped4] del objs [] keep chains [block4] del chains [] base map[input:input prerouting:prerouting] new [] late []"},
+		}, "keep sets [blockhost4 blocklist4] del sets [] keep objs [dropped4] del objs [] keep chains [block4] del chains [] base map[input:input output:output prerouting:prerouting] new [output] late []"},
 		{"hook added, IPv6 dropped, priority moved", kernelTable{
 			chains: []kernelChain{base("prerouting", pre.num, -150), {name: chainDrop6}, {name: chainDrop4, comment: "old"},
 				base("forward", unix.NF_INET_FORWARD, -10)},
 			sets: []kernelSet{{name: SetHosts4, flags: unix.NFT_SET_INTERVAL, keyType: 7, keyLen: 4}, {name: SetBlock6, flags: unix.NFT_SET_INTERVAL, keyType: 8, keyLen: 16},
 				{name: "__set0", flags: unix.NFT_SET_ANONYMOUS}},
 			objs: []kernelObj{{name: Counter6, typ: unix.NFT_OBJECT_COUNTER}},
-		}, "keep sets [] del sets [blockhost4 blocklist6] keep objs [] del objs [dropped6] keep chains [] del chains [block6 block4] base map[input:input prerouting:prerouting_1] new [input prerouting] late [prerouting forward]"},
+		}, "keep sets [] del sets [blockhost4 blocklist6] keep objs [] del objs [dropped6] keep chains [] del chains [block6 block4] base map[input:input output:output prerouting:prerouting_1] new [input output prerouting] late [prerouting forward]"},
 		{"set with a timeout", kernelTable{sets: []kernelSet{{name: SetHosts4, keyType: 7, keyLen: 4, extra: true}}},
-			"keep sets [] del sets [blockhost4] keep objs [] del objs [] keep chains [] del chains [] base map[input:input prerouting:prerouting] new [input prerouting] late []"},
+			"keep sets [] del sets [blockhost4] keep objs [] del objs [] keep chains [] del chains [] base map[input:input output:output prerouting:prerouting] new [input output prerouting] late []"},
 	}
 	keys := func(m map[string]bool) []string {
 		var k []string

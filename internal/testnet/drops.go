@@ -46,6 +46,29 @@ func (l *Lab) Drops(t testing.TB) Drops {
 	return d
 }
 
+// Counter reads one named counter of table inet sikkerguard (the nftables
+// backend's role counters: would_new4, would_reply4, outbound4,
+// dropped_out4, …); 0 when the table has no such counter.
+func (l *Lab) Counter(t testing.TB, name string) uint64 {
+	t.Helper()
+	out, err := l.Host.runNet("nft", "-j", "list", "counter", "inet", nftTable, name)
+	if err != nil {
+		t.Fatalf("lab: read counter %s: %v", name, err)
+	}
+	var doc struct {
+		Nftables []map[string]nftItem `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("lab: read counter %s: %v", name, err)
+	}
+	for _, o := range doc.Nftables {
+		if c, ok := o["counter"]; ok && c.Name == name {
+			return c.Packets
+		}
+	}
+	return 0
+}
+
 // runNet runs a program that needs only the namespace's network, such as
 // nft, from a thread inside it: the child inherits the thread's network
 // namespace. It skips the mount namespace that `ip netns exec` builds,
