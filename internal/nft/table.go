@@ -199,6 +199,7 @@ func buildTable(b *batch, l layout, replace bool) error {
 	for _, s := range l.sets {
 		addSet(b, s)
 	}
+	addContentSet(b)
 	for i, name := range l.counters() {
 		addCounter(b, name, counterComment(i == 1))
 	}
