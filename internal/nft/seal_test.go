@@ -218,3 +218,47 @@ func TestParseRecord(t *testing.T) {
 		t.Error("a truncated record parsed")
 	}
 }
+
+// TestKnownContent: a set's record says what it holds only at the
+// generation, boot and namespace it was written for; an interval set may
+// be unknown (it is reloaded), a hash set may not.
+func TestKnownContent(t *testing.T) {
+	b, err := New(testConfig{IPv6: true}.settings(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.id = identity{boot: "b00t", netns: 7}
+	a := set("192.0.2.1/32", "192.0.2.64/26", "2001:db8::1/128")
+	next := set("192.0.2.2/32", "192.0.2.64/26", "2001:db8::1/128")
+	allow := set("198.51.100.1/32")
+	kt := &kernelTable{records: map[string]record{}}
+	for _, s := range b.lay.sets {
+		kt.records[s.name] = record{set: s.name, digest: setDigest(s, pick(s, a, allow), ipnet.Set{}), gen: 5, boot: "b00t", netns: 7}
+	}
+	str := func(hs []holds, ok bool) string { return fmt.Sprint(hs, ok) }
+	for _, tc := range []struct {
+		name         string
+		gen          uint32
+		block, allow ipnet.Set
+		presume      bool
+		want         string
+	}{
+		{"same lists", 5, a, allow, false, "[1 1 1 1 1 1] true"},
+		{"a later generation", 6, a, allow, false, "[] false"},
+		{"changed, not presumed", 5, next, allow, false, "[] false"},
+		{"changed, presumed", 5, next, allow, true, "[1 2 1 1 1 1] true"},
+		{"whitelist changed", 5, a, set("198.51.100.2/32"), false, "[0 1 1 1 1 1] true"},
+	} {
+		b.presumed = nil
+		if tc.presume {
+			b.Presume(a, allow)
+		}
+		if got := str(b.knownContent(kt, tc.gen, tc.block, tc.allow)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	b.id.netns = 8
+	if got := str(b.knownContent(kt, 5, a, allow)); got != "[] false" {
+		t.Errorf("another namespace: %s, want [] false", got)
+	}
+}
