@@ -8,6 +8,7 @@ import (
 
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/safety"
 )
 
@@ -21,6 +22,12 @@ type enforcer struct {
 	// safety.verify_connectivity; never in a dry run, which changes
 	// nothing).
 	verify bool
+}
+
+// presumer is a backend that can take a hint of what an earlier process
+// applied, to adopt its table with a delta (nft.Backend.Presume).
+type presumer interface {
+	Presume(block, allow ipnet.Set)
 }
 
 // ApplyError is a plan the backend could not apply. Its transaction is

@@ -95,6 +95,10 @@ func Once(ctx context.Context, o OnceOptions) error {
 	prev, perr := Decide(prevIn)
 	if perr != nil {
 		prev.Plan = prev.Plan.Empty()
+	} else if p, ok := fw.(presumer); ok {
+		// The backend checks this against what the kernel holds; a match
+		// lets it send only the changes.
+		p.Presume(prev.Plan.Block, prev.Plan.Allow)
 	}
 
 	dec, err := Decide(in)

@@ -44,9 +44,16 @@ import (
 // while an interval set answers with its old elements (a new one: with
 // none) until the commit has finished, milliseconds later for big batches. An address that moves
 // from a single entry (hash) to a range (interval) is then in neither, and
-// a third of a flood passed in the tests. The earlier process's singles are
-// unknown (sets are never read back), so adoption keeps the kept hash sets'
-// elements and only adds the new singles; a second transaction right after
+// a third of a flood passed in the tests.
+//
+// When the table's content records are current (seal.go), the adoption
+// knows what every set holds and sends only the difference in the same
+// transaction: nothing for an unchanged list, and the earlier singles that
+// moved into a range stay in the hash sets until a small second
+// transaction removes them (moved.go), as for any update. Otherwise the
+// earlier process's singles are unknown (a dump of a big hash set takes
+// too long, seal.go), so adoption keeps the kept hash sets' elements and
+// only adds the new singles; a second transaction right after
 // (trimHashes) flushes and refills the hash sets alone, while the interval
 // sets already hold the new ranges.
 
@@ -62,6 +69,22 @@ type adoption struct {
 	base       map[string]string // hook → base chain name, kept or new
 	newBase    map[string]bool   // hooks whose base chain is created
 	lateDel    []string          // base chains deleted at the end of the batch
+	// keepContent: the content set (seal.go) is kept, its records
+	// replaced by the batch's.
+	keepContent bool
+	// known: the content of every set is known (seal.go), so kept sets
+	// are not flushed and fill writes the difference.
+	known bool
+}
+
+// keepsAll reports whether every set of l is kept.
+func (p adoption) keepsAll(l layout) bool {
+	for _, s := range l.sets {
+		if !p.keepSets[s.name] {
+			return false
+		}
+	}
+	return true
 }
 
 // ours reports whether the table carries sikkerguard's comment.
@@ -87,6 +110,10 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 	for _, ks := range kt.sets {
 		if ks.flags&unix.NFT_SET_ANONYMOUS != 0 {
 			continue // bound to a rule, it goes with the rule
+		}
+		if ks.name == SetContent && contentSetMatches(ks) {
+			p.keepContent = true
+			continue
 		}
 		i := slices.IndexFunc(l.sets, func(s setDef) bool { return s.name == ks.name })
 		if i >= 0 && setMatches(l.sets[i], ks) {
@@ -150,7 +177,8 @@ func planAdoption(l layout, kt *kernelTable) adoption {
 
 // writeAdoption appends the adoption batch; fill writes the elements of
 // every set before the late deletions. Kept hash sets are not flushed: see
-// trimHashes.
+// trimHashes. With p.known no kept set is flushed: fill writes the
+// difference to what they hold.
 func writeAdoption(b *batch, l layout, p adoption, fill func(*batch)) error {
 	// "add table" on an existing table only updates its flags: 0 wakes a
 	// dormant one.
@@ -184,9 +212,12 @@ func writeAdoption(b *batch, l layout, p adoption, fill func(*batch)) error {
 		switch {
 		case !p.keepSets[s.name]:
 			addSet(b, s)
-		case s.part != partSingles:
+		case s.part != partSingles && !p.known:
 			flushSet(b, s) // role sets too: refilled from the copy below
 		}
+	}
+	if !p.keepContent {
+		addContentSet(b)
 	}
 	for _, o := range l.counters() {
 		if !p.keepObjs[o.name] {

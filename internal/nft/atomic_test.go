@@ -75,28 +75,34 @@ func TestAdoptWithoutGap(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  func(i int) testConfig
+		// presume: each adoption is told the previous list, so it knows
+		// the content and sends the difference (seal.go).
+		presume bool
 	}{
-		{"same config", func(int) testConfig { return testConfig{IPv6: true, LogGroup: 5} }},
+		{"same config", func(int) testConfig { return testConfig{IPv6: true, LogGroup: 5} }, false},
+		{"same config, content known", func(int) testConfig { return testConfig{IPv6: true, LogGroup: 5} }, true},
 		{"prerouting to prerouting+input", func(i int) testConfig {
 			hooks := []firewall.Hook{HookPrerouting}
 			if i%2 == 0 {
 				hooks = append(hooks, HookInput)
 			}
 			return testConfig{Hooks: hooks, IPv6: i%3 != 0, LogGroup: uint16(i)}
-		}},
+		}, false},
 		{"input to prerouting", func(i int) testConfig {
 			hooks := []firewall.Hook{HookInput}
 			if i%2 == 0 {
 				hooks = []firewall.Hook{HookPrerouting}
 			}
 			return testConfig{Hooks: hooks, IPv6: true}
-		}},
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
-			if err := l.backend(t, tc.cfg(-1)).Apply(firewall.Lists{Block: randomList(1, 20_000, "192.0.2.48/28"), Allow: ipnet.Set{}}); err != nil {
+			prev := randomList(1, 20_000, "192.0.2.48/28")
+			if err := l.backend(t, tc.cfg(-1)).Apply(firewall.Lists{Block: prev, Allow: ipnet.Set{}}); err != nil {
 				t.Fatal(err)
 			}
+			ops := recordOps(t)
 			stop := l.Flood(badAddr4)
 			for i := range 10 {
 				// Alternate where the flooding source is listed: a
@@ -105,12 +111,20 @@ func TestAdoptWithoutGap(t *testing.T) {
 				if i%2 == 0 {
 					src = []string{"192.0.2.50/32", "192.0.2.64/28"}
 				}
-				if err := l.backend(t, tc.cfg(i)).Apply(firewall.Lists{Block: randomList(uint64(i+2), 20_000, src...), Allow: ipnet.Set{}}); err != nil {
+				b, next := l.backend(t, tc.cfg(i)), randomList(uint64(i+2), 20_000, src...)
+				if tc.presume {
+					b.Presume(prev, ipnet.Set{})
+				}
+				if err := b.Apply(firewall.Lists{Block: next, Allow: ipnet.Set{}}); err != nil {
 					stop()
 					t.Fatalf("adopt %d: %v", i, err)
 				}
+				prev = next
 			}
 			l.AssertFloodBlocked(t, stop(), "10 adoptions")
+			if known := slices.Contains(*ops, "adopt (content known)"); known != tc.presume {
+				t.Errorf("transactions %q: content known %v, want %v", *ops, known, tc.presume)
+			}
 			if !hasElement(t, l.Host, SetBlock4, "192.0.2.70") {
 				t.Error("adopted table lacks the new list")
 			}
@@ -147,13 +161,13 @@ func TestAdoptKeepsObjects(t *testing.T) {
 	if err := b.Apply(firewall.Lists{Block: set("192.0.2.48/28", "255.255.255.255/32", "2001:db8:1::/48", "2001:db8::bad/128"), Allow: set("192.0.2.55/32", "2001:db8:1::55/128")}); err != nil {
 		t.Fatal(err)
 	}
-	if after := handles(t, l.Host); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 12 {
+	if after := handles(t, l.Host); fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 13 {
 		t.Errorf("handles changed by adoption:\n%v\nwant\n%v", after, before)
 	}
 	if d, err := b.Counters(); err != nil || d.Packets4 == 0 {
 		t.Errorf("counters after adoption %+v, %v: want the earlier drops kept", d, err)
 	}
-	got := counterRE.ReplaceAllString(l.Host.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0")
+	got := normalRecords(counterRE.ReplaceAllString(l.Host.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0"))
 	want, err := os.ReadFile("testdata/table.golden")
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +228,7 @@ func TestAdoptLegacyTable(t *testing.T) {
 			l.AssertBlocked(t, l.UDP(badAddr4))
 		}
 	}
-	out := counterRE.ReplaceAllString(l.Host.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0")
+	out := normalRecords(counterRE.ReplaceAllString(l.Host.MustRun("nft", "list", "table", "inet", TableName), "packets 0 bytes 0"))
 	// The table's and a kept set's comments cannot be changed in place,
 	// and the new chain had to take another name; everything else is the
 	// fresh layout.

@@ -11,12 +11,16 @@
 // is a second lookup per packet (a hash probe); docs/benchmarks.md has the
 // numbers.
 //
-// The backend never reads a set back to plan a change (reading 200k elements
-// takes seconds): it keeps its own copy of what it loaded and derives every
-// delta from that copy with ipnet.Diff. A failed transaction is rolled back
-// by the kernel, so the copy is only replaced after a successful one. Only
-// the first transaction of a process reads something: the declaration of a
-// table left by an earlier process, to adopt it in place (adopt.go).
+// The backend never reads a set back to plan a change (a dump of a hash set
+// costs time quadratic in its size: 28 s for a million elements): it keeps
+// its own copy of what it loaded and derives every delta from that copy
+// with ipnet.Diff. A failed transaction is rolled back by the kernel, so
+// the copy is only replaced after a successful one. Only the first
+// transaction of a process reads something: the declaration of a table
+// left by an earlier process, to adopt it in place (adopt.go), and the
+// content records the table carries, which tell exactly what each set
+// holds as long as nothing has committed since (seal.go); then the
+// adoption sends only the difference.
 //
 // Batches are encoded by this package into 1 MiB chunks and sent with one
 // sendmsg; google/nftables encodes the rule expressions and reads counters.
@@ -65,6 +69,10 @@ type Backend struct {
 	// Restore puts back; Remove clears it.
 	everBuilt bool
 	sig       []string // the declaration the last build left (intact.go)
+	id        identity // where content records are valid (seal.go)
+	// presumed: what an earlier process probably applied (Presume), for
+	// the first build; cleared by it.
+	presumed *[2]ipnet.Set
 
 	driftMu sync.Mutex
 	drift   elemDrift // other programs' element changes seen by Watch (drift.go)
@@ -92,6 +100,7 @@ func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error
 	for _, o := range opts {
 		o(b)
 	}
+	b.id = readIdentity(b.nsFD)
 	return b, nil
 }
 
@@ -104,9 +113,10 @@ func (b *Backend) family(s ipnet.Set) ipnet.Set {
 
 // Apply makes the kernel hold the lists (each merged). The first call
 // builds the table, or adopts one left by an earlier process without a moment
-// unprotected (see adopt.go); it always loads the lists in full. Later calls
-// send the cheaper of a delta and a full replace of the blocklist; a changed
-// whitelist or role list is replaced in full in the same transaction.
+// unprotected (see adopt.go): with the difference alone when the table's
+// records prove what it holds (seal.go), else with the lists in full. Later
+// calls send the cheaper of a delta and a full replace of the blocklist; a
+// changed whitelist or role list is replaced in full in the same transaction.
 // The backend keeps the slices: the caller must not modify them afterwards.
 // Role lists the settings did not ask for are an error.
 func (b *Backend) Apply(l firewall.Lists) error {
@@ -171,6 +181,8 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 		}
 	}
 	op := "build"
+	var moved ipnet.Set
+	known := false
 	switch {
 	case kt == nil && !hot.IsEmpty() && len(block.V4)+len(block.V6) >= hotMin:
 		return b.buildHotFirst(fd, gen, block, allow, hot)
@@ -186,27 +198,45 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	default:
 		op = "adopt"
 		p := planAdoption(b.lay, kt)
-		err = writeAdoption(bt, b.lay, p, fill)
+		hs, ok := b.knownContent(kt, gen, block, allow)
+		if p.known = ok && p.keepsAll(b.lay); p.known {
+			// The records prove what the sets hold: send the difference.
+			op, known = "adopt (content known)", true
+			err = writeAdoption(bt, b.lay, p, func(bt *batch) { moved = b.writeKnown(bt, hs, block, allow) })
+		} else {
+			err = writeAdoption(bt, b.lay, p, fill)
+		}
 		b.log.Info("nftables adopting the table left by an earlier run", "table", "inet "+TableName,
 			"kept_sets", len(p.keepSets), "recreated_or_deleted_sets", len(p.delSets),
-			"base_chains", p.baseChains(), "deleted_base_chains", p.lateDel)
+			"base_chains", p.baseChains(), "deleted_base_chains", p.lateDel, "content_known", p.known)
 	}
 	if err != nil {
 		return err
 	}
+	if op != "adopt" {
+		// The sets hold exactly the lists (and moved) after this batch;
+		// the plain adoption leaves earlier singles until trimHashes.
+		b.sealWith(bt, block, allow, moved)
+	}
 	if err := b.sendOn(fd, bt, op); err != nil {
 		return err
 	}
-	b.built, b.everBuilt, b.block, b.allow, b.moved, b.extra = true, true, block, allow, ipnet.Set{}, b.pending
+	b.built, b.everBuilt, b.block, b.allow, b.moved, b.presumed, b.extra = true, true, block, allow, moved, nil, b.pending
 	b.recordSignature()
-	if op != "adopt" {
+	if op != "adopt" && !known {
 		b.ws.lost.Store(false) // every set was loaded from the copy just now
 	}
 	b.log.Info("nftables table built", "table", "inet "+TableName, "op", op,
 		"ranges_ipv4", len(block.V4), "ranges_ipv6", len(block.V6), "allow_ranges_ipv4", len(allow.V4), "allow_ranges_ipv6", len(allow.V6))
-	if op == "adopt" {
+	switch {
+	case op == "adopt":
 		b.untrimmed = true
 		return b.trimHashes()
+	case !moved.IsEmpty():
+		// As in commit: the list is in force, the moved singles go next.
+		if err := b.trimMoved(); err != nil {
+			b.log.Warn("nftables: could not remove singles that moved into ranges", "err", err)
+		}
 	}
 	return nil
 }
@@ -224,6 +254,7 @@ func (b *Backend) trimHashes() error {
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, b.block)
 		}
 	}
+	b.sealWith(bt, b.block, b.allow, ipnet.Set{})
 	if err := b.send(bt, "trim hash sets"); err != nil {
 		return err
 	}
@@ -240,6 +271,7 @@ func (b *Backend) trimMoved() error {
 			b.writeSet(bt, unix.NFT_MSG_DELSETELEM, s, b.moved)
 		}
 	}
+	b.sealWith(bt, b.block, b.allow, ipnet.Set{})
 	if err := b.send(bt, "remove moved singles"); err != nil {
 		return err
 	}
@@ -287,6 +319,7 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ip
 	if len(bt.msgs) == 0 {
 		return nil
 	}
+	b.sealWith(bt, block, allow, moved)
 	if err := b.send(bt, op); err != nil {
 		return err
 	}
@@ -380,11 +413,19 @@ func (b *Backend) send(bt *batch, op string) error {
 // once so that a daemon idling for hours after a 1M-entry load stays small.
 func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 	start := time.Now()
-	size := bt.size
 	if sendHook != nil {
 		sendHook(op, false)
 	}
 	gen0, paused := b.pauseWatch(fd)
+	if bt.seal != nil {
+		if !paused {
+			gen0, _ = readGenID(fd, &b.seq)
+		}
+		if gen0 != 0 {
+			bt.seal(gen0 + 1)
+		}
+	}
+	size := bt.size
 	err := send(fd, bt)
 	b.seq = bt.seq + 1
 	b.resumeWatch(fd, gen0, paused, err == nil)

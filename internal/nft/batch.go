@@ -35,6 +35,9 @@ type batch struct {
 	size    int
 	lastIdx int // chunk index and offset of the last real message
 	lastOff int
+	// seal, when set, appends the content records (seal.go) for the
+	// generation the commit will produce; sendOn calls it.
+	seal func(gen uint32)
 }
 
 // msgInfo describes one sent message so that a kernel error can name it.

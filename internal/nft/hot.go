@@ -89,6 +89,7 @@ func (b *Backend) buildHotFirst(fd int, gen uint32, block, allow, hot ipnet.Set)
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, rest)
 		}
 	}
+	b.sealWith(bt, block, allow, ipnet.Set{})
 	if err := b.sendOn(fd, bt, "build (remaining entries)"); err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ type kernelTable struct {
 	chains  []kernelChain
 	sets    []kernelSet
 	objs    []kernelObj
+	// records are the content set's records by set name (seal.go); nil
+	// without a content set.
+	records map[string]record
 }
 
 type kernelChain struct {
@@ -149,6 +152,11 @@ func readDecl(fd int, seq *uint32) (*kernelTable, error) {
 			}
 		}
 		kt.sets = append(kt.sets, s)
+		if s.name == SetContent && contentSetMatches(s) {
+			if kt.records, err = readRecords(fd, seq); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	replies, err = request(fd, seq, unix.NFT_MSG_GETOBJ, unix.NLM_F_DUMP, "list objects", func(b *batch) {

@@ -231,6 +231,7 @@ func buildTable(b *batch, l layout, replace bool) error {
 	for _, s := range l.sets {
 		addSet(b, s)
 	}
+	addContentSet(b)
 	for _, o := range l.counters() {
 		addCounter(b, o.name, o.comment)
 	}
