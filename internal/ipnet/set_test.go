@@ -474,13 +474,17 @@ func TestU128(t *testing.T) {
 }
 
 // The radix sort behind Merge only runs on large inputs; check it against a
-// comparison sort, with keys that share high bytes (skipped passes) and ties.
+// comparison sort, with keys that share high bytes (skipped passes, one
+// bucket holding everything), spread over every top byte, and ties.
 func TestMergeLarge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	for _, mask := range []uint32{0xffffffff, 0x0000ffff, 0xff00ff00, 0x000000ff, 0} {
+	for _, mask := range []uint32{0xffffffff, 0x0000ffff, 0xff00ff00, 0x000000ff, 0, 0xff0000ff, 0xfff00000} {
 		rs := make([]Range4, 20000)
 		for i := range rs {
-			lo := rng.Uint32()&mask | 0x0a000000
+			lo := rng.Uint32() & mask
+			if mask>>24 != 0xff {
+				lo |= 0x0a000000
+			}
 			rs[i] = Range4{lo, lo + uint32(rng.IntN(3))}
 		}
 		want := slices.Clone(rs)
