@@ -12,7 +12,8 @@ import (
 // size of its list. After every event of the main loop the daemon checks
 // how much of its heap is garbage or free and, past heapSlack, collects
 // and returns it at once; small events (a status call, a watchdog tick)
-// stay below it and cost nothing but the check.
+// stay below it and cost nothing but the check. A forced collection thus
+// follows at least heapSlack of allocation, as an ordinary one would.
 const heapSlack = 8 << 20
 
 var memSamples = []metrics.Sample{
