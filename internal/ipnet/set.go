@@ -152,7 +152,7 @@ func merge4(rs []Range4) []Range4 {
 // slice, or shrunk by merging, would otherwise keep the slack for as long as
 // it is in force.
 func fit[R any](rs []R, c int) []R {
-	if len(rs) < 1024 || c-len(rs) <= c/8 {
+	if c < 1024 || c-len(rs) <= c/8 {
 		return rs[:len(rs):len(rs)]
 	}
 	return slices.Clone(rs)

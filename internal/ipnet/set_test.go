@@ -563,8 +563,9 @@ func TestLongListsEndInFittingArrays(t *testing.T) {
 			t.Fatalf("range %d is %v: blocks joined out of order", i, r)
 		}
 	}
+	parsed := &s.V4[0]
 	s.Merge() // one range: 10.0.0.0-10.2.255.255
-	if len(s.V4) != 1 || cap(s.V4) != 1 {
-		t.Fatalf("merged into %d ranges in an array of %d", len(s.V4), cap(s.V4))
+	if len(s.V4) != 1 || cap(s.V4) != 1 || &s.V4[0] == parsed {
+		t.Fatalf("merged into %d ranges in an array of %d (the parsed one: %v)", len(s.V4), cap(s.V4), &s.V4[0] == parsed)
 	}
 }
