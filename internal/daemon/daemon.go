@@ -295,6 +295,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 	timer := time.NewTimer(d.nextWake())
 	defer timer.Stop()
 	for {
+		releaseMemory() // what the start or the last event used
 		select {
 		case <-ctx.Done():
 			return d.stop()

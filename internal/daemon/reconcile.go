@@ -114,6 +114,9 @@ func (d *Daemon) accept(dec Decision) {
 	srcs := make([]*feed.CachedSource, len(dec.Feeds)) // none for the manual entries: saved by changeManual
 	for i, f := range d.feeds {
 		srcs[i] = f.src
+		if dec.Feeds[i].Accepted {
+			dec.Feeds[i].InUse = shareEqual(dec.Feeds[i].InUse, f.inUse)
+		}
 	}
 	commitAccepted(dec, srcs, d.log)
 	d.noteSources(dec)
@@ -131,6 +134,19 @@ func (d *Daemon) accept(dec Decision) {
 		}
 		f.pending = nil
 	}
+}
+
+// shareEqual returns next, holding prev's arrays when both lists are equal:
+// the same list pulled again would otherwise be kept twice, once by the
+// feed and its cache and once by the applied plan and the backend, which
+// still hold the earlier one.
+func shareEqual(next, prev *feed.Snapshot) *feed.Snapshot {
+	if next == nil || prev == nil || next == prev || !next.Set.Equal(prev.Set) {
+		return next
+	}
+	s := *next
+	s.Set = prev.Set
+	return &s
 }
 
 func (d *Daemon) dropPending() {

@@ -76,16 +76,16 @@ func Parse(r io.Reader, opt ParseOptions) (Set, ParseStats, error) {
 			} else {
 				p.set.V4 = p.set.V4[:len(p.set.V4)-1]
 			}
-			return p.set, p.st, fmt.Errorf("%w (%d) at line %d", ErrTooManyEntries, opt.MaxEntries, p.st.Lines)
+			return p.result(), p.st, fmt.Errorf("%w (%d) at line %d", ErrTooManyEntries, opt.MaxEntries, p.st.Lines)
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return p.set, p.st, fmt.Errorf("read blocklist line %d: %w", p.st.Lines+1, err)
+			return p.result(), p.st, fmt.Errorf("read blocklist line %d: %w", p.st.Lines+1, err)
 		}
 	}
-	return p.set, p.st, nil
+	return p.result(), p.st, nil
 }
 
 type parser struct {
@@ -95,6 +95,32 @@ type parser struct {
 	maxSamples int
 	content    bool // a line other than blank or comment has been seen
 	lastIs6    bool // the last entry went to set.V6
+	// full4 holds the filled blocks of a long IPv4 list; set.V4 is the
+	// block being filled (see add).
+	full4 [][]Range4
+}
+
+// block4 is the size of the blocks a long IPv4 list of unknown length is
+// read into. Growing one slice instead would copy it a dozen times, and the
+// copies of a million-entry list add up to five times its size, half of it
+// live at once while the last copy is made.
+const block4 = 1 << 16
+
+// result returns the parsed set, with the IPv4 blocks joined into one array
+// of exactly their length.
+func (p *parser) result() Set {
+	if len(p.full4) > 0 {
+		n := len(p.set.V4)
+		for _, b := range p.full4 {
+			n += len(b)
+		}
+		v4 := make([]Range4, 0, n)
+		for _, b := range p.full4 {
+			v4 = append(v4, b...)
+		}
+		p.set.V4, p.full4 = append(v4, p.set.V4...), nil
+	}
+	return p.set
 }
 
 func (p *parser) malformed(line []byte) {
@@ -246,9 +272,13 @@ func (p *parser) add(lo, hi addr) {
 	p.lastIs6 = lo.is6
 	if lo.is6 {
 		p.set.V6 = append(p.set.V6, Range6{lo.v6, hi.v6})
-	} else {
-		p.set.V4 = append(p.set.V4, Range4{lo.v4, hi.v4})
+		return
 	}
+	if n := len(p.set.V4); n == cap(p.set.V4) && n >= block4 {
+		p.full4 = append(p.full4, p.set.V4)
+		p.set.V4 = make([]Range4, 0, block4)
+	}
+	p.set.V4 = append(p.set.V4, Range4{lo.v4, hi.v4})
 }
 
 func (p *parser) rng(lo, hi []byte) bool {

@@ -80,7 +80,8 @@ func (s *Set) AddRange(lo, hi netip.Addr) error {
 func (s *Set) Add(r Range) error { return s.AddRange(r.Lo, r.Hi) }
 
 // Merge sorts s and coalesces overlapping and adjacent ranges, in place.
-// Afterwards s is merged.
+// Afterwards s is merged; a result much shorter than its array is moved to
+// one of its own size, so that the slack is not kept with the list.
 func (s *Set) Merge() {
 	s.V4 = merge4(s.V4)
 	s.V6 = merge6(s.V6)
@@ -127,7 +128,9 @@ func merge4(rs []Range4) []Range4 {
 	if len(rs) < 2 {
 		return rs
 	}
-	sort4(rs)
+	if !sorted4(rs) { // a cached list is read back sorted: no sort buffer then
+		sort4(rs)
+	}
 	out := rs[:1]
 	for _, r := range rs[1:] {
 		last := &out[len(out)-1]
@@ -141,7 +144,27 @@ func merge4(rs []Range4) []Range4 {
 		out = append(out, r)
 	}
 	clear(rs[len(out):])
-	return out[:len(out):len(out)]
+	return fit(out, cap(rs))
+}
+
+// fit returns rs in an array of its own length when the array it shares
+// (of capacity c) is more than an eighth larger: a list parsed by growing a
+// slice, or shrunk by merging, would otherwise keep the slack for as long as
+// it is in force.
+func fit[R any](rs []R, c int) []R {
+	if c < 1024 || c-len(rs) <= c/8 {
+		return rs[:len(rs):len(rs)]
+	}
+	return slices.Clone(rs)
+}
+
+func sorted4(rs []Range4) bool {
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Lo < rs[i-1].Lo {
+			return false
+		}
+	}
+	return true
 }
 
 func merge6(rs []Range6) []Range6 {
@@ -165,26 +188,77 @@ func merge6(rs []Range6) []Range6 {
 		}
 		out = append(out, r)
 	}
-	return out[:len(out):len(out)]
+	clear(rs[len(out):])
+	return fit(out, cap(rs))
 }
 
-// sort4 sorts by Lo (ties in any order: merging does not care). Large lists,
-// the million-address feeds, take an LSD radix sort, about five times faster
-// than a comparison sort at that size.
+// sort4 sorts by Lo (ties in any order: merging does not care), in place.
+// Large lists, the million-address feeds, take a radix sort, about five
+// times faster than a comparison sort at that size: an in-place pass on the
+// top byte (American flag sort) splits the list into 256 buckets, and each
+// bucket is sorted on the three lower bytes by an LSD radix sort through a
+// buffer of the bucket's size. A list spread over the address space thus
+// needs a few kilobytes besides itself instead of a second array as large.
 func sort4(rs []Range4) {
 	if len(rs) < 4096 {
 		slices.SortFunc(rs, func(a, b Range4) int { return cmp4(a.Lo, b.Lo) })
 		return
 	}
-	var counts [4][256]int
+	start, end := partitionTop4(rs)
+	var buf []Range4
+	for b := range 256 {
+		bucket := rs[start[b]:end[b]]
+		if len(bucket) < 256 {
+			slices.SortFunc(bucket, func(a, b Range4) int { return cmp4(a.Lo, b.Lo) })
+			continue
+		}
+		if cap(buf) < len(bucket) {
+			buf = make([]Range4, len(bucket))
+		}
+		radixLow4(bucket, buf[:len(bucket)])
+	}
+}
+
+// partitionTop4 reorders rs by the top byte of Lo in place and returns
+// where each byte's bucket starts and ends.
+func partitionTop4(rs []Range4) (start, end [256]int) {
+	for _, r := range rs {
+		end[byte(r.Lo>>24)]++
+	}
+	sum := 0
+	for d, n := range end {
+		start[d] = sum
+		sum += n
+		end[d] = sum
+	}
+	next := start
+	// Each range goes straight to the next free slot of its bucket, taking
+	// up the range found there, until one belongs where the cycle started.
+	for b := range 256 {
+		for next[b] < end[b] {
+			r := rs[next[b]]
+			for d := byte(r.Lo >> 24); int(d) != b; d = byte(r.Lo >> 24) {
+				rs[next[d]], r = r, rs[next[d]]
+				next[d]++
+			}
+			rs[next[b]] = r
+			next[b]++
+		}
+	}
+	return start, end
+}
+
+// radixLow4 sorts rs on the three lower bytes of Lo (an LSD radix sort
+// through buf, as long as rs).
+func radixLow4(rs, buf []Range4) {
+	var counts [3][256]int
 	for _, r := range rs {
 		counts[0][byte(r.Lo)]++
 		counts[1][byte(r.Lo>>8)]++
 		counts[2][byte(r.Lo>>16)]++
-		counts[3][byte(r.Lo>>24)]++
 	}
-	src, dst := rs, make([]Range4, len(rs))
-	for pass := range 4 {
+	src, dst := rs, buf
+	for pass := range 3 {
 		c := &counts[pass]
 		if c[byte(src[0].Lo>>(8*pass))] == len(src) {
 			continue // every key has the same byte here
@@ -209,7 +283,9 @@ func sort4(rs []Range4) {
 
 // Subtract returns the merged set of the addresses in s that are not in del.
 // Both are expected merged; unmerged inputs are merged on a copy first.
-// A hole inside a range splits it in two.
+// A hole inside a range splits it in two. A family that loses nothing is
+// returned as it is, sharing s's array: a million-entry blocklist minus a
+// whitelist it does not touch costs no copy.
 func (s Set) Subtract(del Set) Set {
 	s, del = s.merged(), del.merged()
 	return Set{V4: subtract4(s.V4, del.V4), V6: subtract6(s.V6, del.V6)}
@@ -218,6 +294,9 @@ func (s Set) Subtract(del Set) Set {
 func subtract4(a, d []Range4) []Range4 {
 	if len(a) == 0 {
 		return nil
+	}
+	if !overlap(a, d, func(x, y Range4) bool { return x.Hi < y.Lo }) {
+		return a
 	}
 	out := make([]Range4, 0, len(a))
 	j := 0
@@ -246,6 +325,9 @@ func subtract6(a, d []Range6) []Range6 {
 	if len(a) == 0 {
 		return nil
 	}
+	if !overlap(a, d, func(x, y Range6) bool { return x.Hi.Less(y.Lo) }) {
+		return a
+	}
 	out := make([]Range6, 0, len(a))
 	j := 0
 	for _, r := range a {
@@ -270,28 +352,63 @@ func subtract6(a, d []Range6) []Range6 {
 	return out
 }
 
+// overlap reports whether a range of the merged slice a meets one of the
+// merged slice d; before(x, y) says that x ends before y starts.
+func overlap[R any](a, d []R, before func(x, y R) bool) bool {
+	i, j := 0, 0
+	for i < len(a) && j < len(d) {
+		switch {
+		case before(a[i], d[j]):
+			i++
+		case before(d[j], a[i]):
+			j++
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // Intersect returns the merged set of the addresses in both a and b.
 func Intersect(a, b Set) Set { return a.Subtract(a.Subtract(b)) }
 
 // Union returns the merged union of sets (merged or not); the inputs are not
-// modified.
+// modified. When a family comes from a single merged input, the result
+// shares that input's array instead of copying it (the common case of one
+// feed).
 func Union(sets ...Set) Set {
 	var n4, n6 int
-	for _, s := range sets {
+	var only4, only6 []int // the inputs holding each family, up to two
+	for i, s := range sets {
 		n4 += len(s.V4)
 		n6 += len(s.V6)
+		if len(s.V4) > 0 && len(only4) < 2 {
+			only4 = append(only4, i)
+		}
+		if len(s.V6) > 0 && len(only6) < 2 {
+			only6 = append(only6, i)
+		}
 	}
-	u := Set{V4: make([]Range4, 0, n4), V6: make([]Range6, 0, n6)}
-	for _, s := range sets {
-		u.V4 = append(u.V4, s.V4...)
-		u.V6 = append(u.V6, s.V6...)
+	var u Set
+	if len(only4) == 1 && (Set{V4: sets[only4[0]].V4}).IsMerged() {
+		u.V4, n4 = sets[only4[0]].V4, 0
 	}
-	u.Merge()
-	if len(u.V4) == 0 {
-		u.V4 = nil
+	if len(only6) == 1 && (Set{V6: sets[only6[0]].V6}).IsMerged() {
+		u.V6, n6 = sets[only6[0]].V6, 0
 	}
-	if len(u.V6) == 0 {
-		u.V6 = nil
+	if n4 > 0 {
+		u.V4 = make([]Range4, 0, n4)
+		for _, s := range sets {
+			u.V4 = append(u.V4, s.V4...)
+		}
+		u.V4 = merge4(u.V4)
+	}
+	if n6 > 0 {
+		u.V6 = make([]Range6, 0, n6)
+		for _, s := range sets {
+			u.V6 = append(u.V6, s.V6...)
+		}
+		u.V6 = merge6(u.V6)
 	}
 	return u
 }

@@ -2,6 +2,8 @@ package ipnet
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -474,13 +476,17 @@ func TestU128(t *testing.T) {
 }
 
 // The radix sort behind Merge only runs on large inputs; check it against a
-// comparison sort, with keys that share high bytes (skipped passes) and ties.
+// comparison sort, with keys that share high bytes (skipped passes, one
+// bucket holding everything), spread over every top byte, and ties.
 func TestMergeLarge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	for _, mask := range []uint32{0xffffffff, 0x0000ffff, 0xff00ff00, 0x000000ff, 0} {
+	for _, mask := range []uint32{0xffffffff, 0x0000ffff, 0xff00ff00, 0x000000ff, 0, 0xff0000ff, 0xfff00000} {
 		rs := make([]Range4, 20000)
 		for i := range rs {
-			lo := rng.Uint32()&mask | 0x0a000000
+			lo := rng.Uint32() & mask
+			if mask>>24 != 0xff {
+				lo |= 0x0a000000
+			}
 			rs[i] = Range4{lo, lo + uint32(rng.IntN(3))}
 		}
 		want := slices.Clone(rs)
@@ -513,5 +519,53 @@ func TestMergeLarge(t *testing.T) {
 		if n != uint64(len(in)) || !s.IsMerged() {
 			t.Fatalf("mask %x: merged holds %d addresses, want %d (merged %v)", mask, n, len(in), s.IsMerged())
 		}
+	}
+}
+
+// A blocklist is held by the feed, the plan and the backend at once; the
+// operations that build the plan must not copy it when they change nothing.
+func TestUnionAndSubtractShareWhatTheyDoNotChange(t *testing.T) {
+	big := randomSet(5, 5000)
+	// The address after a range of a merged set is in the gap before the next.
+	allow := FromAddrs(AddrFrom4(big.V4[3].Hi+1), netip.MustParseAddr("::1"))
+	same := func(a, b []Range4) bool { return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0] }
+	if u := Union(big, Set{V6: allow.V6}); !same(u.V4, big.V4) {
+		t.Error("Union copied the only IPv4 input")
+	}
+	if d := big.Subtract(allow); !same(d.V4, big.V4) {
+		t.Error("Subtract copied a family that lost nothing")
+	}
+	hit := FromAddrs(AddrFrom4(big.V4[7].Lo))
+	if d := big.Subtract(hit); same(d.V4, big.V4) || len(d.V4) > len(big.V4) || d.Contains(AddrFrom4(big.V4[7].Lo)) {
+		t.Error("Subtract of an address in the set must return a new array without it")
+	}
+	if u := Union(big, big); same(u.V4, big.V4) || !u.Equal(big) {
+		t.Error("Union of two inputs must merge into a new array")
+	}
+}
+
+// A long list parsed from a stream of unknown length ends in an array of
+// its own length, and merging that shrinks it moves it to a fitting one.
+func TestLongListsEndInFittingArrays(t *testing.T) {
+	var b []byte
+	for i := range 3 * block4 {
+		b = fmt.Appendf(b, "10.%d.%d.%d\n", i>>16, i>>8&0xff, i&0xff)
+	}
+	s, st, err := Parse(struct{ io.Reader }{bytesReader(b)}, ParseOptions{})
+	if err != nil || st.Entries != 3*block4 {
+		t.Fatal(err, st.Entries)
+	}
+	if len(s.V4) != 3*block4 || cap(s.V4) != len(s.V4) {
+		t.Fatalf("parsed %d ranges into an array of %d", len(s.V4), cap(s.V4))
+	}
+	for i, r := range s.V4 {
+		if r.Lo != 10<<24|uint32(i) {
+			t.Fatalf("range %d is %v: blocks joined out of order", i, r)
+		}
+	}
+	parsed := &s.V4[0]
+	s.Merge() // one range: 10.0.0.0-10.2.255.255
+	if len(s.V4) != 1 || cap(s.V4) != 1 || &s.V4[0] == parsed {
+		t.Fatalf("merged into %d ranges in an array of %d (the parsed one: %v)", len(s.V4), cap(s.V4), &s.V4[0] == parsed)
 	}
 }
