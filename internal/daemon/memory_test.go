@@ -23,8 +23,8 @@ type keepingFirewall struct {
 	block, allow ipnet.Set
 }
 
-func (f *keepingFirewall) Apply(block, allow ipnet.Set) error {
-	f.block, f.allow = block, allow
+func (f *keepingFirewall) Apply(l firewall.Lists) error {
+	f.block, f.allow = l.Block, l.Allow
 	return nil
 }
 
