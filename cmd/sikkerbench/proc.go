@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// timed is one program run: its wall time, seen from here, and its peak
+// resident memory.
+type timed struct {
+	Start   time.Time
+	Wall    time.Duration
+	PeakKiB int64  // GNU time's %M; 0 without /usr/bin/time
+	Stderr  string // the program's standard error (sikkerguard's log)
+}
+
+// execTimed runs name in the namespace ns (none when empty) with env added
+// to the environment. The peak RSS is taken by GNU time, which forks the
+// program from its own small process: the rusage of a process started from
+// Go would count the starting process's pages too.
+func execTimed(ns string, env []string, stdin io.Reader, name string, args ...string) (timed, error) {
+	var argv []string
+	if ns != "" {
+		argv = append(argv, "ip", "netns", "exec", ns)
+	}
+	var report string
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		f, err := os.CreateTemp("", "sikkerbench-time-*")
+		if err != nil {
+			return timed{}, err
+		}
+		f.Close()
+		report = f.Name()
+		defer os.Remove(report)
+		argv = append(argv, "/usr/bin/time", "-f", "%M", "-o", report)
+	}
+	if len(env) > 0 {
+		argv = append(append(argv, "env"), env...)
+	}
+	argv = append(append(argv, name), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t := timed{Start: time.Now()}
+	err := cmd.Run()
+	t.Wall = time.Since(t.Start)
+	t.Stderr = stderr.String()
+	if err != nil {
+		return t, fmt.Errorf("%s: %v: %.600s%.600s", name, err, stdout.String(), t.Stderr)
+	}
+	if report != "" {
+		b, err := os.ReadFile(report)
+		if err != nil {
+			return t, err
+		}
+		if t.PeakKiB, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
+			return t, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
+		}
+	}
+	return t, nil
+}
+
+// procKiB reads fields (VmRSS, VmHWM) of /proc/PID/status in KiB.
+func procKiB(pid int, field string) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// clearHWM makes VmHWM of pid start again from its current RSS (Linux ≥ 4.0).
+func clearHWM(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// median returns the element of xs with the median key.
+func median[T any](xs []T, key func(T) time.Duration) T {
+	xs = slices.Clone(xs)
+	slices.SortFunc(xs, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
+	return xs[len(xs)/2]
+}
+
+// secs prints a duration in seconds, as the tables do.
+func secs(d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// ratio prints a/b.
+func ratio(a, b time.Duration) string {
+	if a <= 0 || b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+// mib prints KiB as MiB; a dash for nothing measured.
+func mib(kib int64) string {
+	if kib <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
+}
+
+// slabMiB prints a Slab difference, which noise can make negative.
+func slabMiB(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+// met says whether v is within target.
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
