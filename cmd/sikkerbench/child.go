@@ -4,15 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -190,44 +189,15 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 	return res, nil
 }
 
-// runTool runs a tool in the namespace and returns its peak RSS in KiB.
-// The rusage of a process started from Go counts the starting process's
-// pages too (the child shares them until exec), so the peak is measured by
-// GNU time, which forks the tool from its own small process; without
-// /usr/bin/time it falls back to the rusage, an upper bound.
+// runTool runs a tool in the namespace and returns its peak RSS in KiB,
+// taken by GNU time (see execTimed).
 func runTool(ns string, stdin []byte, name string, args ...string) (int64, error) {
-	argv := append([]string{"netns", "exec", ns, name}, args...)
-	var report string
-	if _, err := os.Stat("/usr/bin/time"); err == nil {
-		f, err := os.CreateTemp("", "sikkerbench-time-*")
-		if err != nil {
-			return 0, err
-		}
-		f.Close()
-		report = f.Name()
-		defer os.Remove(report)
-		argv = append([]string{"netns", "exec", ns, "/usr/bin/time", "-f", "%M", "-o", report, name}, args...)
-	}
-	cmd := exec.Command("ip", argv...)
+	var in io.Reader
 	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
+		in = bytes.NewReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v: %.300s", name, err, out)
-	}
-	if report == "" {
-		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
-	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		return 0, err
-	}
-	kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
-	}
-	return kib, nil
+	t, err := execTimed(ns, nil, in, name, args...)
+	return t.PeakKiB, err
 }
 
 // writeNftFile writes the nft equivalent of our full replace: flush both

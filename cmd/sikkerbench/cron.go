@@ -142,6 +142,7 @@ func printCron(o *options, runs []cronRun, load result) {
 	r := median(runs, func(r cronRun) time.Duration { return r.first.Wall })
 	s := median(runs, func(r cronRun) time.Duration { return r.seedWall(0) })
 	pulled := logTime(r.first.Stderr, r.first.Start, msgPulled)
+	built := logTime(r.first.Stderr, r.first.Start, msgBuilt)
 	blocking := logTime(r.first.Stderr, r.first.Start, msgBlocking)
 	parse := logTime(r.parse.Stderr, r.parse.Start, msgPulled)
 	sub := func(a, b time.Duration) time.Duration {
@@ -158,7 +159,9 @@ func printCron(o *options, runs []cronRun, load result) {
 	fmt.Printf("| the fetch alone: curl of the same list | – | %s |\n", secs(s.seed[0][0].Wall))
 	fmt.Printf("| start → `feed pulled`: start-up, fetch and parse | %s | – |\n", secs(pulled))
 	fmt.Printf("| start → `feed pulled` of the same list as a file (`--once --dry-run`): start-up and parse | %s | – |\n", secs(parse))
-	fmt.Printf("| `feed pulled` → `Blocking`: decide, the kernel transaction, verify | %s | %s (ipset restore + swap) |\n", secs(sub(blocking, pulled)), secs(s.seed[0][1].Wall))
+	fmt.Printf("| `feed pulled` → `Blocking`: apply (decide, the kernel transaction, verify, save the list) | %s | %s (ipset restore + swap) |\n", secs(sub(blocking, pulled)), secs(s.seed[0][1].Wall))
+	fmt.Printf("| of which `feed pulled` → `nftables table built`: decide, build and the kernel transaction | %s | – |\n", secs(sub(built, pulled)))
+	fmt.Printf("| of which `nftables table built` → `Blocking`: verify connectivity, save the last good list | %s | – |\n", secs(sub(blocking, built)))
 	fmt.Printf("| the kernel's insertion alone: the nftables backend loading %d ranges into a new table, in a process of its own | %s | – |\n", load.Ranges, secs(load.Wall))
 	fmt.Printf("| `Blocking` → exit | %s | – |\n", secs(sub(r.first.Wall, blocking)))
 	fmt.Printf("| total | %s | %s |\n", secs(r.first.Wall), secs(s.seedWall(0)))

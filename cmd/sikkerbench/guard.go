@@ -53,5 +53,6 @@ func logTime(log string, start time.Time, msg string) time.Duration {
 // The log lines that mark the parts of a `--once` run.
 const (
 	msgPulled   = " feed pulled "
+	msgBuilt    = " nftables table built " // the kernel took the transaction
 	msgBlocking = " Blocking "
 )

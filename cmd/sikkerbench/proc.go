@@ -55,18 +55,33 @@ func execTimed(ns string, env []string, stdin io.Reader, name string, args ...st
 	t.Wall = time.Since(t.Start)
 	t.Stderr = stderr.String()
 	if err != nil {
-		return t, fmt.Errorf("%s: %v: %.600s%.600s", name, err, stdout.String(), t.Stderr)
+		return t, fmt.Errorf("%s: %v: %s%s", name, err, tail(stdout.String()), tail(t.Stderr))
 	}
 	if report != "" {
-		b, err := os.ReadFile(report)
-		if err != nil {
-			return t, err
-		}
-		if t.PeakKiB, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
-			return t, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
-		}
+		t.PeakKiB, err = readTimeReport(report)
 	}
-	return t, nil
+	return t, err
+}
+
+// readTimeReport reads the peak RSS in KiB that GNU time's -f %M wrote.
+func readTimeReport(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
+	}
+	return kib, nil
+}
+
+// tail keeps the end of a program's output for an error, where the cause is.
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "…" + s[len(s)-2000:]
+	}
+	return s
 }
 
 // procKiB reads fields (VmRSS, VmHWM) of /proc/PID/status in KiB.

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // The seed's cron script, the reference for every sikkerguard figure:
@@ -37,14 +34,8 @@ func seedRestore(ns, list string, entries int) (timed, error) {
 	if err != nil {
 		return t, err
 	}
-	b, err := os.ReadFile(rep)
-	if err != nil {
-		return t, err
-	}
-	if t.PeakKiB, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
-		return t, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
-	}
-	return t, nil
+	t.PeakKiB, err = readTimeReport(rep)
+	return t, err
 }
 
 // seedFlow is one whole cron run: fetch, then restore.
