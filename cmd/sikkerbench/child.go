@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -72,27 +71,15 @@ func churn(s ipnet.Set, n int, mix string, pct int) ipnet.Set {
 	return out
 }
 
-func slabKiB() int64 {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Slab:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
+func slabKiB() int64 { return fieldKiB("/proc/meminfo", "Slab") }
+
+// kernelKiB is the kernel memory a set can take: slab objects, and vmalloc
+// areas, where ipset keeps large hash tables.
+func kernelKiB() int64 {
+	return fieldKiB("/proc/meminfo", "Slab") + fieldKiB("/proc/meminfo", "VmallocUsed")
 }
 
-func hwmKiB() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
-}
+func hwmKiB() int64 { return fieldKiB("/proc/self/status", "VmHWM") }
 
 // resetHWM returns the garbage of the set-up (list generation, the first
 // load) to the OS, so that it does not count as the operation's, and makes

@@ -84,9 +84,14 @@ func tail(s string) string {
 	return s
 }
 
-// procKiB reads fields (VmRSS, VmHWM) of /proc/PID/status in KiB.
+// procKiB reads a field (VmRSS, VmHWM) of /proc/PID/status in KiB.
 func procKiB(pid int, field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return fieldKiB(fmt.Sprintf("/proc/%d/status", pid), field)
+}
+
+// fieldKiB reads a "Field: N kB" line of a /proc file; 0 when missing.
+func fieldKiB(path, field string) int64 {
+	b, _ := os.ReadFile(path)
 	for _, l := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
 			v, _ := strconv.ParseInt(f[1], 10, 64)
