@@ -89,7 +89,7 @@ func runCron(o *options) error {
 		}
 		for _, s := range steps {
 			if err := s.do(); err != nil {
-				return fmt.Errorf("%s: %w", s.what, err)
+				return fmt.Errorf("%s: %w", s.what, l.explain(err))
 			}
 		}
 		runs = append(runs, r)

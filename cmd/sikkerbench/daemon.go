@@ -250,20 +250,20 @@ func runDaemon(o *options) error {
 			return err
 		}
 		if r.cold, err = start(); err != nil {
-			return fmt.Errorf("cold start: %w", err)
+			return fmt.Errorf("cold start: %w", l.explain(err))
 		}
 		if i == 0 {
 			for k := range 10 {
 				m, err := op(reload, k == 0 || k == 9)
 				if err != nil {
-					return fmt.Errorf("reload %d: %w", k+1, err)
+					return fmt.Errorf("reload %d: %w", k+1, l.explain(err))
 				}
 				r.reload = append(r.reload, m)
 			}
 			for k := range 10 {
 				m, err := op(pull, k == 0 || k == 9)
 				if err != nil {
-					return fmt.Errorf("pull %d: %w", k+1, err)
+					return fmt.Errorf("pull %d: %w", k+1, l.explain(err))
 				}
 				r.pull = append(r.pull, m)
 			}
@@ -272,13 +272,13 @@ func runDaemon(o *options) error {
 			return err
 		}
 		if r.boot, err = start(); err != nil {
-			return fmt.Errorf("start from the cached list: %w", err)
+			return fmt.Errorf("start from the cached list: %w", l.explain(err))
 		}
 		if err := cur.stop(syscall.SIGKILL); err != nil {
 			return err
 		}
 		if r.adopt, err = start(); err != nil {
-			return fmt.Errorf("start after kill -9: %w", err)
+			return fmt.Errorf("start after kill -9: %w", l.explain(err))
 		}
 		if err := cur.stop(syscall.SIGTERM); err != nil {
 			return err
@@ -290,7 +290,7 @@ func runDaemon(o *options) error {
 		}
 		f, rs, err := seedFlow(l.host, l.url(), dir, o.entries)
 		if err != nil {
-			return fmt.Errorf("seed flow: %w", err)
+			return fmt.Errorf("seed flow: %w", l.explain(err))
 		}
 		r.seed = f.Wall + rs.Wall
 		runs = append(runs, r)

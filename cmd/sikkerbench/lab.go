@@ -157,10 +157,34 @@ func (l *lab) startMock(list string) error {
 	return nil
 }
 
-// setList makes the mock serve the list in file.
+// setList makes the mock serve the list in file. The mock is restarted
+// rather than sent the list (POST /_mock/list), which would hold the old
+// and the new list at once: with 1 M entries that is some 2 GB more.
 func (l *lab) setList(file string) error {
-	_, err := inNS(l.host, "curl", "-sf", "-o", "/dev/null", "--data-binary", "@"+file, l.url()+"/_mock/list")
-	return err
+	l.stopMock()
+	return l.startMock(file)
+}
+
+func (l *lab) stopMock() {
+	if l.mock != nil && l.mock.Process != nil {
+		_ = l.mock.Process.Kill()
+		<-l.mockDone
+	}
+	l.mock = nil
+}
+
+// explain adds to a failed step's error that the mock is gone, when it
+// is: the OOM killer takes it first, being the largest process of a run.
+func (l *lab) explain(err error) error {
+	if err == nil || l.mock == nil {
+		return err
+	}
+	select {
+	case <-l.mockDone:
+		return fmt.Errorf("%w (sikkerapi-mock had exited: %v; killed by the OOM killer? see dmesg)", err, l.mock.ProcessState)
+	default:
+		return err
+	}
 }
 
 // emptyHost removes every firewall object from the host namespace and the
@@ -180,10 +204,7 @@ func (l *lab) emptyHost(state string) error {
 }
 
 func (l *lab) close() {
-	if l.mock != nil && l.mock.Process != nil {
-		_ = l.mock.Process.Kill()
-		<-l.mockDone
-	}
+	l.stopMock()
 	var errs []error
 	for _, ns := range []string{l.host, l.peer} {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
