@@ -101,13 +101,18 @@ func startGuard(ns string, bin binaries, c guardConfig, env []string, logPath st
 	argv := append(append([]string{"netns", "exec", ns, "env"}, env...), bin.guard, "-c", c.path)
 	cmd := exec.Command("ip", argv...)
 	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	// ip and env exec the daemon in their place: the pid is the daemon's.
 	p := &guardProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logPath: logPath}
+	stopGuard := guardKernel(p.pid)
 	go func() {
 		p.err = cmd.Wait()
+		if err := stopGuard(); err != nil {
+			p.err = err
+		}
 		close(p.done)
 	}()
 	return p, nil

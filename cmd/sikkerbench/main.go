@@ -94,7 +94,9 @@ func main() {
 	flag.StringVar(&o.policy, "policy", "dbus/com.sikkerapi.SikkerGuard1.conf", "daemon: the D-Bus policy file the private bus includes")
 	self, _ := os.Executable()
 	flag.StringVar(&o.binDir, "bin", filepath.Dir(self), "directory holding sikkerguard, sikkerctl and sikkerapi-mock")
+	kernelLimit := flag.Int64("kernel-limit", 4096, "stop a program of the benchmark when the kernel's unreclaimable memory grows by more than this many MiB while it runs")
 	flag.Parse()
+	kernelLimitKiB = *kernelLimit << 10
 
 	if *child != "" {
 		res, err := runChild(*child, *ns, *size, *mix)
@@ -131,16 +133,23 @@ func main() {
 		runCleanups()
 		os.Exit(130)
 	}()
+	// A section that fails says why; the others still run.
+	failed := 0
 	for _, s := range todo {
 		fmt.Printf("## %s: %s\n\n", s.name, s.about)
 		start := time.Now()
 		err := s.run(&o)
 		runCleanups()
 		if err != nil {
+			fmt.Printf("**%s failed**: see the error below.\n\n", s.name)
 			fmt.Fprintf(os.Stderr, "sikkerbench: %s: %v\n", s.name, err)
-			os.Exit(1)
+			failed++
+			continue
 		}
 		fmt.Printf("\n(%s took %s)\n\n", s.name, time.Since(start).Round(time.Second))
+	}
+	if failed > 0 {
+		os.Exit(1)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -50,10 +51,20 @@ func execTimed(ns string, env []string, stdin io.Reader, name string, args ...st
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A group of its own, so that the guard can stop the program GNU time
+	// forked as well.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	t := timed{Start: time.Now()}
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return t, err
+	}
+	stopGuard := guardKernel(cmd.Process.Pid)
+	err := cmd.Wait()
 	t.Wall = time.Since(t.Start)
 	t.Stderr = stderr.String()
+	if gerr := stopGuard(); gerr != nil {
+		return t, fmt.Errorf("%s: %w: %s", name, gerr, tail(t.Stderr))
+	}
 	if err != nil {
 		return t, fmt.Errorf("%s: %v: %s%s", name, err, tail(stdout.String()), tail(t.Stderr))
 	}
@@ -61,6 +72,42 @@ func execTimed(ns string, env []string, stdin io.Reader, name string, args ...st
 		t.PeakKiB, err = readTimeReport(report)
 	}
 	return t, err
+}
+
+// kernelLimitKiB bounds how much the kernel's unreclaimable memory may grow
+// while one program of the benchmark runs (-kernel-limit).
+var kernelLimitKiB int64 = 4 << 20
+
+// guardKernel watches the machine's unreclaimable kernel memory while the
+// process group pgid runs and kills the group when it has grown by more than
+// kernelLimitKiB: a program that makes the kernel queue gigabytes (netlink
+// messages nobody reads, say) must not make the OOM killer take the
+// machine's other work. stop ends the watch and says whether it struck.
+func guardKernel(pgid int) (stop func() error) {
+	base := fieldKiB("/proc/meminfo", "SUnreclaim")
+	done, res := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				res <- nil
+				return
+			case <-tick.C:
+				if grown := fieldKiB("/proc/meminfo", "SUnreclaim") - base; grown > kernelLimitKiB {
+					_ = syscall.Kill(-pgid, syscall.SIGKILL)
+					res <- fmt.Errorf("stopped: the kernel's unreclaimable memory (SUnreclaim) grew by %s while it ran, more than -kernel-limit %s",
+						mib(grown), mib(kernelLimitKiB))
+					return
+				}
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		return <-res
+	}
 }
 
 // readTimeReport reads the peak RSS in KiB that GNU time's -f %M wrote.
