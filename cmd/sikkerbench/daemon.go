@@ -218,6 +218,11 @@ func runDaemon(o *options) error {
 	// op measures f on the running daemon; rest says whether to read its
 	// resident memory afterwards.
 	op := func(f func() error, rest bool) (memOp, error) {
+		select {
+		case <-cur.done:
+			return memOp{}, fmt.Errorf("the daemon had exited: %v; log %s", cur.err, cur.logPath)
+		default:
+		}
 		if err := clearHWM(cur.pid); err != nil {
 			return memOp{}, err
 		}

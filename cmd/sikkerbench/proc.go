@@ -80,9 +80,11 @@ var kernelLimitKiB int64 = 4 << 20
 
 // guardKernel watches the machine's unreclaimable kernel memory while the
 // process group pgid runs and kills the group when it has grown by more than
-// kernelLimitKiB: a program that makes the kernel queue gigabytes (netlink
-// messages nobody reads, say) must not make the OOM killer take the
-// machine's other work. stop ends the watch and says whether it struck.
+// kernelLimitKiB: a run that makes the kernel hold gigabytes (a transaction,
+// netlink messages nobody reads) must not make the OOM killer take the
+// machine's other work. The figure is machine-wide, so on a shared machine
+// another program's growth can stop the run too; the error says so. stop
+// ends the watch and says whether it struck.
 func guardKernel(pgid int) (stop func() error) {
 	base := fieldKiB("/proc/meminfo", "SUnreclaim")
 	done, res := make(chan struct{}), make(chan error, 1)
@@ -97,8 +99,8 @@ func guardKernel(pgid int) (stop func() error) {
 			case <-tick.C:
 				if grown := fieldKiB("/proc/meminfo", "SUnreclaim") - base; grown > kernelLimitKiB {
 					_ = syscall.Kill(-pgid, syscall.SIGKILL)
-					res <- fmt.Errorf("stopped: the kernel's unreclaimable memory (SUnreclaim) grew by %s while it ran, more than -kernel-limit %s",
-						mib(grown), mib(kernelLimitKiB))
+					res <- fmt.Errorf("stopped: the machine's unreclaimable kernel memory (SUnreclaim) grew by %s while it ran, "+
+						"more than -kernel-limit %s (machine-wide: other work on the machine counts too)", mib(grown), mib(kernelLimitKiB))
 					return
 				}
 			}
