@@ -22,15 +22,10 @@ type cronRun struct {
 func (r cronRun) seedWall(i int) time.Duration { return r.seed[i][0].Wall + r.seed[i][1].Wall }
 
 func runCron(o *options) error {
-	bin, err := o.binaries()
+	bin, dir, err := o.setUp("once")
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "sikkerbench-once-")
-	if err != nil {
-		return err
-	}
-	atExit(func() { os.RemoveAll(dir) })
 	list, fresh := addrList(o.entries, o.entries/100, 1)
 	fileA, err := writeList(dir, "list.txt", list)
 	if err != nil {

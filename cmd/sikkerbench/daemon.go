@@ -118,6 +118,18 @@ func startGuard(ns string, bin binaries, c guardConfig, env []string, logPath st
 	return p, nil
 }
 
+// explain adds to a failed operation's error how the daemon ended, when
+// it did, with the end of its log.
+func (p *guardProc) explain(err error) error {
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Second):
+		return err
+	}
+	log, _ := os.ReadFile(p.logPath)
+	return fmt.Errorf("%w; the daemon exited: %v; its log ends:\n%s", err, p.err, tail(string(log)))
+}
+
 // stop signals the daemon and waits for it to exit.
 func (p *guardProc) stop(sig syscall.Signal) error {
 	select {
@@ -150,10 +162,6 @@ type daemonRun struct {
 }
 
 func runDaemon(o *options) error {
-	bin, err := o.binaries()
-	if err != nil {
-		return err
-	}
 	policy, err := filepath.Abs(o.policy)
 	if err != nil {
 		return err
@@ -161,11 +169,10 @@ func runDaemon(o *options) error {
 	if _, err := os.Stat(policy); err != nil {
 		return fmt.Errorf("the bus policy: %w (run from the source tree, or give -policy)", err)
 	}
-	dir, err := os.MkdirTemp("", "sikkerbench-daemon-")
+	bin, dir, err := o.setUp("daemon")
 	if err != nil {
 		return err
 	}
-	atExit(func() { os.RemoveAll(dir) })
 	list, _ := addrList(o.entries, 0, 2)
 	file, err := writeList(dir, "list.txt", list)
 	if err != nil {
@@ -220,7 +227,7 @@ func runDaemon(o *options) error {
 	op := func(f func() error, rest bool) (memOp, error) {
 		select {
 		case <-cur.done:
-			return memOp{}, fmt.Errorf("the daemon had exited: %v; log %s", cur.err, cur.logPath)
+			return memOp{}, cur.explain(errors.New("the daemon had exited"))
 		default:
 		}
 		if err := clearHWM(cur.pid); err != nil {
@@ -228,7 +235,7 @@ func runDaemon(o *options) error {
 		}
 		t0 := time.Now()
 		if err := f(); err != nil {
-			return memOp{}, err
+			return memOp{}, cur.explain(err)
 		}
 		m := memOp{wall: time.Since(t0), hwmKiB: procKiB(cur.pid, "VmHWM")}
 		if rest {

@@ -62,7 +62,20 @@ type options struct {
 	sizes, mixes, methods []string
 }
 
-func (o *options) binaries() (binaries, error) { return findBinaries(o.binDir) }
+// setUp finds the binaries under test and makes the section's scratch
+// directory, removed at the end.
+func (o *options) setUp(section string) (binaries, string, error) {
+	bin, err := findBinaries(o.binDir)
+	if err != nil {
+		return bin, "", err
+	}
+	dir, err := os.MkdirTemp("", "sikkerbench-"+section+"-")
+	if err != nil {
+		return bin, "", err
+	}
+	atExit(func() { os.RemoveAll(dir) })
+	return bin, dir, nil
+}
 
 // cleanups run at the end, also after SIGINT or SIGTERM, newest first:
 // whatever a section creates (namespaces, processes) is registered here.

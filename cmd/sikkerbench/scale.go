@@ -48,15 +48,10 @@ func scaleLoad(load func(ns string) (timed, error)) (scaleRun, error) {
 }
 
 func runScale(o *options) error {
-	bin, err := o.binaries()
+	bin, dir, err := o.setUp("scale")
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "sikkerbench-scale-")
-	if err != nil {
-		return err
-	}
-	atExit(func() { os.RemoveAll(dir) })
 	type row struct {
 		n           int
 		ours, ipset scaleRun
