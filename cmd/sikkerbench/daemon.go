@@ -76,9 +76,10 @@ func (n *notifier) wait(line string, d *guardProc) (time.Time, error) {
 				return m.at, nil
 			}
 		case <-d.done:
-			return time.Time{}, fmt.Errorf("the daemon exited before %s: %v; log %s", line, d.err, d.logPath)
+			return time.Time{}, d.explain(fmt.Errorf("no %s", line))
 		case <-timeout:
-			return time.Time{}, fmt.Errorf("no %s within 5 minutes; log %s", line, d.logPath)
+			log, _ := os.ReadFile(d.logPath)
+			return time.Time{}, fmt.Errorf("no %s within 5 minutes; the daemon's log ends:\n%s", line, tail(string(log)))
 		}
 	}
 }
