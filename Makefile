@@ -41,9 +41,15 @@ CMDS := sikkerguard sikkerctl sikkerapi-mock
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: deps
-deps: ## Install the missing Debian packages that make check and make demo run (DEB_DEPS); needs root
-	@missing=""; for pair in $(DEB_DEPS); do \
+# Programs `make bench` runs besides DEB_DEPS: curl (the seed's fetch, the
+# reference of the cron run) and GNU time, which measures peak memory (package
+# "time"; the shell keyword of the same name cannot).
+BENCH_DEPS := curl:curl /usr/bin/time:time
+
+# install-missing installs the Debian packages of a command:package list
+# whose command (or file, for a path) is missing; it needs root for that.
+define install-missing
+	@missing=""; for pair in $(1); do \
 		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 		case $$cmd in \
 		/*) [ -e $$cmd ] || missing="$$missing $$pkg" ;; \
@@ -56,6 +62,11 @@ deps: ## Install the missing Debian packages that make check and make demo run (
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+.PHONY: deps
+deps: ## Install the missing Debian packages that make check and make demo run (DEB_DEPS); needs root
+	$(call install-missing,$(DEB_DEPS))
 	@test -x "$(GO)" || command -v "$(GO)" >/dev/null || { echo "Go toolchain not found (looked for go on PATH and /usr/local/go/bin/go)" >&2; exit 1; }
 
 .PHONY: build
@@ -113,16 +124,21 @@ fuzz: ## Run every Fuzz* target of every package for FUZZTIME each (default 30s)
 		done; \
 	done
 
+# BENCH narrows make bench to some of its sections, in this order: backends
+# (the firewall backends alone), once (the cron run), daemon (start-up,
+# reload, pull, memory), scale (100 k, 1 M, 5 M entries); e.g.
+# `sudo make bench BENCH=once,daemon`. BENCH_RUNS is how many times each case
+# runs (the median is shown). The address-math Go benchmarks run with all.
+BENCH ?= all
+BENCH_RUNS ?= 3
+
 .PHONY: bench
-bench: deps ## Benchmarks: address math, and the firewall backends against nft -f and ipset (root, minutes)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/ipnet
-	@if [ "$$(id -u)" != 0 ]; then echo "the firewall benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
-	@# GNU time measures nft's and ipset's peak memory (package "time"; the
-	@# shell keyword of the same name cannot).
-	@[ -x /usr/bin/time ] || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends time; }
-	@mkdir -p $(BIN)
+bench: deps build ## Benchmarks against the reference tools: backends, --once, the daemon, scale (root, ~20 min; BENCH=once,daemon narrows)
+	@if [ "$$(id -u)" != 0 ]; then echo "the benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
+	$(call install-missing,$(BENCH_DEPS))
+	$(if $(filter all,$(BENCH)),$(GO) test -run '^$$' -bench . -benchmem ./internal/ipnet)
 	$(GO) build $(GOFLAGS) -o $(BIN)/sikkerbench ./cmd/sikkerbench
-	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr -runs 3
+	$(BIN)/sikkerbench -bench $(BENCH) -runs $(BENCH_RUNS) -bin $(BIN) -sizes 100000,1000000 -mix single,cidr
 
 .PHONY: install
 install: build ## Install binaries, unit, D-Bus policy, config, man pages and docs under DESTDIR/PREFIX

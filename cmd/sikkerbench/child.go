@@ -4,15 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime/debug"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -73,27 +71,15 @@ func churn(s ipnet.Set, n int, mix string, pct int) ipnet.Set {
 	return out
 }
 
-func slabKiB() int64 {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Slab:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
+func slabKiB() int64 { return fieldKiB("/proc/meminfo", "Slab") }
+
+// kernelKiB is the kernel memory a set can take: slab objects, and vmalloc
+// areas, where ipset keeps large hash tables.
+func kernelKiB() int64 {
+	return fieldKiB("/proc/meminfo", "Slab") + fieldKiB("/proc/meminfo", "VmallocUsed")
 }
 
-func hwmKiB() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
-}
+func hwmKiB() int64 { return fieldKiB("/proc/self/status", "VmHWM") }
 
 // resetHWM returns the garbage of the set-up (list generation, the first
 // load) to the OS, so that it does not count as the operation's, and makes
@@ -130,12 +116,19 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 		if err != nil {
 			return res, err
 		}
-		if err := b.Apply(firewall.Lists{Block: a, Allow: ipnet.Set{}}); err != nil {
-			return res, err
+		if method != "ours-load" {
+			if err := b.Apply(firewall.Lists{Block: a, Allow: ipnet.Set{}}); err != nil {
+				return res, err
+			}
 		}
 	}
 	tool := int64(-1) // the tool's peak RSS in KiB, when one ran
 	switch method {
+	case "ours-load": // the first load, into a table that does not exist yet
+		resetHWM()
+		start := time.Now()
+		err = b.Apply(firewall.Lists{Block: next, Allow: ipnet.Set{}})
+		res.Wall = time.Since(start)
 	case "ours-full", "ours-delta1", "ours-delta10":
 		resetHWM()
 		start := time.Now()
@@ -183,44 +176,15 @@ func runChild(method, ns string, n int, mix string) (result, error) {
 	return res, nil
 }
 
-// runTool runs a tool in the namespace and returns its peak RSS in KiB.
-// The rusage of a process started from Go counts the starting process's
-// pages too (the child shares them until exec), so the peak is measured by
-// GNU time, which forks the tool from its own small process; without
-// /usr/bin/time it falls back to the rusage, an upper bound.
+// runTool runs a tool in the namespace and returns its peak RSS in KiB,
+// taken by GNU time (see execTimed).
 func runTool(ns string, stdin []byte, name string, args ...string) (int64, error) {
-	argv := append([]string{"netns", "exec", ns, name}, args...)
-	var report string
-	if _, err := os.Stat("/usr/bin/time"); err == nil {
-		f, err := os.CreateTemp("", "sikkerbench-time-*")
-		if err != nil {
-			return 0, err
-		}
-		f.Close()
-		report = f.Name()
-		defer os.Remove(report)
-		argv = append([]string{"netns", "exec", ns, "/usr/bin/time", "-f", "%M", "-o", report, name}, args...)
-	}
-	cmd := exec.Command("ip", argv...)
+	var in io.Reader
 	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
+		in = bytes.NewReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v: %.300s", name, err, out)
-	}
-	if report == "" {
-		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
-	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		return 0, err
-	}
-	kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("/usr/bin/time report %q: %w", b, err)
-	}
-	return kib, nil
+	t, err := execTimed(ns, nil, in, name, args...)
+	return t.PeakKiB, err
 }
 
 // writeNftFile writes the nft equivalent of our full replace: flush both

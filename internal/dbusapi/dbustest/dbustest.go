@@ -100,12 +100,28 @@ func SkipWithoutDaemon(t testing.TB) string {
 // directory; it is stopped and removed when t ends.
 func StartBus(t testing.TB, p Policy) *Bus {
 	t.Helper()
-	daemon := SkipWithoutDaemon(t)
-	dir := WorldDir(t, "sikkerbus-")
+	SkipWithoutDaemon(t)
+	b, stop, err := Launch(WorldDir(t, "sikkerbus-"), p, PolicyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return b
+}
+
+// Launch starts a dbus-daemon of type system listening on dir/bus, with the
+// shipped policy read from policyFile when p is Shipped, and returns once
+// it accepts connections. stop kills it. Tests use StartBus; Launch serves
+// programs without a testing.TB, such as the benchmark.
+func Launch(dir string, p Policy, policyFile string) (b *Bus, stop func(), err error) {
+	daemon, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		return nil, nil, fmt.Errorf("dbus-daemon not found (apt-get install dbus): %w", err)
+	}
 	socket := filepath.Join(dir, "bus")
 	body := openPolicy
 	if p == Shipped {
-		body = systemDefault + fmt.Sprintf("  <include>%s</include>\n", PolicyFile())
+		body = systemDefault + fmt.Sprintf("  <include>%s</include>\n", policyFile)
 	}
 	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -117,7 +133,7 @@ func StartBus(t testing.TB, p Policy) *Bus {
 `, socket, body)
 	confFile := filepath.Join(dir, "bus.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	cmd := exec.Command(daemon, "--config-file="+confFile, "--print-address", "--nofork")
 	// dbus-daemon speaks sd_notify when it finds NOTIFY_SOCKET; a test bus
@@ -131,22 +147,22 @@ func StartBus(t testing.TB, p Policy) *Bus {
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dbus-daemon: %v", err)
+		return nil, nil, fmt.Errorf("start dbus-daemon: %w", err)
 	}
-	t.Cleanup(func() {
+	stop = func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-	})
+	}
 	// The address is printed once the socket listens; EOF means it died.
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		_ = cmd.Wait()
-		t.Fatalf("dbus-daemon did not start: %v: %s", err, stderr.String())
+		return nil, nil, fmt.Errorf("dbus-daemon did not start: %w: %s", err, stderr.String())
 	}
-	return &Bus{Address: strings.TrimSpace(line), Dir: dir}
+	return &Bus{Address: strings.TrimSpace(line), Dir: dir}, stop, nil
 }
 
 // WorldDir makes a temporary directory that uid 65534 can enter and read,
