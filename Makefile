@@ -35,6 +35,10 @@ DEB_DEPS := nft:nftables iptables:iptables ipset:ipset ip:iproute2 dbus-daemon:d
 	/usr/include/stdint.h:libc6-dev /etc/ssl/certs/ca-certificates.crt:ca-certificates \
 	rpmbuild:rpm
 
+# What `make bench` runs besides (installed by deps as a prerequisite of
+# bench only): iperf3 streams TCP through the packet benchmark's lab.
+BENCH_DEB_DEPS := iperf3:iperf3
+
 CMDS := sikkerguard sikkerctl sikkerapi-mock
 
 .PHONY: help
@@ -43,7 +47,7 @@ help: ## Show this help
 
 .PHONY: deps
 deps: ## Install the missing Debian packages that make check and make demo run (DEB_DEPS); needs root
-	@missing=""; for pair in $(DEB_DEPS); do \
+	@missing=""; for pair in $(DEB_DEPS) $(EXTRA_DEB_DEPS); do \
 		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 		case $$cmd in \
 		/*) [ -e $$cmd ] || missing="$$missing $$pkg" ;; \
@@ -114,6 +118,7 @@ fuzz: ## Run every Fuzz* target of every package for FUZZTIME each (default 30s)
 	done
 
 .PHONY: bench
+bench: EXTRA_DEB_DEPS = $(BENCH_DEB_DEPS)
 bench: deps ## Benchmarks: address math, and the firewall backends against nft -f and ipset (root, minutes)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ipnet
 	@if [ "$$(id -u)" != 0 ]; then echo "the firewall benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
@@ -123,6 +128,7 @@ bench: deps ## Benchmarks: address math, and the firewall backends against nft -
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/sikkerbench ./cmd/sikkerbench
 	$(BIN)/sikkerbench -sizes 100000,1000000 -mix single,cidr -runs 3
+	$(BIN)/sikkerbench -packet 1000000 -runs 3
 
 .PHONY: install
 install: build ## Install binaries, unit, D-Bus policy, config, man pages and docs under DESTDIR/PREFIX

@@ -28,6 +28,7 @@ func main() {
 	runs := flag.Int("runs", 1, "measure each method this many times (interleaved) and report the run of median wall time")
 	size := flag.Int("n", 0, "internal: list size for -child")
 	mix := flag.String("m", "", "internal: mix for -child")
+	packet := flag.Int("packet", 0, "instead: measure the packet path with this many listed addresses and as many ranges (see packet.go)")
 	flag.Parse()
 
 	if *child != "" {
@@ -42,6 +43,13 @@ func main() {
 	if *runs < 1 {
 		fmt.Fprintln(os.Stderr, "sikkerbench: -runs must be at least 1")
 		os.Exit(2)
+	}
+	if *packet > 0 {
+		if err := runPacket(*packet, 3*time.Second, *runs); err != nil {
+			fmt.Fprintln(os.Stderr, "sikkerbench: packet:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(strings.Split(*sizes, ","), strings.Split(*mixes, ","), strings.Split(*methods, ","), *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "sikkerbench:", err)
