@@ -77,8 +77,8 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 	if err != nil {
 		return err
 	}
-	// Two transactions of n elements each, not one of 2n: the kernel holds
-	// a whole transaction in memory (gigabytes at a million elements).
+	// Transactions of at most pktChunk ranges: the kernel holds a whole
+	// transaction in memory, gigabytes at a million elements.
 	singles := ipnet.Set{}
 	for _, r := range list.V4 {
 		if r.Lo == r.Hi {
@@ -97,8 +97,10 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 	if err := b.Apply(singles, ipnet.Set{}); err != nil {
 		return err
 	}
-	if err := b.Update(list); err != nil {
-		return err
+	for _, part := range pktChunks(list) {
+		if err := b.Update(part); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "packet: table loaded (%d ranges) in %s\n", len(list.V4), time.Since(start).Round(time.Millisecond))
 	start = time.Now()
@@ -156,6 +158,25 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 	return nil
 }
 
+// pktChunk bounds the ranges one transaction or nft -f script adds.
+const pktChunk = 250000
+
+// pktChunks returns growing prefixes of list's ranges of two or more
+// addresses, on top of all its single addresses, pktChunk more each.
+func pktChunks(list ipnet.Set) []ipnet.Set {
+	var out []ipnet.Set
+	cur, wide := ipnet.Set{}, 0
+	for _, r := range list.V4 {
+		cur.V4 = append(cur.V4, r)
+		if r.Lo != r.Hi {
+			if wide++; wide%pktChunk == 0 {
+				out = append(out, ipnet.Set{V4: slices.Clone(cur.V4)})
+			}
+		}
+	}
+	return append(out, cur)
+}
+
 // pktList is n random single addresses and n random /28 ranges, merged
 // (a single inside a range joins it).
 func pktList(n int) ipnet.Set {
@@ -191,9 +212,15 @@ func pktFloodSources(list ipnet.Set) map[string][]netip.Addr {
 		}
 		return as
 	}
-	out["hash"], out["interval"] = pick(singles), pick(wide)
-	out["floor"] = out["hash"]
 	rnd := rand.New(rand.NewPCG(9, 9))
+	// In random order, as a flood's sources come: in the list's order,
+	// consecutive lookups would walk the same upper part of the interval
+	// tree and find it in the cache.
+	out["hash"], out["interval"] = pick(singles), pick(wide)
+	for _, k := range []string{"hash", "interval"} {
+		rnd.Shuffle(len(out[k]), func(i, j int) { out[k][i], out[k][j] = out[k][j], out[k][i] })
+	}
+	out["floor"] = out["hash"]
 	for len(out["unlisted"]) < 4096 {
 		a := ipnet.AddrFrom4(1<<24 + rnd.Uint32N(223<<24-1<<24))
 		if !list.Contains(a) {
@@ -286,10 +313,18 @@ func loadNetdev(lab *testnet.Lab, list ipnet.Set) error {
 		if single {
 			set = "blockhost4"
 		}
-		first := true
+		first, k := true, 0
 		for _, r := range list.V4 {
 			if (r.Lo == r.Hi) != single {
 				continue
+			}
+			if k++; k%pktChunk == 0 {
+				w.WriteString(" }\n")
+				if err := nftScript(lab, w.String()); err != nil {
+					return err
+				}
+				w.Reset()
+				first = true
 			}
 			if first {
 				fmt.Fprintf(&w, "add element netdev %s %s { ", pktNetdev, set)
