@@ -145,12 +145,11 @@ func iperf(lab *testnet.Lab, d time.Duration) (float64, error) {
 	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
 	var out string
 	var err error
-	for range 50 { // until the server listens
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) { // until the server listens
 		out, err = lab.Peer.Run("iperf3", "-c", pktHost.Addr().String(), "-J", "-t", strconv.Itoa(max(1, int(d.Seconds()))))
-		if err == nil || !strings.Contains(out, "Connection refused") {
+		if !strings.Contains(out, "unable to connect") || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("iperf3: %w", err)
