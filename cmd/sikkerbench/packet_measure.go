@@ -174,7 +174,7 @@ func iperf(lab *testnet.Lab, d time.Duration) (float64, error) {
 // printPacket prints the floods' table: the run of median CPU per packet
 // of each case.
 func printPacket(cases []pktCase, all [][]pktRow, n int) {
-	fmt.Printf("\n| flood, 60-byte UDP frames, %d + %d entries listed (median of %d) | packets/s | dropped | CPU per packet | CPU s per M packets | softirq s per M (machine) | conntrack entries made |\n",
+	fmt.Printf("\n| flood, 60-byte UDP frames, %d + %d entries listed (median of %d) | packets/s | dropped | CPU per packet | CPU s per M packets | softirq s per M (machine) | conntrack count Δ |\n",
 		n, n, len(all[0]))
 	fmt.Printf("|---|---:|---:|---:|---:|---:|---:|\n")
 	var base time.Duration
