@@ -42,9 +42,10 @@ help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Programs `make bench` runs besides DEB_DEPS: curl (the seed's fetch, the
-# reference of the cron run) and GNU time, which measures peak memory (package
-# "time"; the shell keyword of the same name cannot).
-BENCH_DEPS := curl:curl /usr/bin/time:time
+# reference of the cron run), GNU time, which measures peak memory (package
+# "time"; the shell keyword of the same name cannot), and iperf3, which
+# streams TCP through the packet section's lab.
+BENCH_DEPS := curl:curl /usr/bin/time:time iperf3:iperf3
 
 # install-missing installs the Debian packages of a command:package list
 # whose command (or file, for a path) is missing; it needs root for that.
@@ -126,14 +127,15 @@ fuzz: ## Run every Fuzz* target of every package for FUZZTIME each (default 30s)
 
 # BENCH narrows make bench to some of its sections, in this order: backends
 # (the firewall backends alone), once (the cron run), daemon (start-up,
-# reload, pull, memory), scale (100 k, 1 M, 5 M entries); e.g.
+# reload, pull, memory), scale (100 k, 1 M, 5 M entries), packet (the cost
+# per packet at each hook, conntrack, a TCP stream); e.g.
 # `sudo make bench BENCH=once,daemon`. BENCH_RUNS is how many times each case
 # runs (the median is shown). The address-math Go benchmarks run with all.
 BENCH ?= all
 BENCH_RUNS ?= 3
 
 .PHONY: bench
-bench: deps build ## Benchmarks against the reference tools: backends, --once, the daemon, scale (root, ~20 min; BENCH=once,daemon narrows)
+bench: deps build ## Benchmarks against the reference tools: backends, --once, the daemon, scale, the packet path (root, ~25 min; BENCH=once,daemon narrows)
 	@if [ "$$(id -u)" != 0 ]; then echo "the benchmark loads lists into throwaway network namespaces and needs root: sudo make bench" >&2; exit 1; fi
 	$(call install-missing,$(BENCH_DEPS))
 	$(if $(filter all,$(BENCH)),$(GO) test -run '^$$' -bench . -benchmem ./internal/ipnet)

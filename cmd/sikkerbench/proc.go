@@ -156,7 +156,7 @@ func clearHWM(pid int) error {
 }
 
 // median returns the element of xs with the median key.
-func median[T any](xs []T, key func(T) time.Duration) T {
+func median[T any, K cmp.Ordered](xs []T, key func(T) K) T {
 	xs = slices.Clone(xs)
 	slices.SortFunc(xs, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
 	return xs[len(xs)/2]

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sikkerapi/sikkerguard/internal/firewall"
+	"github.com/sikkerapi/sikkerguard/internal/firewall/firewalltest"
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
+	"github.com/sikkerapi/sikkerguard/internal/nft"
+	"github.com/sikkerapi/sikkerguard/internal/testnet"
+)
+
+// The packet benchmark's lab: the host (the firewall under test) and one
+// peer that floods it over a veth pair with frames from listed sources.
+var (
+	pktHost = netip.MustParsePrefix("192.0.2.1/24")
+	pktPeer = netip.MustParsePrefix("192.0.2.2/24")
+)
+
+const (
+	pktHostIf  = "fw0"
+	pktSources = 65536 // distinct listed sources of a flood
+	pktNetdev  = "sgpkt"
+	// pktIngressPrio puts the benchmark's ingress chains first on the device.
+	pktIngressPrio = -500
+)
+
+// pktCase is one arrangement of the drop: which base chain is hooked in
+// and where the flood comes from.
+type pktCase struct {
+	name  string
+	chain string // "" (no base chain hooked), "prerouting", "ingress", "netdev"
+	srcs  string // "hash", "interval", "unlisted"
+}
+
+// pktRow is what one flood of a case measured.
+type pktRow struct {
+	sent, dropped uint64
+	elapsed       time.Duration
+	cpu           time.Duration // sender thread (receive path inline) + ksoftirqd
+	softirq       time.Duration // softirq time of /proc/stat, machine-wide
+	conntrack     int64         // conntrack entries the flood left in the host
+}
+
+// runPacket measures what the table costs per packet with n listed single
+// addresses (hash set) and n listed ranges (interval set) loaded: floods
+// from listed sources dropped at each hook, the CPU per drop, the conntrack
+// entries made, the cost to unlisted floods and to a TCP stream (iperf3).
+func runPacket(n int, dur time.Duration, runs int) error {
+	tb := &benchTB{}
+	return tb.run(func() error { return packetBench(tb, n, dur, runs) })
+}
+
+func init() {
+	register(section{name: "packet", order: 50, run: func(o *options) error { return runPacket(o.entries, 3*time.Second, o.runs) },
+		about: "what the table costs per packet: drops at prerouting raw, inet ingress and netdev ingress, conntrack, unlisted floods and a TCP stream"})
+}
+
+func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
+	lab := testnet.NewLab(tb, "sgpkt", testnet.Link{HostIf: pktHostIf, Host: []netip.Prefix{pktHost}, Peer: []netip.Prefix{pktPeer}})
+	// The host answers unlisted floods (ICMP, TCP) over the peer.
+	lab.Host.MustRun("ip", "route", "add", "default", "via", pktPeer.Addr().String())
+	// A host firewall that uses conntrack, as most do: without one, the
+	// namespace would track nothing and the conntrack figure could not fail.
+	if err := nftScript(lab, "table inet sgpktct {\n chain input { type filter hook input priority 0; ct state established,related accept; }\n}\n"); err != nil {
+		return err
+	}
+
+	list := pktList(n)
+	start := time.Now()
+	b, err := nft.New(firewalltest.Settings(firewall.Settings{IPv6: true, LogGroup: 7}, nft.HookPrerouting),
+		slog.New(slog.DiscardHandler), nft.WithNetNSFd(lab.Host.FD()))
+	if err != nil {
+		return err
+	}
+	// Transactions of at most pktChunk ranges: the kernel holds a whole
+	// transaction in memory, gigabytes at a million elements.
+	singles := ipnet.Set{}
+	for _, r := range list.V4 {
+		if r.Lo == r.Hi {
+			singles.V4 = append(singles.V4, r)
+		}
+	}
+	// The chains are copied from the table while it is empty: nft lists a
+	// chain only after reading every element of the table.
+	if err := b.Apply(firewall.Lists{}); err != nil {
+		return err
+	}
+	chains, err := pktChains(lab)
+	if err != nil {
+		return err
+	}
+	if err := b.Apply(firewall.Lists{Block: singles}); err != nil {
+		return err
+	}
+	for _, part := range pktChunks(list) {
+		if err := b.Update(part); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "packet: table loaded (%d ranges) in %s\n", len(list.V4), time.Since(start).Round(time.Millisecond))
+	netdev := n <= pktNetdevMax
+	if netdev {
+		start = time.Now()
+		if err := loadNetdev(lab, singles); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "packet: netdev table loaded in %s\n", time.Since(start).Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(os.Stderr, "packet: no netdev case above %d entries (nft -f of the copy takes minutes and gigabytes)\n", pktNetdevMax)
+	}
+
+	srcs := pktFloodSources(list)
+	cases := []pktCase{
+		{"floor: no firewall, frames dropped by the stack before any hook", "", "floor"},
+		{"prerouting, raw priority (today), hash set", "prerouting", "hash"},
+		{"inet ingress, hash set", "ingress", "hash"},
+		{"netdev ingress, hash set", "netdev", "hash"},
+		{"prerouting, interval set", "prerouting", "interval"},
+		{"inet ingress, interval set", "ingress", "interval"},
+		{"unlisted sources, no table hooked", "", "unlisted"},
+		{"unlisted sources, prerouting", "prerouting", "unlisted"},
+		{"unlisted sources, inet ingress", "ingress", "unlisted"},
+		{"unlisted sources, prerouting without the interval rule", "hash-only", "unlisted"},
+		{"unlisted sources, prerouting without the hash rule", "interval-only", "unlisted"},
+	}
+	if !netdev {
+		cases = slices.DeleteFunc(cases, func(c pktCase) bool { return c.chain == "netdev" })
+	}
+	all := make([][]pktRow, len(cases))
+	for range runs {
+		for i, c := range cases {
+			if err := chains.activate(lab, c.chain); err != nil {
+				return err
+			}
+			r, err := pktFlood(tb, lab, c, srcs[c.srcs], dur)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			all[i] = append(all[i], r)
+		}
+	}
+	printPacket(cases, all, n)
+
+	var streams [2][]float64 // Gbit/s without and with the table
+	for range runs {
+		for i, chain := range []string{"", "prerouting"} {
+			if err := chains.activate(lab, chain); err != nil {
+				return err
+			}
+			g, err := iperf(lab, dur)
+			if err != nil {
+				return err
+			}
+			streams[i] = append(streams[i], g)
+		}
+	}
+	without, with := median(streams[0], self), median(streams[1], self)
+	fmt.Printf("\n| TCP stream (iperf3, %s, median of %d) | Gbit/s | vs no table |\n|---|---:|---:|\n", dur, runs)
+	fmt.Printf("| no table hooked | %.2f | – |\n", without)
+	fmt.Printf("| table at prerouting, %d + %d entries | %.2f | %+.1f %% |\n", n, n, with, (with/without-1)*100)
+	return nil
+}
+
+// pktNetdevMax is the largest list the netdev comparison is loaded for: its
+// copy of the list goes through nft -f, which needs minutes and gigabytes
+// for a million elements, and a machine shared with other loads runs out.
+const pktNetdevMax = 200000
+
+// pktChunk bounds the ranges one transaction or nft -f script adds.
+const pktChunk = 250000
+
+// pktChunks returns growing prefixes of list's ranges of two or more
+// addresses, on top of all its single addresses, pktChunk more each.
+func pktChunks(list ipnet.Set) []ipnet.Set {
+	var out []ipnet.Set
+	cur, wide := ipnet.Set{}, 0
+	for _, r := range list.V4 {
+		cur.V4 = append(cur.V4, r)
+		if r.Lo != r.Hi {
+			if wide++; wide%pktChunk == 0 {
+				out = append(out, ipnet.Set{V4: slices.Clone(cur.V4)})
+			}
+		}
+	}
+	return append(out, cur)
+}
+
+// pktList is n random single addresses and n random /28 ranges, merged
+// (a single inside a range joins it).
+func pktList(n int) ipnet.Set {
+	s := gen(n, "single", 1)
+	wide := gen(n, "single", 2)
+	for i := range wide.V4 {
+		wide.V4[i].Lo &^= 15
+		wide.V4[i].Hi = wide.V4[i].Lo | 15
+	}
+	s.V4 = append(s.V4, wide.V4...)
+	s.Merge()
+	return s
+}
+
+// pktFloodSources picks pktSources listed single addresses, as many
+// addresses inside listed ranges, and unlisted addresses, spread over the
+// list.
+func pktFloodSources(list ipnet.Set) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	var singles, wide []ipnet.Range4
+	for _, r := range list.V4 {
+		if r.Lo == r.Hi {
+			singles = append(singles, r)
+		} else {
+			wide = append(wide, r)
+		}
+	}
+	pick := func(rs []ipnet.Range4) []netip.Addr {
+		var as []netip.Addr
+		for k := range pktSources {
+			r := rs[k*len(rs)/pktSources]
+			as = append(as, ipnet.AddrFrom4(r.Lo+(r.Hi-r.Lo)/2))
+		}
+		return as
+	}
+	rnd := rand.New(rand.NewPCG(9, 9))
+	// In random order, as a flood's sources come: in the list's order,
+	// consecutive lookups would walk the same upper part of the interval
+	// tree and find it in the cache.
+	out["hash"], out["interval"] = pick(singles), pick(wide)
+	for _, k := range []string{"hash", "interval"} {
+		rnd.Shuffle(len(out[k]), func(i, j int) { out[k][i], out[k][j] = out[k][j], out[k][i] })
+	}
+	out["floor"] = out["hash"]
+	for len(out["unlisted"]) < 4096 {
+		a := ipnet.AddrFrom4(1<<24 + rnd.Uint32N(223<<24-1<<24))
+		if !list.Contains(a) {
+			out["unlisted"] = append(out["unlisted"], a)
+		}
+	}
+	return out
+}
+
+// pktChainSet holds the text of every base chain a case may hook in; one
+// at a time is present in the kernel.
+type pktChainSet struct {
+	add, del map[string]string
+	active   string
+}
+
+var (
+	preroutingHook = regexp.MustCompile(`type filter hook prerouting priority [^;]+;`)
+	chainName      = regexp.MustCompile(`chain prerouting \{`)
+)
+
+// pktChains takes the product's prerouting chain as nft prints it and
+// derives an identical chain at the inet ingress hook of the host's link.
+func pktChains(lab *testnet.Lab) (*pktChainSet, error) {
+	pre, err := lab.Host.Run("nft", "list", "chain", "inet", nft.TableName, "prerouting")
+	if err != nil {
+		return nil, err
+	}
+	ing := preroutingHook.ReplaceAllString(pre, fmt.Sprintf(`type filter hook ingress device "%s" priority %d;`, pktHostIf, pktIngressPrio))
+	ing = chainName.ReplaceAllString(ing, "chain sgpkt_ingress {")
+	if ing == pre || !strings.Contains(ing, "hook ingress") {
+		return nil, fmt.Errorf("packet: cannot derive the ingress chain from:\n%s", pre)
+	}
+	// Variants of prerouting that each leave one lookup of listed sources
+	// out, to tell what an unlisted packet pays for which set.
+	without := func(set string) string {
+		var keep []string
+		for _, line := range strings.Split(pre, "\n") {
+			if !strings.Contains(line, "@"+set) {
+				keep = append(keep, line)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	return &pktChainSet{
+		add: map[string]string{"prerouting": pre, "ingress": ing,
+			"hash-only": without(nft.SetBlock4), "interval-only": without(nft.SetHosts4),
+			"netdev": fmt.Sprintf("add chain netdev %s ingress { type filter hook ingress device \"%s\" priority %d; policy accept; }\n"+
+				"add rule netdev %[1]s ingress ip saddr @allow4 accept\nadd rule netdev %[1]s ingress ip saddr @blockhost4 goto block4\n"+
+				"add rule netdev %[1]s ingress ip saddr @blocklist4 goto block4\n", pktNetdev, pktHostIf, pktIngressPrio)},
+		del: map[string]string{
+			"prerouting":    "flush chain inet " + nft.TableName + " prerouting\ndelete chain inet " + nft.TableName + " prerouting\n",
+			"hash-only":     "flush chain inet " + nft.TableName + " prerouting\ndelete chain inet " + nft.TableName + " prerouting\n",
+			"interval-only": "flush chain inet " + nft.TableName + " prerouting\ndelete chain inet " + nft.TableName + " prerouting\n",
+			"ingress":       "flush chain inet " + nft.TableName + " sgpkt_ingress\ndelete chain inet " + nft.TableName + " sgpkt_ingress\n",
+			"netdev":        "flush chain netdev " + pktNetdev + " ingress\ndelete chain netdev " + pktNetdev + " ingress\n"},
+		active: "prerouting",
+	}, nil
+}
+
+// activate leaves only the named base chain hooked in ("" for none).
+func (c *pktChainSet) activate(lab *testnet.Lab, chain string) error {
+	if chain == c.active {
+		return nil
+	}
+	script := ""
+	if c.active != "" {
+		script += c.del[c.active]
+	}
+	if chain != "" {
+		script += c.add[chain]
+	}
+	if err := nftScript(lab, script); err != nil {
+		return err
+	}
+	c.active = chain
+	return nil
+}
+
+// loadNetdev builds the netdev table of the comparison: the same IPv4 sets
+// and verdict as ours, without a base chain yet, with the list's single
+// addresses (the hash set's flood is the one compared).
+func loadNetdev(lab *testnet.Lab, list ipnet.Set) error {
+	var w strings.Builder
+	fmt.Fprintf(&w, "table netdev %s {\n counter dropped4 {}\n set allow4 { type ipv4_addr; flags interval; }\n"+
+		" set blockhost4 { type ipv4_addr; }\n set blocklist4 { type ipv4_addr; flags interval; }\n"+
+		" chain block4 { counter name \"dropped4\" drop; }\n}\n", pktNetdev)
+	for _, single := range []bool{true, false} {
+		set := "blocklist4"
+		if single {
+			set = "blockhost4"
+		}
+		first, k := true, 0
+		for _, r := range list.V4 {
+			if (r.Lo == r.Hi) != single {
+				continue
+			}
+			if k++; k%pktChunk == 0 {
+				w.WriteString(" }\n")
+				if err := nftScript(lab, w.String()); err != nil {
+					return err
+				}
+				w.Reset()
+				first = true
+			}
+			if first {
+				fmt.Fprintf(&w, "add element netdev %s %s { ", pktNetdev, set)
+			} else {
+				w.WriteString(", ")
+			}
+			first = false
+			if single {
+				w.WriteString(ipnet.AddrFrom4(r.Lo).String()) // a hash set takes no prefix
+			} else {
+				w.WriteString(r.String())
+			}
+		}
+		if !first {
+			w.WriteString(" }\n")
+		}
+	}
+	return nftScript(lab, w.String())
+}
+
+// nftScript runs nft -f with the script in the host namespace.
+func nftScript(lab *testnet.Lab, script string) error {
+	f, err := os.CreateTemp("", "sikkerbench-packet-*.nft")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(script); err != nil {
+		return err
+	}
+	f.Close()
+	_, err = lab.Host.Run("nft", "-f", f.Name())
+	return err
+}
+
+func (r pktRow) perPacket() time.Duration {
+	if r.sent == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.sent)
+}
+
+// self is the key of a value that is its own key.
+func self[T any](x T) T { return x }
