@@ -52,12 +52,8 @@ type feedLedgerJSON struct {
 
 // cmdFeeds is `sikkerctl feeds [--json]`: the value ledger of every feed.
 func cmdFeeds(ctx context.Context, args []string, g *globals, e env) error {
-	fs := newFlags("feeds", g)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	asJSON, err := readFlags("feeds", g, args, nil)
+	if err != nil {
 		return err
 	}
 	c, ctx, done, err := connect(ctx, g, e)
@@ -69,7 +65,7 @@ func cmdFeeds(ctx context.Context, args []string, g *globals, e env) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]feedLedgerJSON, 0, len(recs))
 		for _, r := range recs {
 			out = append(out, ledgerJSON(r))

@@ -37,12 +37,8 @@ func cmdHub(ctx context.Context, args []string, g *globals, e env) error {
 	if len(args) == 0 || args[0] != "status" {
 		return usagef("hub: want `hub status [--json]`")
 	}
-	fs := newFlags("hub status", g)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	asJSON, err := readFlags("hub status", g, args[1:], nil)
+	if err != nil {
 		return err
 	}
 	c, ctx, done, err := connect(ctx, g, e)
@@ -56,7 +52,7 @@ func cmdHub(ctx context.Context, args []string, g *globals, e env) error {
 	}
 	now := e.now()
 	active := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) <= st.Window }
-	if *asJSON {
+	if asJSON {
 		out := hubJSON{Listen: st.Listen, Generation: jsonTime(st.Generation), Entries: st.Entries,
 			WindowSeconds: int64(st.Window / time.Second), ActiveHosts: st.Active, Requests: st.Requests,
 			NotModified: st.NotMod, Refused: st.Refused, ReportsReceived: st.Received,

@@ -197,6 +197,20 @@ func connect(ctx context.Context, g *globals, e env) (*dbusapi.Client, context.C
 	return c, ctx, func() { cancel(); _ = c.Close() }, nil
 }
 
+// readFlags parses the flags of a command that takes no arguments, only
+// --json and the flags more declares.
+func readFlags(name string, g *globals, args []string, more func(*flag.FlagSet)) (asJSON bool, err error) {
+	fs := newFlags(name, g)
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if more != nil {
+		more(fs)
+	}
+	if err := parse(fs, args); err != nil {
+		return false, err
+	}
+	return asJSON, noArgs(fs)
+}
+
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
 		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
@@ -479,13 +493,9 @@ type topJSON struct {
 }
 
 func cmdTop(ctx context.Context, args []string, g *globals, e env) error {
-	fs := newFlags("top", g)
-	n := fs.Int("n", 10, "number of sources")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	var n *int
+	asJSON, err := readFlags("top", g, args, func(fs *flag.FlagSet) { n = fs.Int("n", 10, "number of sources") })
+	if err != nil {
 		return err
 	}
 	if *n < 1 || *n > dbusapi.MaxTop {
@@ -500,7 +510,7 @@ func cmdTop(ctx context.Context, args []string, g *globals, e env) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]topJSON, 0, len(rows))
 		for _, r := range rows {
 			out = append(out, topJSON{r.Source.String(), r.Port, r.Transport, r.Service, r.Count})
@@ -520,12 +530,8 @@ func cmdTop(ctx context.Context, args []string, g *globals, e env) error {
 }
 
 func cmdVersion(ctx context.Context, args []string, g *globals, e env) error {
-	fs := newFlags("version", g)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	asJSON, err := readFlags("version", g, args, nil)
+	if err != nil {
 		return err
 	}
 	// The client's version is useful even when the daemon cannot be asked.
@@ -537,7 +543,7 @@ func cmdVersion(ctx context.Context, args []string, g *globals, e env) error {
 		done()
 		daemon, daemonErr = p.Version, err
 	}
-	if *asJSON {
+	if asJSON {
 		out := map[string]any{"sikkerctl": version.String(), "sikkerguard": nil}
 		if daemonErr == nil {
 			out["sikkerguard"] = daemon
@@ -655,12 +661,8 @@ func jsonTime(t time.Time) *string {
 }
 
 func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
-	fs := newFlags("status", g)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	asJSON, err := readFlags("status", g, args, nil)
+	if err != nil {
 		return err
 	}
 	c, ctx, done, err := connect(ctx, g, e)
@@ -673,7 +675,7 @@ func cmdStatus(ctx context.Context, args []string, g *globals, e env) error {
 		return err
 	}
 	now := e.now()
-	if *asJSON {
+	if asJSON {
 		out := statusJSON{
 			Version: st.Version, State: string(st.State), Backend: st.Backend, DryRun: st.DryRun,
 			BlockedIPv4: st.BlockedIPv4, BlockedIPv6: st.BlockedIPv6, BlockedIPs: uint64(st.BlockedIPv4) + uint64(st.BlockedIPv6),
