@@ -78,7 +78,7 @@ func BenchmarkParseJSONList(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := parseJSONList(bytes.NewReader(body), false, Limits{})
+		res, err := parseJSONList(bytes.NewReader(body), false, Limits{}, nil)
 		if err != nil || res.stats.Entries != benchRows {
 			b.Fatal(err)
 		}

@@ -41,7 +41,7 @@ func FuzzJSONList(f *testing.F) {
 	}
 	lim := Limits{MinPrefix4: 8, MinPrefix6: 19, MaxEntries: 3}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		res, err := parseJSONList(bytes.NewReader(in), true, lim)
+		res, err := parseJSONList(bytes.NewReader(in), true, lim, nil)
 		if err != nil {
 			if !errors.Is(err, ErrGarbage) && !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrEmpty) &&
 				!errors.Is(err, ErrTooManyEntries) {

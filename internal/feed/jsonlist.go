@@ -8,7 +8,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
@@ -41,7 +40,8 @@ type jsonResult struct {
 	set       ipnet.Set // unmerged
 	stats     ipnet.ParseStats
 	entries   []Entry
-	metaCount int // -1 when meta.count is absent
+	seen      *SeenSummary // nil unless asked for
+	metaCount int          // -1 when meta.count is absent
 
 	lim Limits
 	win *valueWindow
@@ -57,11 +57,13 @@ func (res *jsonResult) done() { res.win.mark = res.dec.InputOffset() }
 // ErrTruncated. A bare top-level array of entries is accepted as well.
 //
 // Memory is bounded by lim.MaxEntries (the parse stops with
-// ErrTooManyEntries one entry later) and by maxJSONValue per value.
-func parseJSONList(r io.Reader, keep bool, lim Limits) (*jsonResult, error) {
+// ErrTooManyEntries one entry later) and by maxJSONValue per value. With
+// keep, every entry's details are kept; seen, when not nil, summarises the
+// lastSeen of the entries in the list in a fixed size instead.
+func parseJSONList(r io.Reader, keep bool, lim Limits, seen *SeenSummary) (*jsonResult, error) {
 	win := &valueWindow{r: r, max: maxJSONValue}
 	dec := json.NewDecoder(win)
-	res := &jsonResult{metaCount: -1, lim: lim, win: win, dec: dec}
+	res := &jsonResult{metaCount: -1, lim: lim, win: win, dec: dec, seen: seen}
 	tok, err := dec.Token()
 	if err != nil {
 		if err == io.EOF {
@@ -149,7 +151,7 @@ func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 		res.stats.Lines++
 		var e Entry
 		if err == nil {
-			e, err = je.entry(res.lim.mode())
+			e, err = je.entry(res.lim.mode(), keep)
 		}
 		if err != nil {
 			res.stats.Malformed++
@@ -169,6 +171,9 @@ func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 		}
 		if keep {
 			res.entries = append(res.entries, e)
+		}
+		if res.seen != nil {
+			res.seen.add(je.LastSeen)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
@@ -208,7 +213,8 @@ type jsonEntry struct {
 	ASNOrg      string          `json:"asnOrg"`
 }
 
-func (je *jsonEntry) entry(mode ipnet.Mode) (Entry, error) {
+// entry reads the row's address; with details also the rest of it.
+func (je *jsonEntry) entry(mode ipnet.Mode, details bool) (Entry, error) {
 	p, err := ipnet.ParsePrefix(je.IP, mode)
 	if err != nil {
 		var ee *ipnet.EntryError
@@ -217,6 +223,9 @@ func (je *jsonEntry) entry(mode ipnet.Mode) (Entry, error) {
 		}
 		return Entry{}, fmt.Errorf("ip %q: not an address or prefix", clip(je.IP, 60))
 	}
+	if !details {
+		return Entry{Prefix: p}, nil
+	}
 	e := Entry{Prefix: p, CountryCode: je.CountryCode, ASNOrg: je.ASNOrg}
 	conf := je.Confidence
 	if len(conf) == 0 {
@@ -224,7 +233,7 @@ func (je *jsonEntry) entry(mode ipnet.Mode) (Entry, error) {
 	}
 	e.Confidence = int(flexInt(conf))
 	e.Sessions = int(flexInt(je.Sessions))
-	e.LastSeen = flexTime(je.LastSeen)
+	e.LastSeen, _ = seenTime(je.LastSeen)
 	e.Protocols = flexStrings(je.Protocols)
 	if n, ok := parseASN(flexString(je.ASN)); ok {
 		e.ASN = n
@@ -258,24 +267,6 @@ func flexInt(raw json.RawMessage) int64 {
 		return 0
 	}
 	return int64(f)
-}
-
-// flexTime reads epoch milliseconds (documented), epoch seconds or RFC 3339.
-func flexTime(raw json.RawMessage) time.Time {
-	s := strings.TrimSpace(flexString(raw))
-	if s == "" {
-		return time.Time{}
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 1e11 { // before 1973 in ms: it is seconds
-			return time.Unix(n, 0).UTC()
-		}
-		return time.UnixMilli(n).UTC()
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t
-	}
-	return time.Time{}
 }
 
 func flexStrings(raw json.RawMessage) []string {
