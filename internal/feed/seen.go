@@ -51,10 +51,10 @@ type SeenSummary struct {
 	near [][]uint32
 }
 
-// newSeenSummary returns an empty summary at time at, or nil without
+// NewSeenSummary returns an empty summary at time at, or nil without
 // bounds. The bounds are copied, sorted and stripped of non-positive and
 // repeated values.
-func newSeenSummary(at time.Time, bounds []time.Duration) *SeenSummary {
+func NewSeenSummary(at time.Time, bounds []time.Duration) *SeenSummary {
 	b := slices.Clone(bounds)
 	slices.Sort(b)
 	b = slices.Compact(slices.DeleteFunc(b, func(d time.Duration) bool { return d <= 0 }))
@@ -80,11 +80,20 @@ func (s *SeenSummary) Dated() uint64 {
 // add counts one entry's raw lastSeen.
 func (s *SeenSummary) add(raw json.RawMessage) {
 	t, present := seenTime(raw)
+	if present && t.IsZero() {
+		s.Invalid++
+		return
+	}
+	s.Add(t)
+}
+
+// Add counts one entry's lastSeen; the zero time is a missing one.
+func (s *SeenSummary) Add(t time.Time) {
 	switch {
-	case !present:
+	case t.IsZero():
 		s.Missing++
 		return
-	case t.IsZero() || t.Before(seenEpoch):
+	case t.Before(seenEpoch):
 		s.Invalid++
 		return
 	case t.Sub(s.At) > SeenFutureSlack:

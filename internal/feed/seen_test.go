@@ -40,7 +40,7 @@ func ms(t time.Time) []byte { return fmt.Appendf(nil, "%d", t.UnixMilli()) }
 // bounds.
 func TestSeenHistogramIsExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	s := newSeenSummary(seenAt, testBounds)
+	s := NewSeenSummary(seenAt, testBounds)
 	var ages []time.Duration
 	for range 20000 {
 		var age time.Duration
@@ -80,7 +80,7 @@ func TestSeenHistogramIsExact(t *testing.T) {
 // Beyond the fine window the buckets are off by at most the entries aged
 // between bound − shift and bound − 15 minutes, which count one bucket low.
 func TestSeenHistogramBeyondTheWindow(t *testing.T) {
-	s := newSeenSummary(seenAt, testBounds)
+	s := NewSeenSummary(seenAt, testBounds)
 	// Aged 10 min and 50 min: an hour later they are 70 and 110 minutes.
 	for _, age := range []time.Duration{10 * time.Minute, 50 * time.Minute} {
 		s.add(ms(seenAt.Add(-age)))
@@ -131,7 +131,7 @@ func TestSeenHostileValues(t *testing.T) {
 		want[r.kind]++
 	}
 	b.WriteString(`]}`)
-	res, err := parseJSONList(strings.NewReader(b.String()), false, Limits{}, newSeenSummary(seenAt, testBounds))
+	res, err := parseJSONList(strings.NewReader(b.String()), false, Limits{}, NewSeenSummary(seenAt, testBounds))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -335,7 +335,7 @@ func (c *Sikker) parsePlain(r io.Reader, snap *Snapshot) error {
 }
 
 func (c *Sikker) parseJSON(r io.Reader, snap *Snapshot) error {
-	res, err := parseJSONList(r, c.opt.KeepEntries, c.opt.Limits, newSeenSummary(snap.FetchedAt, c.opt.SeenBounds))
+	res, err := parseJSONList(r, c.opt.KeepEntries, c.opt.Limits, NewSeenSummary(snap.FetchedAt, c.opt.SeenBounds))
 	if err != nil {
 		return err
 	}
