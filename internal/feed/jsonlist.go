@@ -143,7 +143,19 @@ func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 	for dec.More() {
 		res.done()
 		var je jsonEntry
-		err := dec.Decode(&je)
+		var err error
+		if keep {
+			err = dec.Decode(&je)
+		} else {
+			// Only what the list and the summary need: fewer fields to
+			// copy out of the row.
+			var slim struct {
+				IP       string          `json:"ip"`
+				LastSeen json.RawMessage `json:"lastSeen"`
+			}
+			err = dec.Decode(&slim)
+			je.IP, je.LastSeen = slim.IP, slim.LastSeen
+		}
 		var te *json.UnmarshalTypeError
 		if err != nil && !errors.As(err, &te) {
 			return jsonError(err)

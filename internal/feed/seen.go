@@ -161,8 +161,15 @@ func seenTime(raw json.RawMessage) (t time.Time, present bool) {
 	if len(raw) == 0 || string(raw) == "null" || string(raw) == `""` {
 		return time.Time{}, false
 	}
-	s := strings.TrimSpace(flexString(raw))
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+	n, isInt := digits(raw)
+	s := ""
+	if !isInt {
+		s = strings.TrimSpace(flexString(raw))
+		var err error
+		n, err = strconv.ParseInt(s, 10, 64)
+		isInt = err == nil
+	}
+	if isInt {
 		switch {
 		case n <= 0:
 			return time.Time{}, true
@@ -175,4 +182,20 @@ func seenTime(raw json.RawMessage) (t time.Time, present bool) {
 		return t, true
 	}
 	return time.Time{}, true
+}
+
+// digits reads a bare JSON number of at most 18 digits without a string
+// copy: the common case of a million rows.
+func digits(raw []byte) (int64, bool) {
+	if len(raw) == 0 || len(raw) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
