@@ -140,25 +140,32 @@ func parseJSONList(r io.Reader, keep bool, lim Limits, seen *SeenSummary) (*json
 // whole element before filling the struct, so an element of the wrong shape
 // is a malformed row and the stream stays in step.
 func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
+	var slim struct {
+		IP       json.RawMessage `json:"ip"`
+		LastSeen json.RawMessage `json:"lastSeen"`
+	}
 	for dec.More() {
 		res.done()
 		var je jsonEntry
 		var err error
 		if keep {
-			err = dec.Decode(&je)
+			row := new(jsonEntry) // je stays on the stack when not kept
+			err = dec.Decode(row)
+			je = *row
 		} else {
-			// Only what the list and the summary need: fewer fields to
-			// copy out of the row.
-			var slim struct {
-				IP       string          `json:"ip"`
-				LastSeen json.RawMessage `json:"lastSeen"`
-			}
+			// Only what the list and the summary need, into buffers that
+			// the next row reuses: a row costs the address string alone.
+			slim.IP, slim.LastSeen = slim.IP[:0], slim.LastSeen[:0]
 			err = dec.Decode(&slim)
-			je.IP, je.LastSeen = slim.IP, slim.LastSeen
 		}
-		var te *json.UnmarshalTypeError
-		if err != nil && !errors.As(err, &te) {
+		if err != nil && !errors.As(err, new(*json.UnmarshalTypeError)) {
 			return jsonError(err)
+		}
+		if err == nil && !keep {
+			je.LastSeen = slim.LastSeen
+			if je.IP, err = jsonString(slim.IP); err != nil {
+				err = fmt.Errorf("ip %s is not a string", clip(string(slim.IP), 60))
+			}
 		}
 		res.stats.Lines++
 		var e Entry
@@ -251,6 +258,22 @@ func (je *jsonEntry) entry(mode ipnet.Mode, details bool) (Entry, error) {
 		e.ASN = n
 	}
 	return e, nil
+}
+
+// jsonString returns the value of a JSON string; an absent field is "".
+func jsonString(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return "", nil
+	case raw[0] != '"':
+		return "", errors.New("not a string")
+	case bytes.IndexByte(raw, '\\') < 0 && len(raw) >= 2:
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
 }
 
 // flexString returns a JSON string's value or a number's text.

@@ -103,10 +103,10 @@ func TestSeenHostileValues(t *testing.T) {
 		kind     string // dated, missing, invalid, future
 	}{
 		{string(ms(seenAt.Add(-time.Minute))), "dated"},
-		{fmt.Sprint(seenAt.Add(-2 * time.Hour).Unix()), "dated"},                         // seconds
-		{`"` + seenAt.Add(-3*time.Hour).Format(time.RFC3339) + `"`, "dated"},            // RFC 3339
-		{`"` + string(ms(seenAt.Add(-4*time.Hour))) + `"`, "dated"},                     // ms as a string
-		{string(ms(seenAt.Add(2 * time.Minute))), "dated"},                              // within the slack: now
+		{fmt.Sprint(seenAt.Add(-2 * time.Hour).Unix()), "dated"},             // seconds
+		{`"` + seenAt.Add(-3*time.Hour).Format(time.RFC3339) + `"`, "dated"}, // RFC 3339
+		{`"` + string(ms(seenAt.Add(-4*time.Hour))) + `"`, "dated"},          // ms as a string
+		{string(ms(seenAt.Add(2 * time.Minute))), "dated"},                   // within the slack: now
 		{"", "missing"}, {"null", "missing"}, {`""`, "missing"},
 		{"0", "invalid"}, {"-1760000000000", "invalid"}, {`"yesterday"`, "invalid"},
 		{"1.76e12", "invalid"}, {"true", "invalid"}, {`{"ms":1}`, "invalid"}, {`[1760000000000]`, "invalid"},
