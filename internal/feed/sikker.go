@@ -348,7 +348,13 @@ func (c *Sikker) parseJSON(r io.Reader, snap *Snapshot) error {
 	res.set.Merge()
 	snap.Set, snap.Stats, snap.Entries, snap.Seen = res.set, res.stats, res.entries, res.seen
 	if sn := res.seen; sn != nil && sn.Missing+sn.Invalid+sn.Future > 0 {
-		c.log.Debug("blacklist rows without a usable lastSeen", "missing", sn.Missing, "invalid", sn.Invalid, "future", sn.Future)
+		// The rows are in the list all the same; only their dates are left out.
+		lvl := slog.LevelDebug
+		if sn.Invalid+sn.Future > 0 {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), lvl, "blacklist rows without a usable lastSeen", "missing", sn.Missing,
+			"invalid", sn.Invalid, "future", sn.Future, "dated", sn.Dated())
 	}
 	return nil
 }
