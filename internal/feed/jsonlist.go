@@ -227,9 +227,9 @@ type jsonEntry struct {
 	LastSeen    json.RawMessage `json:"lastSeen"`
 	Sessions    json.RawMessage `json:"sessions"`
 	Protocols   json.RawMessage `json:"protocols"`
-	CountryCode string          `json:"countryCode"`
+	CountryCode json.RawMessage `json:"countryCode"`
 	ASN         json.RawMessage `json:"asn"`
-	ASNOrg      string          `json:"asnOrg"`
+	ASNOrg      json.RawMessage `json:"asnOrg"`
 }
 
 // entry reads the row's address; with details also the rest of it.
@@ -245,7 +245,9 @@ func (je *jsonEntry) entry(mode ipnet.Mode, details bool) (Entry, error) {
 	if !details {
 		return Entry{Prefix: p}, nil
 	}
-	e := Entry{Prefix: p, CountryCode: je.CountryCode, ASNOrg: je.ASNOrg}
+	// Details of an odd type are left empty: only the address decides
+	// whether a row is in the list.
+	e := Entry{Prefix: p, CountryCode: flexString(je.CountryCode), ASNOrg: flexString(je.ASNOrg)}
 	conf := je.Confidence
 	if len(conf) == 0 {
 		conf = je.Score
