@@ -104,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, string, error) {
 	fs.StringVar(&o.QuotaHeaders, "quota-headers", mock.HeadersDaily, "quota header family: daily, blacklist, ratelimit or none")
 	fs.StringVar(&o.ASNStyle, "asn-style", mock.ASNPlain, "asn field in JSON: plain, prefixed or mixed")
 	fs.BoolVar(&o.OneBasedRows, "one-based-rows", false, "number bulk-report error rows from 1")
+	fs.BoolVar(&o.FreshLastSeen, "fresh-last-seen", true, "serve lastSeen moved on so that the newest is the request time, as a live API's (false: the list's own times)")
 	fs.IntVar(&o.fault.Count, "fault-count", 0, "apply the fault to the next N requests only (0 = always)")
 	fs.StringVar(&o.fault.Path, "fault-path", "", "apply the fault to this API path only")
 	fs.DurationVar(&o.fault.Delay, "fault-delay", 10*time.Second, "delay of the slow fault")

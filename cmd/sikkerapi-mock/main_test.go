@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -45,6 +46,25 @@ func TestRunServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "203.0.113.1\n2001:db8::1\n" {
 		t.Errorf("blacklist: %d %q", resp.StatusCode, body)
+	}
+	// JSON rows carry lastSeen in epoch ms, by default as fresh as a live
+	// API's: a plain-text list's entries were all seen at the request.
+	req, _ = http.NewRequest("GET", base+"/v1/key/blacklist", nil)
+	req.Header.Set("Authorization", "Bearer sk_free_cmdtest")
+	before := time.Now().UnixMilli()
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Data []struct {
+			LastSeen int64 `json:"lastSeen"`
+		} `json:"data"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if err != nil || len(doc.Data) != 2 || doc.Data[0].LastSeen < before || doc.Data[0].LastSeen > time.Now().UnixMilli() {
+		t.Errorf("json blacklist: %+v, %v; want lastSeen between %d and now", doc, err, before)
 	}
 
 	cancel()

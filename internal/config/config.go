@@ -88,7 +88,17 @@ type API struct {
 	// Mode is ModeEnforce or ModeMonitor, as for a feed; "" is
 	// ModeEnforce.
 	Mode string `yaml:"mode"`
+	// Format is FormatPlaintext or FormatJSON: how the blacklist is
+	// pulled. JSON carries each entry's lastSeen, for the ledger's
+	// lastSeen → in-kernel histogram, at the price of more bytes.
+	Format string `yaml:"format"`
 }
+
+// Values of api.format.
+const (
+	FormatPlaintext = "plaintext"
+	FormatJSON      = "json"
+)
 
 // Feed is an extra blocklist source: exactly one of URL or File is set.
 type Feed struct {
@@ -217,6 +227,7 @@ func Default() Config {
 			PullInterval: 24 * time.Hour,
 			IPVersion:    IPVersionMixed,
 			Mode:         ModeEnforce,
+			Format:       FormatPlaintext,
 		},
 		Firewall: Firewall{
 			Backend:  BackendNFTables,

@@ -55,6 +55,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-feed-mode", `:4: feeds[0].mode: "watch" is not one of enforce, monitor`},
 		{"invalid-feed-mode-iptables", `:6: feeds[0].mode: monitor needs firewall.backend: nftables`},
 		{"invalid-api-mode", `:2: api.mode: "log" is not one of enforce, monitor`},
+		{"invalid-api-format", `:3: api.format: "xml" is not one of plaintext, json`},
 		{"invalid-feed-direction", `:4: feeds[0].direction: "out" is not one of inbound, outbound, both`},
 		{"invalid-feed-direction-iptables", `:6: feeds[0].direction: outbound needs firewall.backend: nftables`},
 		{"invalid-feed-port", `:4: feeds[0].ports[1]: "70000" is not a port (1..65535) or a range such as 6000-6010`},
@@ -105,7 +106,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-health-port", `:2: health.listen: 0 is out of range 1..65535 (port)`},
 		{"invalid-state-dir", `:1: state_dir: "var/lib/sikkerguard" is not an absolute path`},
 		{"invalid-unknown-key", `:3: firewal: unknown key (valid keys here: api, feeds, firewall, whitelist, safety, report, health, hub, state_dir, cleanup_on_stop, dry_run)`},
-		{"invalid-unknown-nested-key", `:2: api.scor_min: unknown key (valid keys here: url, key_file, score_min, limit, pull_interval, ip_version, protocols, only_countries, except_countries, only_asn, except_asn, min_severity, mode)`},
+		{"invalid-unknown-nested-key", `:2: api.scor_min: unknown key (valid keys here: url, key_file, score_min, limit, pull_interval, ip_version, protocols, only_countries, except_countries, only_asn, except_asn, min_severity, mode, format)`},
 		{"invalid-unknown-feed-key", `:4: feeds[0].every: unknown key (valid keys here: name, url, file, interval, token_file, mode, direction, ports, protocols)`},
 		{"invalid-two-documents", `:4: a second YAML document starts here; the config must be a single document (remove the extra ---)`},
 		{"invalid-tabs", `:2: "\tscore_min: 60": tab character in indentation; YAML indents with spaces only`},
@@ -164,6 +165,7 @@ func TestLoadValid(t *testing.T) {
 		ExceptASN:       []string{"AS13335", "AS15169"},
 		MinSeverity:     "high",
 		Mode:            ModeEnforce,
+		Format:          FormatJSON,
 	}
 	full.Feeds = []Feed{
 		{Name: "spamhaus-drop", URL: "https://lists.example/drop.txt", Interval: 12 * time.Hour},

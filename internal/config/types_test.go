@@ -131,6 +131,7 @@ func TestDefaultsMatchContract(t *testing.T) {
 		{"api.pull_interval", d.API.PullInterval, 24 * time.Hour},
 		{"api.ip_version", d.API.IPVersion, "mixed"},
 		{"api.min_severity", d.API.MinSeverity, ""},
+		{"api.format", d.API.Format, "plaintext"},
 		{"firewall.backend", d.Firewall.Backend, "nftables"},
 		{"firewall.hooks", d.Firewall.Hooks, []firewall.Hook{"prerouting"}},
 		{"firewall.action", d.Firewall.Action, firewall.ActionDrop},

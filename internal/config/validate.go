@@ -111,6 +111,8 @@ func (c *Config) validateAPI(p *problems) {
 		oneOf(p, "api.min_severity", a.MinSeverity, Severities...)
 	}
 	c.validateRole(p, "api", &a.Mode, nil)
+	a.Format = strings.ToLower(strings.TrimSpace(a.Format))
+	oneOf(p, "api.format", a.Format, FormatPlaintext, FormatJSON)
 }
 
 func (c *Config) validateFeeds(p *problems) {

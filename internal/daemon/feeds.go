@@ -12,6 +12,7 @@ import (
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/dbusapi"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
+	"github.com/sikkerapi/sikkerguard/internal/ledger"
 	"github.com/sikkerapi/sikkerguard/internal/version"
 )
 
@@ -158,6 +159,8 @@ func openSourceStatus(cfg config.Config, s feedSpec, log *slog.Logger) (*feed.Ca
 			OnlyASN:         s.API.OnlyASN,
 			ExceptASN:       s.API.ExceptASN,
 			MinSeverity:     s.API.MinSeverity,
+			Format:          s.API.Format,
+			SeenBounds:      ledger.LatencyBounds, // lastSeen summarised for the ledger, no entry kept
 			Limits:          lim,
 			UserAgent:       version.UserAgent(),
 			Logger:          log, // the feed adds feed= itself

@@ -121,29 +121,25 @@ func listHash(s *feed.Snapshot) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// observeLatency adds the delay from each entry's lastSeen to now to the
-// feed's histogram.
+// observeLatency hands the ledger the delays from the lastSeen of a
+// list's entries (SikkerAPI JSON) to now, when the list is in force: the
+// summary taken at the fetch, moved on by the time since.
 func (d *Daemon) observeLatency(name string, s *feed.Snapshot, now time.Time) {
-	delays := make([]time.Duration, 0, len(s.Entries))
-	for _, e := range s.Entries {
-		if !e.LastSeen.IsZero() {
-			delays = append(delays, now.Sub(e.LastSeen))
-		}
+	if s.Seen == nil || s.Seen.Dated() == 0 {
+		return
 	}
-	if len(delays) > 0 {
-		d.ledger.Observe(name, delays)
+	counts, sum := s.Seen.Histogram(now)
+	if err := d.ledger.ObserveHistogram(name, counts, sum); err != nil {
+		d.log.Warn("lastSeen histogram not recorded", "feed", name, "err", err)
 	}
 }
 
 // newestSeen is the newest lastSeen of a list's entries; zero without.
 func newestSeen(s *feed.Snapshot) time.Time {
-	var newest time.Time
-	for _, e := range s.Entries {
-		if e.LastSeen.After(newest) {
-			newest = e.LastSeen
-		}
+	if s.Seen == nil {
+		return time.Time{}
 	}
-	return newest
+	return s.Seen.Newest
 }
 
 // takeHit gives the ledger one window's hit of one address and port,

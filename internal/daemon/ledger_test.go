@@ -1,13 +1,17 @@
 package daemon
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/config"
 	"github.com/sikkerapi/sikkerguard/internal/feed"
 	"github.com/sikkerapi/sikkerguard/internal/ledger"
+	"github.com/sikkerapi/sikkerguard/internal/mock"
 )
 
 // ledgerDaemon is a daemon with two feeds in force, a and b, that share
@@ -20,7 +24,9 @@ func ledgerDaemon(t *testing.T, dir string, now time.Time) *Daemon {
 	}
 	a, b := hosts(t, "a", 3), hosts(t, "b", 1)
 	a.FetchedAt, b.FetchedAt = now.Add(-time.Hour), now.Add(-time.Hour)
-	b.Entries = []feed.Entry{{Prefix: netip.MustParsePrefix("45.0.0.1/32"), LastSeen: now.Add(-2 * time.Hour)}}
+	// b's one entry was last seen an hour before its fetch.
+	b.Seen = feed.NewSeenSummary(b.FetchedAt, ledger.LatencyBounds)
+	b.Seen.Add(now.Add(-2 * time.Hour))
 	d.feeds = []*feedState{{name: "a", inUse: a}, {name: "b", inUse: b}}
 	d.noteRoles()
 	d.publish()
@@ -86,5 +92,64 @@ func TestLedgerSurvivesARestart(t *testing.T) {
 	l.note.waitCount(t, "READY=1", 2)
 	if r := byName(t, d2.Feeds(), SikkerFeedName); r.DropsTotal != 1 || r.UniqueTotal != 1 || r.PullRatio != 1 || r.Entries != 1 {
 		t.Errorf("after a restart: %+v", r)
+	}
+}
+
+// With api.format json the SikkerAPI list's lastSeen reach the ledger's
+// histogram and /metrics, though no entry is kept; the data's age is the
+// newest lastSeen.
+func TestJSONPullFillsTheLatencyHistogram(t *testing.T) {
+	l := newLab(t, "203.0.113.7\n")
+	now := time.Now()
+	// Last seen within the 30 days before the pull; 100 of them a minute ago.
+	entries := mock.Generate(mock.GenerateOptions{N: 500, Seed: 5, Base: now.Add(-3 * time.Minute)})
+	for i := range 100 {
+		entries[i].LastSeen = now.Add(-time.Minute)
+	}
+	l.srv.SetEntries(entries)
+	l.cfg.API.Format = config.FormatJSON
+	l.cfg.API.ScoreMin = 1
+	l.cfg.Health.Listen = freeLoopbackPort(t)
+	d, _ := l.start(nil)
+	l.note.waitCount(t, "READY=1", 1)
+
+	r := byName(t, d.Feeds(), SikkerFeedName)
+	var n uint64
+	for _, c := range r.Latency.Counts {
+		n += c
+	}
+	if r.Entries != uint64(len(entries)) || n != uint64(len(entries)) || r.Latency.Counts[0] < 100 {
+		t.Errorf("record %+v: want %d entries, all in the histogram", r, len(entries))
+	}
+	// Every entry was seen at most 30 days before its pull.
+	if last := r.Latency.Counts[len(ledger.LatencyBounds)]; last != 0 {
+		t.Errorf("%d entries older than 30 days: %v", last, r.Latency.Counts)
+	}
+	if r.ListAge < time.Minute || r.ListAge > time.Hour {
+		t.Errorf("list age %v, want the newest lastSeen's (1 min)", r.ListAge)
+	}
+	waitFor(t, "the health endpoint", func() bool {
+		c, err := net.Dial("tcp", l.cfg.Health.Listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	_, metrics := get(t, "http://"+l.cfg.Health.Listen+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`sikkerguard_feed_lastseen_to_kernel_seconds_bucket{feed="sikkerapi",le="+Inf"} %d`, len(entries)),
+		fmt.Sprintf(`sikkerguard_feed_lastseen_to_kernel_seconds_count{feed="sikkerapi"} %d`, len(entries)),
+		fmt.Sprintf(`sikkerguard_feed_lastseen_to_kernel_seconds_bucket{feed="sikkerapi",le="2.592e+06"} %d`, len(entries)),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+	want := fmt.Sprintf(`sikkerguard_feed_lastseen_to_kernel_seconds_bucket{feed="sikkerapi",le="300"} %d`, r.Latency.Counts[0])
+	if !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+	}
+	if q := l.srv.Requests(); len(q) == 0 || q[len(q)-1].Query.Get("plaintext") != "" {
+		t.Errorf("the pull asked for plaintext: %+v", q)
 	}
 }

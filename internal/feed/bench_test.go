@@ -24,17 +24,24 @@ func BenchmarkSikkerFetch(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer srv.Close()
-			c, err := NewSikker(SikkerOptions{BaseURL: srv.URL(), Key: testKey, Format: format, ScoreMin: 1})
+			// As the daemon pulls: JSON summarises lastSeen, keeps no entry.
+			c, err := NewSikker(SikkerOptions{BaseURL: srv.URL(), Key: testKey, Format: format, ScoreMin: 1, SeenBounds: testBounds})
 			if err != nil {
 				b.Fatal(err)
 			}
+			q := ""
+			if format == FormatPlaintext {
+				q = "&plaintext=true"
+			}
+			wire := len(benchBody(b, q))
 			b.ReportAllocs()
 			for b.Loop() {
 				snap, err := c.Fetch(context.Background())
-				if err != nil || snap.Stats.Entries != benchRows {
+				if err != nil || snap.Stats.Entries != benchRows || (format == FormatJSON) != (snap.Seen != nil) {
 					b.Fatalf("fetch: %v", err)
 				}
 			}
+			b.ReportMetric(float64(wire), "wire-B/pull")
 		})
 	}
 }
@@ -73,14 +80,33 @@ func benchBody(b *testing.B, query string) []byte {
 	return rec.Body.Bytes()
 }
 
-func BenchmarkParseJSONList(b *testing.B) {
-	body := benchBody(b, "")
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		res, err := parseJSONList(bytes.NewReader(body), false, Limits{})
-		if err != nil || res.stats.Entries != benchRows {
-			b.Fatal(err)
-		}
+// BenchmarkParse compares the parse of one pull in each format, as the
+// daemon reads it (JSON with its lastSeen summarised), without a network.
+func BenchmarkParse(b *testing.B) {
+	for _, format := range []string{FormatPlaintext, FormatJSON} {
+		b.Run(format, func(b *testing.B) {
+			c, err := NewSikker(SikkerOptions{Key: testKey, Format: format, SeenBounds: testBounds})
+			if err != nil {
+				b.Fatal(err)
+			}
+			q := ""
+			if format == FormatPlaintext {
+				q = "&plaintext=true"
+			}
+			body := benchBody(b, q)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				snap := &Snapshot{}
+				if format == FormatJSON {
+					err = c.parseJSON(bytes.NewReader(body), snap)
+				} else {
+					err = c.parsePlain(bytes.NewReader(body), snap)
+				}
+				if err != nil || snap.Stats.Entries != benchRows {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // DefaultMaxBodyBytes bounds a downloaded list. The largest SikkerAPI tier
-// (350,000 addresses) is under 15 MB as JSON, so this only stops a runaway
-// or hostile server from filling memory.
+// (350,000 addresses) is some 60 MB as JSON (BenchmarkSikkerFetch), so this
+// only stops a runaway or hostile server from filling memory.
 const DefaultMaxBodyBytes = 256 << 20
 
 // GarbagePolicy decides when malformed lines make a whole list suspect. A

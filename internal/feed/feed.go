@@ -92,6 +92,9 @@ type Snapshot struct {
 	// Entries holds the per-address details of a SikkerAPI JSON response
 	// when SikkerOptions.KeepEntries is set.
 	Entries []Entry
+	// Seen summarises the lastSeen of a SikkerAPI JSON response's entries
+	// when SikkerOptions.SeenBounds is set; nil otherwise.
+	Seen *SeenSummary
 }
 
 // Count returns the number of ranges per family in the list.

@@ -36,12 +36,13 @@ func FuzzJSONList(f *testing.F) {
 		`{"meta":{"count":1},"data":[{"ip":1},{"ip":"1.2.3.4\u001b[31m"}],"x":[1,2]}`,
 		`{"data":[{"ip":"192.0.2.1"},{"ip":"192.0.2.2"},{"ip":"192.0.2.3"},{"ip":"192.0.2.4"}]}`,
 		`{"data":[`, `{"data":{}}`, `[] []`, "\ufeff[]",
+		`[{"ip":"192.0.2.1","lastSeen":"2026-01-02T03:04:05Z","countryCode":5,"asnOrg":null},{"ip":null,"lastSeen":-1}]`,
 	} {
 		f.Add([]byte(s))
 	}
 	lim := Limits{MinPrefix4: 8, MinPrefix6: 19, MaxEntries: 3}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		res, err := parseJSONList(bytes.NewReader(in), true, lim)
+		res, err := parseJSONList(bytes.NewReader(in), true, lim, nil)
 		if err != nil {
 			if !errors.Is(err, ErrGarbage) && !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrEmpty) &&
 				!errors.Is(err, ErrTooManyEntries) {
@@ -55,6 +56,15 @@ func FuzzJSONList(f *testing.F) {
 		}
 		if n := len(res.set.V4) + len(res.set.V6); n != st.Entries {
 			t.Fatalf("%d entries but %d ranges", st.Entries, n)
+		}
+		// Read for the list alone, with the lastSeen summary, the same
+		// rows are in and out.
+		slim, err := parseJSONList(bytes.NewReader(in), false, lim, NewSeenSummary(time.Now(), []time.Duration{time.Minute, time.Hour}))
+		if err != nil || slim.stats.Entries != st.Entries || slim.stats.Malformed != st.Malformed || !slim.set.Equal(res.set) {
+			t.Fatalf("without details: %+v (%v), with: %+v", slim.stats, err, st)
+		}
+		if sn := slim.seen; sn.Dated()+sn.Missing+sn.Invalid+sn.Future != uint64(st.Entries) {
+			t.Fatalf("summary %+v of %d entries", sn, st.Entries)
 		}
 		mode := lim.mode()
 		for _, e := range res.entries {

@@ -177,7 +177,7 @@ func TestJSONMemoryBounded(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		_, err := parseJSONList(bytes.NewReader(body), true, lim)
+		_, err := parseJSONList(bytes.NewReader(body), true, lim, nil)
 		runtime.ReadMemStats(&after)
 		return after.TotalAlloc - before.TotalAlloc, err
 	}

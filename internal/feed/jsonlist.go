@@ -8,7 +8,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 )
@@ -41,7 +40,8 @@ type jsonResult struct {
 	set       ipnet.Set // unmerged
 	stats     ipnet.ParseStats
 	entries   []Entry
-	metaCount int // -1 when meta.count is absent
+	seen      *SeenSummary // nil unless asked for
+	metaCount int          // -1 when meta.count is absent
 
 	lim Limits
 	win *valueWindow
@@ -57,11 +57,13 @@ func (res *jsonResult) done() { res.win.mark = res.dec.InputOffset() }
 // ErrTruncated. A bare top-level array of entries is accepted as well.
 //
 // Memory is bounded by lim.MaxEntries (the parse stops with
-// ErrTooManyEntries one entry later) and by maxJSONValue per value.
-func parseJSONList(r io.Reader, keep bool, lim Limits) (*jsonResult, error) {
+// ErrTooManyEntries one entry later) and by maxJSONValue per value. With
+// keep, every entry's details are kept; seen, when not nil, summarises the
+// lastSeen of the entries in the list in a fixed size instead.
+func parseJSONList(r io.Reader, keep bool, lim Limits, seen *SeenSummary) (*jsonResult, error) {
 	win := &valueWindow{r: r, max: maxJSONValue}
 	dec := json.NewDecoder(win)
-	res := &jsonResult{metaCount: -1, lim: lim, win: win, dec: dec}
+	res := &jsonResult{metaCount: -1, lim: lim, win: win, dec: dec, seen: seen}
 	tok, err := dec.Token()
 	if err != nil {
 		if err == io.EOF {
@@ -138,18 +140,37 @@ func parseJSONList(r io.Reader, keep bool, lim Limits) (*jsonResult, error) {
 // whole element before filling the struct, so an element of the wrong shape
 // is a malformed row and the stream stays in step.
 func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
+	var slim struct {
+		IP       json.RawMessage `json:"ip"`
+		LastSeen json.RawMessage `json:"lastSeen"`
+	}
 	for dec.More() {
 		res.done()
 		var je jsonEntry
-		err := dec.Decode(&je)
-		var te *json.UnmarshalTypeError
-		if err != nil && !errors.As(err, &te) {
+		var err error
+		if keep {
+			row := new(jsonEntry) // je stays on the stack when not kept
+			err = dec.Decode(row)
+			je = *row
+		} else {
+			// Only what the list and the summary need, into buffers that
+			// the next row reuses: a row costs the address string alone.
+			slim.IP, slim.LastSeen = slim.IP[:0], slim.LastSeen[:0]
+			err = dec.Decode(&slim)
+		}
+		if err != nil && !errors.As(err, new(*json.UnmarshalTypeError)) {
 			return jsonError(err)
+		}
+		if err == nil && !keep {
+			je.LastSeen = slim.LastSeen
+			if je.IP, err = jsonString(slim.IP); err != nil {
+				err = fmt.Errorf("ip %s is not a string", clip(string(slim.IP), 60))
+			}
 		}
 		res.stats.Lines++
 		var e Entry
 		if err == nil {
-			e, err = je.entry(res.lim.mode())
+			e, err = je.entry(res.lim.mode(), keep)
 		}
 		if err != nil {
 			res.stats.Malformed++
@@ -169,6 +190,9 @@ func (res *jsonResult) decodeData(dec *json.Decoder, keep bool) error {
 		}
 		if keep {
 			res.entries = append(res.entries, e)
+		}
+		if res.seen != nil {
+			res.seen.add(je.LastSeen)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
@@ -203,12 +227,13 @@ type jsonEntry struct {
 	LastSeen    json.RawMessage `json:"lastSeen"`
 	Sessions    json.RawMessage `json:"sessions"`
 	Protocols   json.RawMessage `json:"protocols"`
-	CountryCode string          `json:"countryCode"`
+	CountryCode json.RawMessage `json:"countryCode"`
 	ASN         json.RawMessage `json:"asn"`
-	ASNOrg      string          `json:"asnOrg"`
+	ASNOrg      json.RawMessage `json:"asnOrg"`
 }
 
-func (je *jsonEntry) entry(mode ipnet.Mode) (Entry, error) {
+// entry reads the row's address; with details also the rest of it.
+func (je *jsonEntry) entry(mode ipnet.Mode, details bool) (Entry, error) {
 	p, err := ipnet.ParsePrefix(je.IP, mode)
 	if err != nil {
 		var ee *ipnet.EntryError
@@ -217,19 +242,40 @@ func (je *jsonEntry) entry(mode ipnet.Mode) (Entry, error) {
 		}
 		return Entry{}, fmt.Errorf("ip %q: not an address or prefix", clip(je.IP, 60))
 	}
-	e := Entry{Prefix: p, CountryCode: je.CountryCode, ASNOrg: je.ASNOrg}
+	if !details {
+		return Entry{Prefix: p}, nil
+	}
+	// Details of an odd type are left empty: only the address decides
+	// whether a row is in the list.
+	e := Entry{Prefix: p, CountryCode: flexString(je.CountryCode), ASNOrg: flexString(je.ASNOrg)}
 	conf := je.Confidence
 	if len(conf) == 0 {
 		conf = je.Score
 	}
 	e.Confidence = int(flexInt(conf))
 	e.Sessions = int(flexInt(je.Sessions))
-	e.LastSeen = flexTime(je.LastSeen)
+	e.LastSeen, _ = seenTime(je.LastSeen)
 	e.Protocols = flexStrings(je.Protocols)
 	if n, ok := parseASN(flexString(je.ASN)); ok {
 		e.ASN = n
 	}
 	return e, nil
+}
+
+// jsonString returns the value of a JSON string; an absent field is "".
+func jsonString(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return "", nil
+	case raw[0] != '"':
+		return "", errors.New("not a string")
+	case bytes.IndexByte(raw, '\\') < 0 && len(raw) >= 2:
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
 }
 
 // flexString returns a JSON string's value or a number's text.
@@ -258,24 +304,6 @@ func flexInt(raw json.RawMessage) int64 {
 		return 0
 	}
 	return int64(f)
-}
-
-// flexTime reads epoch milliseconds (documented), epoch seconds or RFC 3339.
-func flexTime(raw json.RawMessage) time.Time {
-	s := strings.TrimSpace(flexString(raw))
-	if s == "" {
-		return time.Time{}
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 1e11 { // before 1973 in ms: it is seconds
-			return time.Unix(n, 0).UTC()
-		}
-		return time.UnixMilli(n).UTC()
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t
-	}
-	return time.Time{}
 }
 
 func flexStrings(raw json.RawMessage) []string {

@@ -34,7 +34,7 @@ func TestParseJSONList(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			res, err := parseJSONList(f, true, Limits{})
+			res, err := parseJSONList(f, true, Limits{}, nil)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -67,7 +67,7 @@ func TestParseJSONListFieldVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	res, err := parseJSONList(f, true, Limits{})
+	res, err := parseJSONList(f, true, Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

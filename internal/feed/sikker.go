@@ -50,8 +50,12 @@ type SikkerOptions struct {
 	MinSeverity     string // very_high | high | medium | low | ""
 	IgnoreWhitelist bool
 
-	Format       string        // FormatPlaintext (default) or FormatJSON
-	KeepEntries  bool          // keep per-address details of a JSON answer
+	Format      string // FormatPlaintext (default) or FormatJSON
+	KeepEntries bool   // keep per-address details of a JSON answer
+	// SeenBounds, when set, make a JSON answer carry a SeenSummary of its
+	// entries' lastSeen in buckets of these upper bounds, in a fixed size
+	// instead of the per-address details of KeepEntries.
+	SeenBounds   []time.Duration
 	Timeout      time.Duration // whole request including body; default 60 s
 	MaxBodyBytes int64         // default DefaultMaxBodyBytes
 	Limits       Limits
@@ -331,7 +335,7 @@ func (c *Sikker) parsePlain(r io.Reader, snap *Snapshot) error {
 }
 
 func (c *Sikker) parseJSON(r io.Reader, snap *Snapshot) error {
-	res, err := parseJSONList(r, c.opt.KeepEntries, c.opt.Limits)
+	res, err := parseJSONList(r, c.opt.KeepEntries, c.opt.Limits, NewSeenSummary(snap.FetchedAt, c.opt.SeenBounds))
 	if err != nil {
 		return err
 	}
@@ -342,7 +346,16 @@ func (c *Sikker) parseJSON(r io.Reader, snap *Snapshot) error {
 		c.log.Debug("blacklist meta count differs from data rows", "meta_count", res.metaCount, "rows", res.stats.Lines)
 	}
 	res.set.Merge()
-	snap.Set, snap.Stats, snap.Entries = res.set, res.stats, res.entries
+	snap.Set, snap.Stats, snap.Entries, snap.Seen = res.set, res.stats, res.entries, res.seen
+	if sn := res.seen; sn != nil && sn.Missing+sn.Invalid+sn.Future > 0 {
+		// The rows are in the list all the same; only their dates are left out.
+		lvl := slog.LevelDebug
+		if sn.Invalid+sn.Future > 0 {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), lvl, "blacklist rows without a usable lastSeen", "missing", sn.Missing,
+			"invalid", sn.Invalid, "future", sn.Future, "dated", sn.Dated())
+	}
 	return nil
 }
 

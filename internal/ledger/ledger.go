@@ -12,7 +12,9 @@
 package ledger
 
 import (
+	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -312,4 +314,27 @@ func (l *Ledger) Observe(name string, delays []time.Duration) {
 			r.Latency.observe(d)
 		}
 	}
+}
+
+// ObserveHistogram adds a distribution of such delays, counted per bucket
+// of LatencyBounds (the last bucket unbounded) with their sum in seconds,
+// to the feed's histogram: what a source that summarises its list instead
+// of keeping every entry hands over. Counts of another shape are refused.
+func (l *Ledger) ObserveHistogram(name string, counts []uint64, sum float64) error {
+	if len(counts) != len(LatencyBounds)+1 {
+		return fmt.Errorf("latency histogram of %d buckets, want %d", len(counts), len(LatencyBounds)+1)
+	}
+	if math.IsNaN(sum) || math.IsInf(sum, 0) || sum < 0 {
+		return fmt.Errorf("latency sum %v is not a duration", sum)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.feeds[name]; r != nil {
+		l.dirty = true
+		for i, c := range counts {
+			r.Latency.Counts[i] += c
+		}
+		r.Latency.Sum += sum
+	}
+	return nil
 }

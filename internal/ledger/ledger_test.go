@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -246,5 +247,30 @@ func TestAdvice(t *testing.T) {
 	}
 	if Thousands(1234567) != "1,234,567" || Thousands(999) != "999" {
 		t.Error("Thousands")
+	}
+}
+
+// A summarised distribution adds to the histogram like the delays it
+// stands for; one of another shape or with a sum that is no duration is
+// refused and changes nothing.
+func TestObserveHistogram(t *testing.T) {
+	l, _ := newTest(t, "")
+	l.Observe("a", []time.Duration{time.Minute})
+	counts := make([]uint64, len(LatencyBounds)+1)
+	counts[0], counts[3] = 2, 1
+	if err := l.ObserveHistogram("a", counts, 3600+60+60); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		counts []uint64
+		sum    float64
+	}{{counts[1:], 1}, {counts, math.NaN()}, {counts, -1}, {counts, math.Inf(1)}} {
+		if err := l.ObserveHistogram("a", bad.counts, bad.sum); err == nil {
+			t.Errorf("ObserveHistogram(%v, %v) accepted", bad.counts, bad.sum)
+		}
+	}
+	h := record(t, l, "a").Latency
+	if h.Counts[0] != 3 || h.Counts[3] != 1 || h.Sum != 3600+3*60 {
+		t.Errorf("histogram %v sum %v", h.Counts, h.Sum)
 	}
 }

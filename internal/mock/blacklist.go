@@ -154,6 +154,10 @@ func (s *Server) handleBlacklist(w http.ResponseWriter, r *http.Request) {
 			out = append(out, e)
 		}
 	}
+	var shift time.Duration // of every served lastSeen
+	if s.opt.FreshLastSeen && !s.newest.IsZero() {
+		shift = now.Sub(s.newest)
+	}
 	s.usedList += len(out)
 	s.quotaHeaders(w, quota, s.usedList, now, false)
 	s.mu.Unlock()
@@ -177,7 +181,7 @@ func (s *Server) handleBlacklist(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			bw.WriteByte(',')
 		}
-		b, _ := json.Marshal(e.wire(s.opt.ASNStyle, i))
+		b, _ := json.Marshal(e.wire(s.opt.ASNStyle, i, shift))
 		bw.Write(b)
 	}
 	bw.WriteString("]}\n")

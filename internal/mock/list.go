@@ -265,14 +265,15 @@ func (e Entry) text() string {
 	return e.Prefix.String()
 }
 
-func (e Entry) wire(asnStyle string, i int) wireEntry {
+// wire is the entry as a JSON row, its lastSeen moved on by shift.
+func (e Entry) wire(asnStyle string, i int, shift time.Duration) wireEntry {
 	w := wireEntry{IP: e.text(), Confidence: e.Score, Sessions: e.Sessions, Protocols: e.Protocols,
 		CountryCode: e.CountryCode, ASNOrg: e.ASNOrg}
 	if w.Protocols == nil {
 		w.Protocols = []string{}
 	}
 	if !e.LastSeen.IsZero() {
-		w.LastSeen = e.LastSeen.UnixMilli()
+		w.LastSeen = e.LastSeen.Add(shift).UnixMilli()
 	}
 	if e.ASN != 0 {
 		w.ASN = strconv.FormatUint(uint64(e.ASN), 10)

@@ -73,6 +73,11 @@ type Options struct {
 	LabAddresses bool
 
 	Entries []Entry // the list to serve; see ParseList and Generate
+	// FreshLastSeen serves every lastSeen moved on by the same span, so
+	// that the newest is the time of the request, as a live API's list is
+	// (ages are kept). Off, the entries' own times are served: Generate's
+	// are fixed, over a year old by now.
+	FreshLastSeen bool
 
 	Logger *slog.Logger     // request log; default discard
 	Now    func() time.Time // default time.Now
@@ -86,6 +91,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	entries  []Entry
+	newest   time.Time // the newest lastSeen of entries
 	fault    *Fault
 	requests []Request
 	reports  []Report
@@ -204,8 +210,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) SetEntries(es []Entry) {
 	es = slices.Clone(es)
 	SortEntries(es)
+	var newest time.Time
+	for _, e := range es {
+		if e.LastSeen.After(newest) {
+			newest = e.LastSeen
+		}
+	}
 	s.mu.Lock()
-	s.entries = es
+	s.entries, s.newest = es, newest
 	s.mu.Unlock()
 }
 

@@ -441,3 +441,39 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status: %d %s", code, body)
 	}
 }
+
+// The JSON blacklist carries lastSeen as epoch milliseconds: the entries'
+// own, or with FreshLastSeen moved on so that the newest is the request's
+// time, every age kept.
+func TestLastSeen(t *testing.T) {
+	es := Generate(GenerateOptions{N: 200, Seed: 4})
+	c := &clock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	rows := func(fresh bool) []wireEntry {
+		s := start(t, Options{BlacklistQuota: -1, Entries: es, FreshLastSeen: fresh, Now: c.Now})
+		_, _, body := call(t, "GET", s.URL()+"/v1/key/blacklist?scoreMinimum=1", "Bearer "+key, "", nil)
+		var doc struct{ Data []wireEntry }
+		if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Data) != len(es) {
+			t.Fatalf("%d rows, %v", len(doc.Data), err)
+		}
+		return doc.Data
+	}
+	own, fresh := rows(false), rows(true)
+	var seen time.Time
+	for _, e := range es {
+		if e.LastSeen.After(seen) {
+			seen = e.LastSeen
+		}
+	}
+	shift := c.Now().Sub(seen).Milliseconds()
+	var newest int64
+	for i, e := range es { // Generate sorts like the API
+
+		if own[i].LastSeen != e.LastSeen.UnixMilli() || fresh[i].LastSeen != own[i].LastSeen+shift {
+			t.Fatalf("row %d: lastSeen %d and fresh %d, want %d and +%d", i, own[i].LastSeen, fresh[i].LastSeen, e.LastSeen.UnixMilli(), shift)
+		}
+		newest = max(newest, fresh[i].LastSeen)
+	}
+	if newest != c.Now().UnixMilli() {
+		t.Errorf("newest fresh lastSeen %d, want the request time %d", newest, c.Now().UnixMilli())
+	}
+}
