@@ -79,10 +79,26 @@ func (s feedSpec) equal(o feedSpec) bool { return reflect.DeepEqual(s, o) }
 
 // fingerprint identifies the spec across restarts without holding the key:
 // a start trusts a cached list's age only when it was pulled with the same
-// settings (a score_min changed while stopped is pulled at once).
+// settings (a score_min changed while stopped is pulled at once). Only the
+// fields that are set count, so that a setting added in a later version,
+// left at its zero default, does not cost a pull on the first start.
 func (s feedSpec) fingerprint() string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%#v", s))
+	sum := sha256.Sum256(appendSet(nil, "", reflect.ValueOf(s)))
 	return hex.EncodeToString(sum[:])
+}
+
+// appendSet appends "path=value" lines for the non-zero leaves of v.
+func appendSet(b []byte, path string, v reflect.Value) []byte {
+	if v.Kind() == reflect.Struct && v.Type().PkgPath() != "time" {
+		for i := range v.NumField() {
+			b = appendSet(b, path+"."+v.Type().Field(i).Name, v.Field(i))
+		}
+		return b
+	}
+	if v.IsZero() {
+		return b
+	}
+	return fmt.Appendf(b, "%s=%#v\n", path, v.Interface())
 }
 
 // feedSpecs lists the feeds of cfg in order: SikkerAPI when a key is
