@@ -149,6 +149,22 @@ func socketOwners(procRoot string, inodes []uint64) map[uint64][]string {
 	return out
 }
 
+// listenerNames names each listener by the processes holding its socket,
+// or by its port id when none can be seen: under the service's sandbox
+// (ProtectProc=invisible, no CAP_SYS_PTRACE) other processes are hidden,
+// and a process's first netlink socket has its pid as port id.
+func listenerNames(ls []netlinkSock, owners map[uint64][]string) []string {
+	var who []string
+	for _, l := range ls {
+		if names := owners[l.Inode]; len(names) > 0 {
+			who = append(who, names...)
+		} else {
+			who = append(who, fmt.Sprintf("netlink port %d (process not visible; often its pid)", l.Port))
+		}
+	}
+	return who
+}
+
 // announced is how many element notifications bt makes the kernel build
 // for a listener: the elements written, and those of the sets it
 // flushes, as far as the copy tells.
@@ -188,15 +204,7 @@ func (b *Backend) warnListeners(bt *batch, op string) {
 	for i, l := range ls {
 		inodes[i] = l.Inode
 	}
-	owners := socketOwners("/proc", inodes)
-	var who []string
-	for _, l := range ls {
-		if names := owners[l.Inode]; len(names) > 0 {
-			who = append(who, names...)
-		} else {
-			who = append(who, fmt.Sprintf("netlink port %d (process not found)", l.Port))
-		}
-	}
+	who := listenerNames(ls, socketOwners("/proc", inodes))
 	mem := int64(n) * notifyBytes
 	b.log.Warn("nftables: another program listens to nftables events; the kernel holds one notification per element of this transaction until it commits",
 		"op", op, "elements", n, "kernel_memory_estimate", formatBytes(mem), "kernel_memory_estimate_bytes", mem,

@@ -85,6 +85,15 @@ func TestSocketOwnersFromFdLinks(t *testing.T) {
 	}
 }
 
+func TestListenerNamesFallBackToThePort(t *testing.T) {
+	ls := []netlinkSock{{Port: 23813, Inode: 1}, {Port: 4242, Inode: 2}}
+	got := listenerNames(ls, map[uint64][]string{2: {"firewalld (pid 4242)"}})
+	want := []string{"netlink port 23813 (process not visible; often its pid)", "firewalld (pid 4242)"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("names %q, want %q", got, want)
+	}
+}
+
 // A transaction announces every element it writes and every element of
 // the sets it flushes, which the backend's copy tells.
 func TestAnnouncedElements(t *testing.T) {
