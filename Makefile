@@ -128,7 +128,8 @@ fuzz: ## Run every Fuzz* target of every package for FUZZTIME each (default 30s)
 # BENCH narrows make bench to some of its sections, in this order: backends
 # (the firewall backends alone), once (the cron run), daemon (start-up,
 # reload, pull, memory), scale (100 k, 1 M, 5 M entries), packet (the cost
-# per packet at each hook, conntrack, a TCP stream); e.g.
+# per packet at each hook, conntrack, unlisted traffic with and without a
+# monitor feed's objects, a TCP stream); e.g.
 # `sudo make bench BENCH=once,daemon`. BENCH_RUNS is how many times each case
 # runs (the median is shown). The address-math Go benchmarks run with all.
 BENCH ?= all

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sikkerapi/sikkerguard/internal/firewall"
-	"github.com/sikkerapi/sikkerguard/internal/firewall/firewalltest"
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/nft"
 	"github.com/sikkerapi/sikkerguard/internal/testnet"
@@ -39,6 +37,9 @@ type pktCase struct {
 	name  string
 	chain string // "" (no base chain hooked), "prerouting", "ingress", "netdev"
 	srcs  string // "hash", "interval", "unlisted"
+	// roles: in the second lab, whose table is built with the role
+	// objects (packet_roles.go) and stays as built.
+	roles bool
 }
 
 // pktRow is what one flood of a case measured.
@@ -53,7 +54,9 @@ type pktRow struct {
 // runPacket measures what the table costs per packet with n listed single
 // addresses (hash set) and n listed ranges (interval set) loaded: floods
 // from listed sources dropped at each hook, the CPU per drop, the conntrack
-// entries made, the cost to unlisted floods and to a TCP stream (iperf3).
+// entries made, the cost to unlisted floods, without and with the objects
+// of a monitor feed and an outbound list (a second lab), and to a TCP
+// stream (iperf3).
 func runPacket(n int, dur time.Duration, runs int) error {
 	tb := &benchTB{}
 	return tb.run(func() error { return packetBench(tb, n, dur, runs) })
@@ -61,28 +64,20 @@ func runPacket(n int, dur time.Duration, runs int) error {
 
 func init() {
 	register(section{name: "packet", order: 50, run: func(o *options) error { return runPacket(o.entries, 3*time.Second, o.runs) },
-		about: "what the table costs per packet: drops at prerouting raw, inet ingress and netdev ingress, conntrack, unlisted floods and a TCP stream"})
+		about: "what the table costs per packet: drops at prerouting raw, inet ingress and netdev ingress, conntrack, unlisted floods (also with a monitor feed's and an outbound list's objects) and a TCP stream"})
 }
 
 func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
-	lab := testnet.NewLab(tb, "sgpkt", testnet.Link{HostIf: pktHostIf, Host: []netip.Prefix{pktHost}, Peer: []netip.Prefix{pktPeer}})
-	// The host answers unlisted floods (ICMP, TCP) over the peer.
-	lab.Host.MustRun("ip", "route", "add", "default", "via", pktPeer.Addr().String())
-	// A host firewall that uses conntrack, as most do: without one, the
-	// namespace would track nothing and the conntrack figure could not fail.
-	if err := nftScript(lab, "table inet sgpktct {\n chain input { type filter hook input priority 0; ct state established,related accept; }\n}\n"); err != nil {
-		return err
-	}
-
-	list := pktList(n)
-	start := time.Now()
-	b, err := nft.New(firewalltest.Settings(firewall.Settings{IPv6: true, LogGroup: 7}, nft.HookPrerouting),
-		slog.New(slog.DiscardHandler), nft.WithNetNSFd(lab.Host.FD()))
+	lab, err := pktLab(tb, "sgpkt")
 	if err != nil {
 		return err
 	}
-	// Transactions of at most pktChunk ranges: the kernel holds a whole
-	// transaction in memory, gigabytes at a million elements.
+	list := pktList(n)
+	start := time.Now()
+	b, err := pktBackend(lab, firewall.Settings{IPv6: true, LogGroup: 7})
+	if err != nil {
+		return err
+	}
 	singles := ipnet.Set{}
 	for _, r := range list.V4 {
 		if r.Lo == r.Hi {
@@ -98,15 +93,15 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Apply(firewall.Lists{Block: singles}); err != nil {
+	if err := pktLoad(b, list, singles, firewall.Lists{}); err != nil {
 		return err
 	}
-	for _, part := range pktChunks(list) {
-		if err := b.Update(part); err != nil {
-			return err
-		}
-	}
 	fmt.Fprintf(os.Stderr, "packet: table loaded (%d ranges) in %s\n", len(list.V4), time.Since(start).Round(time.Millisecond))
+	rl, err := pktRolesLab(tb, list, singles)
+	if err != nil {
+		return err
+	}
+	labs := map[bool]*testnet.Lab{false: lab, true: rl.lab}
 	netdev := n <= pktNetdevMax
 	if netdev {
 		start = time.Now()
@@ -118,19 +113,21 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 		fmt.Fprintf(os.Stderr, "packet: no netdev case above %d entries (nft -f of the copy takes minutes and gigabytes)\n", pktNetdevMax)
 	}
 
-	srcs := pktFloodSources(list)
+	srcs := pktFloodSources(list, rl.lists.Monitor, rl.lists.Out)
 	cases := []pktCase{
-		{"floor: no firewall, frames dropped by the stack before any hook", "", "floor"},
-		{"prerouting, raw priority (today), hash set", "prerouting", "hash"},
-		{"inet ingress, hash set", "ingress", "hash"},
-		{"netdev ingress, hash set", "netdev", "hash"},
-		{"prerouting, interval set", "prerouting", "interval"},
-		{"inet ingress, interval set", "ingress", "interval"},
-		{"unlisted sources, no table hooked", "", "unlisted"},
-		{"unlisted sources, prerouting", "prerouting", "unlisted"},
-		{"unlisted sources, inet ingress", "ingress", "unlisted"},
-		{"unlisted sources, prerouting without the interval rule", "hash-only", "unlisted"},
-		{"unlisted sources, prerouting without the hash rule", "interval-only", "unlisted"},
+		{"floor: no firewall, frames dropped by the stack before any hook", "", "floor", false},
+		{"prerouting, raw priority (today), hash set", "prerouting", "hash", false},
+		{"inet ingress, hash set", "ingress", "hash", false},
+		{"netdev ingress, hash set", "netdev", "hash", false},
+		{"prerouting, interval set", "prerouting", "interval", false},
+		{"inet ingress, interval set", "ingress", "interval", false},
+		{"unlisted sources, no table hooked", "", "unlisted", false},
+		{"unlisted sources, prerouting", "prerouting", "unlisted", false},
+		rolesUnlisted,
+		{"unlisted sources, inet ingress", "ingress", "unlisted", false},
+		{"unlisted sources, prerouting without the interval rule", "hash-only", "unlisted", false},
+		{"unlisted sources, prerouting without the hash rule", "interval-only", "unlisted", false},
+		rolesFloor,
 	}
 	if !netdev {
 		cases = slices.DeleteFunc(cases, func(c pktCase) bool { return c.chain == "netdev" })
@@ -138,10 +135,20 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 	all := make([][]pktRow, len(cases))
 	for range runs {
 		for i, c := range cases {
-			if err := chains.activate(lab, c.chain); err != nil {
-				return err
+			switch {
+			case c.roles && c.srcs == "unlisted":
+				// The second table stays as built. The conntrack entries
+				// of the sources are made first, as the earlier unlisted
+				// cases made them in the first lab.
+				if _, err := rl.lab.RawFlood(0, nil, srcs[c.srcs], netip.AddrPortFrom(pktHost.Addr(), 9), time.Second); err != nil {
+					return err
+				}
+			case !c.roles:
+				if err := chains.activate(lab, c.chain); err != nil {
+					return err
+				}
 			}
-			r, err := pktFlood(tb, lab, c, srcs[c.srcs], dur)
+			r, err := pktFlood(tb, labs[c.roles], c, srcs[c.srcs], dur)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
@@ -149,6 +156,7 @@ func packetBench(tb *benchTB, n int, dur time.Duration, runs int) error {
 		}
 	}
 	printPacket(cases, all, n)
+	printRoles(cases, all, rl)
 
 	var streams [2][]float64 // Gbit/s without and with the table
 	for range runs {
@@ -178,22 +186,6 @@ const pktNetdevMax = 200000
 // pktChunk bounds the ranges one transaction or nft -f script adds.
 const pktChunk = 250000
 
-// pktChunks returns growing prefixes of list's ranges of two or more
-// addresses, on top of all its single addresses, pktChunk more each.
-func pktChunks(list ipnet.Set) []ipnet.Set {
-	var out []ipnet.Set
-	cur, wide := ipnet.Set{}, 0
-	for _, r := range list.V4 {
-		cur.V4 = append(cur.V4, r)
-		if r.Lo != r.Hi {
-			if wide++; wide%pktChunk == 0 {
-				out = append(out, ipnet.Set{V4: slices.Clone(cur.V4)})
-			}
-		}
-	}
-	return append(out, cur)
-}
-
 // pktList is n random single addresses and n random /28 ranges, merged
 // (a single inside a range joins it).
 func pktList(n int) ipnet.Set {
@@ -210,8 +202,8 @@ func pktList(n int) ipnet.Set {
 
 // pktFloodSources picks pktSources listed single addresses, as many
 // addresses inside listed ranges, and unlisted addresses, spread over the
-// list.
-func pktFloodSources(list ipnet.Set) map[string][]netip.Addr {
+// list; unlisted ones are on none of others either.
+func pktFloodSources(list ipnet.Set, others ...ipnet.Set) map[string][]netip.Addr {
 	out := map[string][]netip.Addr{}
 	var singles, wide []ipnet.Range4
 	for _, r := range list.V4 {
@@ -240,7 +232,7 @@ func pktFloodSources(list ipnet.Set) map[string][]netip.Addr {
 	out["floor"] = out["hash"]
 	for len(out["unlisted"]) < 4096 {
 		a := ipnet.AddrFrom4(1<<24 + rnd.Uint32N(223<<24-1<<24))
-		if !list.Contains(a) {
+		if !list.Contains(a) && !slices.ContainsFunc(others, func(s ipnet.Set) bool { return s.Contains(a) }) {
 			out["unlisted"] = append(out["unlisted"], a)
 		}
 	}
@@ -360,21 +352,6 @@ func loadNetdev(lab *testnet.Lab, list ipnet.Set) error {
 		}
 	}
 	return nftScript(lab, w.String())
-}
-
-// nftScript runs nft -f with the script in the host namespace.
-func nftScript(lab *testnet.Lab, script string) error {
-	f, err := os.CreateTemp("", "sikkerbench-packet-*.nft")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(script); err != nil {
-		return err
-	}
-	f.Close()
-	_, err = lab.Host.Run("nft", "-f", f.Name())
-	return err
 }
 
 func (r pktRow) perPacket() time.Duration {

@@ -77,6 +77,9 @@ type Backend struct {
 	driftMu sync.Mutex
 	drift   elemDrift // other programs' element changes seen by Watch (drift.go)
 	ws      watchState
+	// listenerMin: transactions of this many elements look for foreign
+	// listeners of nftables events (listeners.go).
+	listenerMin int
 }
 
 // Option tunes New.
@@ -95,7 +98,7 @@ func New(s firewall.Settings, log *slog.Logger, opts ...Option) (*Backend, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b := &Backend{log: log, cfg: cfg, lay: newLayout(cfg), seq: uint32(time.Now().Unix())}
+	b := &Backend{log: log, cfg: cfg, lay: newLayout(cfg), seq: uint32(time.Now().Unix()), listenerMin: listenerCheckMin}
 	b.ws.fd = -1
 	for _, o := range opts {
 		o(b)
@@ -417,6 +420,7 @@ func (b *Backend) sendOn(fd int, bt *batch, op string) error {
 		sendHook(op, false)
 	}
 	gen0, paused := b.pauseWatch(fd)
+	b.warnListeners(bt, op)
 	if bt.seal != nil {
 		if !paused {
 			gen0, _ = readGenID(fd, &b.seq)

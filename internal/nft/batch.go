@@ -38,6 +38,11 @@ type batch struct {
 	// seal, when set, appends the content records (seal.go) for the
 	// generation the commit will produce; sendOn calls it.
 	seal func(gen uint32)
+	// elems counts the elements written and flushed names the sets
+	// emptied: the kernel announces each element to event listeners
+	// (listeners.go).
+	elems   int
+	flushed []string
 }
 
 // msgInfo describes one sent message so that a kernel error can name it.

@@ -76,6 +76,7 @@ func (w *elemWriter) elem(key []byte, end, open bool) {
 	}
 	b.close(e)
 	w.count++
+	b.elems++
 }
 
 // writeRanges4 appends the elements for rs to the set: for a hash set only
@@ -143,6 +144,7 @@ func writeRanges6(b *batch, msg int, set setDef, rs []ipnet.Range6) int {
 
 // flushSet appends the removal of every element of a set.
 func flushSet(b *batch, set setDef) {
+	b.flushed = append(b.flushed, set.name)
 	b.nft(unix.NFT_MSG_DELSETELEM, 0, "flush set "+set.name)
 	b.str(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
 	b.str(unix.NFTA_SET_ELEM_LIST_SET, set.name)

@@ -13,38 +13,44 @@ import (
 // referred to by nsFD when nsFD > 0. A socket stays in the namespace it was
 // created in, so only its creation needs the setns'ed thread.
 func openSocket(nsFD int) (int, error) {
+	fd := -1
+	err := inNetNS(nsFD, func() (err error) {
+		fd, err = rawSocket()
+		return err
+	})
+	return fd, err
+}
+
+// inNetNS runs fn on an OS thread inside the network namespace nsFD refers
+// to, or in place when nsFD <= 0.
+func inNetNS(nsFD int, fn func() error) error {
 	if nsFD <= 0 {
-		return rawSocket()
+		return fn()
 	}
-	type res struct {
-		fd  int
-		err error
-	}
-	ch := make(chan res, 1)
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- res{-1, fmt.Errorf("open own netns: %w", err)}
+			ch <- fmt.Errorf("open own netns: %w", err)
 			return
 		}
 		defer unix.Close(orig)
 		if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			ch <- res{-1, fmt.Errorf("setns: %w", err)}
+			ch <- fmt.Errorf("setns: %w", err)
 			return
 		}
-		fd, err := rawSocket()
+		err = fn()
 		// A thread that cannot return to its namespace must die with its
 		// goroutine (it stays locked) rather than serve other goroutines.
 		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}
-		ch <- res{fd, err}
+		ch <- err
 	}()
-	r := <-ch
-	return r.fd, r.err
+	return <-ch
 }
 
 func rawSocket() (int, error) {
