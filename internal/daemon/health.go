@@ -54,6 +54,7 @@ func (h healthSource) Snapshot() health.Snapshot {
 	if fw != nil {
 		if c, err := fw.Counters(); err == nil {
 			s.Drops4Packets, s.Drops4Bytes, s.Drops6Packets, s.Drops6Bytes = c.Packets4, c.Bytes4, c.Packets6, c.Bytes6
+			s.ListenerWarnings = c.ListenerWarnings
 		}
 	}
 	if mon != nil {

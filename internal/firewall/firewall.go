@@ -81,6 +81,10 @@ func (c Change) Who() string {
 type Counters struct {
 	Packets4, Bytes4 uint64
 	Packets6, Bytes6 uint64
+	// ListenerWarnings counts the large transactions sent while another
+	// program listened to the backend's kernel events (nftables: the kernel
+	// then holds one notification per element until the commit ends).
+	ListenerWarnings uint64
 }
 
 // Hook names where in the packet path a backend checks the blocklist; each

@@ -114,6 +114,8 @@ func renderMetrics(snap Snapshot) []byte {
 	m.sample("sikkerguard_nflog_overruns_total", snap.NFLOGOverruns)
 	m.family("sikkerguard_rules_restored_total", "counter", "Times the kernel objects were restored after another program removed or changed them.")
 	m.sample("sikkerguard_rules_restored_total", snap.RulesRestored)
+	m.family("sikkerguard_nftables_listener_warnings_total", "counter", "Large loads sent while another program listened to nftables events (the kernel holds about 8 KiB per element until the commit ends).")
+	m.sample("sikkerguard_nftables_listener_warnings_total", snap.ListenerWarnings)
 	m.family("sikkerguard_nflog_queue_drops_total", "counter", "Drop events discarded because aggregation fell behind.")
 	m.sample("sikkerguard_nflog_queue_drops_total", snap.NFLOGQueueDrops)
 

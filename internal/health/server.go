@@ -68,10 +68,13 @@ type Snapshot struct {
 	Drops4Packets, Drops4Bytes uint64
 	Drops6Packets, Drops6Bytes uint64
 
-	NFLOGEvents     uint64 // drop events read from the NFLOG group
-	NFLOGOverruns   uint64 // times the kernel dropped log messages (ENOBUFS)
-	RulesRestored   uint64 // restores after another program changed the kernel objects
-	NFLOGQueueDrops uint64 // events dropped because the aggregator fell behind
+	NFLOGEvents   uint64 // drop events read from the NFLOG group
+	NFLOGOverruns uint64 // times the kernel dropped log messages (ENOBUFS)
+	RulesRestored uint64 // restores after another program changed the kernel objects
+	// ListenerWarnings: large loads sent while another program listened to
+	// the firewall's kernel events (firewall.Counters).
+	ListenerWarnings uint64
+	NFLOGQueueDrops  uint64 // events dropped because the aggregator fell behind
 
 	Reported       uint64 // reports accepted by SikkerAPI
 	ReportPending  uint64 // reports spooled and not yet sent

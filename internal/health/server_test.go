@@ -221,6 +221,7 @@ func TestMetrics(t *testing.T) {
 	snap.Quota = &Quota{Used: 4605, Limit: 5000, Remaining: 395, Reset: t0.Add(2 * time.Hour)}
 	snap.Version = `v1"2`
 	snap.RulesRestored = 4
+	snap.ListenerWarnings = 2
 	s, _ := newTest(t, snap)
 	r := get(t, s.Handler(), "GET", "/metrics")
 	if r.StatusCode != 200 || r.Header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
@@ -255,6 +256,7 @@ func TestMetrics(t *testing.T) {
 		{`sikkerguard_nflog_overruns_total`, 2},
 		{`sikkerguard_nflog_queue_drops_total`, 1},
 		{`sikkerguard_rules_restored_total`, 4},
+		{`sikkerguard_nftables_listener_warnings_total`, 2},
 		{`sikkerguard_reports_sent_total`, 300},
 		{`sikkerguard_reports_pending`, 12},
 		{`sikkerguard_reports_rejected_total`, 3},

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -80,6 +81,8 @@ type Backend struct {
 	// listenerMin: transactions of this many elements look for foreign
 	// listeners of nftables events (listeners.go).
 	listenerMin int
+	// listenerWarnings counts the transactions warnListeners warned of.
+	listenerWarnings atomic.Uint64
 }
 
 // Option tunes New.
@@ -504,7 +507,7 @@ func (b *Backend) Counters() (firewall.Counters, error) {
 	if err != nil {
 		return firewall.Counters{}, fmt.Errorf("nftables: %w", err)
 	}
-	var d firewall.Counters
+	d := firewall.Counters{ListenerWarnings: b.listenerWarnings.Load()}
 	read := func(name string, p, by *uint64) error {
 		o, err := c.GetObject(&nftables.CounterObj{Table: table, Name: name})
 		if err != nil {

@@ -206,6 +206,7 @@ func (b *Backend) warnListeners(bt *batch, op string) {
 	}
 	who := listenerNames(ls, socketOwners("/proc", inodes))
 	mem := int64(n) * notifyBytes
+	b.listenerWarnings.Add(1)
 	b.log.Warn("nftables: another program listens to nftables events; the kernel holds one notification per element of this transaction until it commits",
 		"op", op, "elements", n, "kernel_memory_estimate", formatBytes(mem), "kernel_memory_estimate_bytes", mem,
 		"listeners", who, "hint", "stop the listener (e.g. `nft monitor`) during large loads, or make sure the host has the memory")

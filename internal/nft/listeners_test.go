@@ -173,4 +173,8 @@ func TestWarnsOfForeignEventListeners(t *testing.T) {
 	if w := apply("replace after the listeners left"); len(w) != 0 {
 		t.Errorf("warned after every foreign listener left: %q", w)
 	}
+	// /metrics counts the two warned loads.
+	if c, err := b.Counters(); err != nil || c.ListenerWarnings != 2 {
+		t.Errorf("Counters() = %+v, %v; want ListenerWarnings 2", c, err)
+	}
 }
