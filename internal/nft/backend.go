@@ -243,13 +243,14 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set, at attempt) error {
 		fill(bt)
 	default:
 		op = "adopt"
-		// A kept hash set must take the new singles and, until the
-		// trim, the earlier ones: the presumed list bounds them.
-		var earlier ipnet.Set
+		// A kept hash set must take the new singles and the earlier
+		// ones that moved into a range (moved.go), which stay until a
+		// later transaction; deletions make room within the batch.
+		var stay ipnet.Set
 		if b.presumed != nil {
-			earlier = b.presumed[0]
+			stay = movedSingles(b.presumed[0], block)
 		}
-		l = b.lay.sized(block, earlier, at.renew)
+		l = b.lay.sized(block, stay, at.renew)
 		p := planAdoption(l, kt)
 		sizes, bases = declared(l, kt, &p), p.base
 		hs, ok := b.knownContent(kt, gen, block, allow)
