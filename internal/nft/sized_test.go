@@ -125,6 +125,16 @@ func TestGrowWithoutGap(t *testing.T) {
 	if !hasElement(t, l.Host, SetHosts4, "11.0.156.62") || hasElement(t, l.Host, SetHosts4, "11.0.156.64") {
 		t.Error("the hash set does not hold the last list's 20,000 singles")
 	}
+	// The content records were written with the grown sets: the next
+	// process knows what they hold.
+	*ops = nil
+	last := steps[len(steps)-1].list
+	if err := l.backend(t, cfg).Apply(firewall.Lists{Block: last, Allow: ipnet.Set{}}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(*ops, []string{"adopt (content known)"}) {
+		t.Errorf("adopting the grown table: transactions %q, want one with the content known", *ops)
+	}
 }
 
 func countGrow(ops []string) int {
