@@ -75,7 +75,7 @@ type Backend struct {
 	// last build or resize left them.
 	sizes map[string]uint32
 	bases map[string]string
-	id        identity // where content records are valid (seal.go)
+	id    identity // where content records are valid (seal.go)
 	// presumed: what an earlier process probably applied (Presume), for
 	// the first build; cleared by it.
 	presumed *[2]ipnet.Set
