@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -149,30 +148,6 @@ func (b *Backend) Apply(l firewall.Lists) error {
 		})
 	}
 	return b.commit("replace", block, allow, func(bt *batch) (ipnet.Set, error) { return b.writeFull(bt, block), nil })
-}
-
-// grow replaces the blocklist in one transaction that recreates the hash
-// sets named in small with a size that fits block (sized.go).
-func (b *Backend) grow(small []string, block, allow ipnet.Set) error {
-	var l layout
-	err := b.commit("grow hash sets", block, allow, func(bt *batch) (moved ipnet.Set, err error) {
-		moved, l, err = b.writeResize(bt, small, block)
-		return moved, err
-	})
-	if err != nil {
-		return err
-	}
-	var grown []string
-	for _, s := range l.sets {
-		if slices.Contains(small, s.name) {
-			b.sizes[s.name] = s.size
-			grown = append(grown, fmt.Sprintf("%s:%d", s.name, s.size))
-		}
-	}
-	b.log.Info("nftables hash sets recreated with a larger size", "sets", grown)
-	// The rules were rewritten: new handles.
-	b.recordSignature()
-	return nil
 }
 
 // build brings the kernel to the layout with all elements in one

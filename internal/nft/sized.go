@@ -1,8 +1,10 @@
 package nft
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"golang.org/x/sys/unix"
@@ -161,4 +163,28 @@ func (b *Backend) writeResize(bt *batch, small []string, block ipnet.Set) (ipnet
 		}
 	})
 	return moved, l, err
+}
+
+// grow replaces the blocklist in one transaction that recreates the hash
+// sets named in small with a size that fits block (sized.go).
+func (b *Backend) grow(small []string, block, allow ipnet.Set) error {
+	var l layout
+	err := b.commit("grow hash sets", block, allow, func(bt *batch) (moved ipnet.Set, err error) {
+		moved, l, err = b.writeResize(bt, small, block)
+		return moved, err
+	})
+	if err != nil {
+		return err
+	}
+	var grown []string
+	for _, s := range l.sets {
+		if slices.Contains(small, s.name) {
+			b.sizes[s.name] = s.size
+			grown = append(grown, fmt.Sprintf("%s:%d", s.name, s.size))
+		}
+	}
+	b.log.Info("nftables hash sets recreated with a larger size", "sets", grown)
+	// The rules were rewritten: new handles.
+	b.recordSignature()
+	return nil
 }
