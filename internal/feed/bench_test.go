@@ -3,9 +3,11 @@ package feed
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/sikkerapi/sikkerguard/internal/ipnet"
 	"github.com/sikkerapi/sikkerguard/internal/mock"
 )
 
@@ -108,5 +110,28 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLoadCache1M reads back a saved list of a million random IPv4
+// addresses, as a start from the cache does.
+func BenchmarkLoadCache1M(b *testing.B) {
+	snap := &Snapshot{Name: "bench"}
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 1_000_000 {
+		a := r.Uint32()
+		snap.Set.V4 = append(snap.Set.V4, ipnet.Range4{Lo: a, Hi: a})
+	}
+	snap.Set.Merge()
+	var file bytes.Buffer
+	if err := writeCache(&file, snap); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := readCache(bytes.NewReader(file.Bytes()), "bench")
+		if err != nil || len(got.Set.V4) != len(snap.Set.V4) {
+			b.Fatal(err)
+		}
 	}
 }

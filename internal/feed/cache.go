@@ -28,6 +28,8 @@ const (
 	cacheDir   = "feeds"
 	cacheExt   = ".list"
 	cachePerm  = 0o640
+	// maxPrealloc bounds the ranges reserved from the entries header.
+	maxPrealloc = 8 << 20
 )
 
 // ErrCorruptCache is wrapped by LoadCached when a cache file exists but
@@ -104,12 +106,24 @@ func readCache(r io.Reader, name string) (*Snapshot, error) {
 	}
 	snap := &Snapshot{Name: name, FromCache: true}
 	line, want, ended := 0, -1, false
+	buf := make([]byte, 0, 64)
 	for sc.Scan() {
 		line++
-		text := sc.Text()
+		raw := sc.Bytes()
 		if ended {
 			return nil, corrupt(line, "data after the end line")
 		}
+		// Most lines are IPv4 in canonical form: read them without a
+		// string or a netip round trip (a million lines in a fraction of
+		// the time); anything else takes the general path below.
+		if line > 1 && len(raw) > 0 && raw[0] != '#' {
+			if r, ok := ipnet.ParseCanonical4(raw, buf); ok {
+				snap.Set.V4 = append(snap.Set.V4, r)
+				snap.Stats.Entries++
+				continue
+			}
+		}
+		text := string(raw)
 		switch {
 		case line == 1:
 			if text != cacheMagic {
@@ -124,6 +138,12 @@ func readCache(r io.Reader, name string) (*Snapshot, error) {
 			}
 			if err := snap.setHeader(k, v, name, &want); err != nil {
 				return nil, corrupt(line, "%v", err)
+			}
+			if k == "entries" && snap.Set.V4 == nil && want > 0 {
+				// One allocation for the list instead of a doubling
+				// series (a 1.5x peak); a lying header costs at most
+				// this cap.
+				snap.Set.V4 = make([]ipnet.Range4, 0, min(want, maxPrealloc))
 			}
 		default:
 			if err := addCanonical(&snap.Set, text); err != nil {

@@ -2,6 +2,7 @@ package ipnet
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -572,4 +573,47 @@ func (s Set) WriteTo(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("write set: %w", err)
 	}
 	return n, nil
+}
+
+// ParseCanonical4 parses one line of WriteTo's output for an IPv4 range,
+// "a.b.c.d/n" or "lo-hi" without the newline, and reports whether line is
+// exactly that range's canonical text: anything else (host bits, another
+// spelling, IPv6) is refused. buf is scratch space for the comparison.
+// It is the fast path for reading back a saved list.
+func ParseCanonical4(line, buf []byte) (Range4, bool) {
+	var r Range4
+	if i := bytes.IndexByte(line, '/'); i >= 0 {
+		lo, ok := parseIPv4(line[:i])
+		n := line[i+1:]
+		if !ok || len(n) == 0 || len(n) > 2 {
+			return r, false
+		}
+		bits := 0
+		for _, c := range n {
+			if c < '0' || c > '9' {
+				return r, false
+			}
+			bits = bits*10 + int(c-'0')
+		}
+		if bits > 32 {
+			return r, false
+		}
+		m := hostMask4(bits)
+		if lo&m != 0 {
+			return r, false
+		}
+		r = Range4{lo, lo | m}
+	} else if i := bytes.IndexByte(line, '-'); i >= 0 {
+		lo, ok1 := parseIPv4(line[:i])
+		hi, ok2 := parseIPv4(line[i+1:])
+		if !ok1 || !ok2 || hi < lo {
+			return r, false
+		}
+		r = Range4{lo, hi}
+	} else {
+		return r, false
+	}
+	// The range's own text must be the line: "1.2.3.0-1.2.3.255" is
+	// 1.2.3.0/24, "01.2.3.4/32" is not canonical.
+	return r, bytes.Equal(r.appendText(buf[:0]), line)
 }

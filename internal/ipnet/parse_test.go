@@ -270,3 +270,34 @@ func TestWriteToError(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "?") == s }
+
+func TestParseCanonical4(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want Range4
+		ok   bool
+	}{
+		{"1.2.3.4/32", Range4{0x01020304, 0x01020304}, true},
+		{"10.0.0.0/8", Range4{0x0a000000, 0x0affffff}, true},
+		{"0.0.0.0/0", Range4{0, 0xffffffff}, true},
+		{"1.2.3.4-1.2.3.6", Range4{0x01020304, 0x01020306}, true},
+		{"1.2.3.4", Range4{}, false},                 // a single is written as /32
+		{"1.2.3.0-1.2.3.255", Range4{}, false},       // one prefix: written as /24
+		{"1.2.3.4/24", Range4{}, false},              // host bits
+		{"01.2.3.4/32", Range4{}, false},             // leading zero
+		{"1.2.3.4/032", Range4{}, false},             // leading zero in the length
+		{"1.2.3.4/33", Range4{}, false},              // length out of range
+		{"1.2.3.6-1.2.3.4", Range4{}, false},         // backwards
+		{"1.2.3.4/32 ", Range4{}, false},             // trailing space
+		{"256.2.3.4/32", Range4{}, false},            // octet out of range
+		{"2001:db8::/32", Range4{}, false},           // IPv6: the general path
+		{"1.2.3.4/", Range4{}, false},                // no length
+		{"1.2.3.4-1.2.3.4-1.2.3.5", Range4{}, false}, // two dashes
+		{"", Range4{}, false},
+	} {
+		got, ok := ParseCanonical4([]byte(c.line), nil)
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("ParseCanonical4(%q) = %v, %v; want %v, %v", c.line, got, ok, c.want, c.ok)
+		}
+	}
+}

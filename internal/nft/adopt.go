@@ -90,13 +90,14 @@ func (p adoption) keepsAll(l layout) bool {
 // ours reports whether the table carries sikkerguard's comment.
 func (kt *kernelTable) ours() bool { return strings.HasPrefix(kt.comment, tableMarker) }
 
-// setMatches reports whether an existing set can be kept for s. Its comment
+// setMatches reports whether an existing set can be kept for s: a hash set
+// declared too small for the list is recreated (sized.go). Its comment
 // does not matter: a recreated interval set answers lookups only once the
 // commit has finished (see above), so a set is only recreated when its type
 // or flags leave no choice.
 func setMatches(s setDef, ks kernelSet) bool {
 	kt := setKeyType(s)
-	return !ks.extra && ks.flags == setFlags(s) && ks.keyType == kt.GetNFTMagic() && ks.keyLen == kt.Bytes
+	return !ks.extra && sizeFits(s, ks.size) && ks.flags == setFlags(s) && ks.keyType == kt.GetNFTMagic() && ks.keyLen == kt.Bytes
 }
 
 func baseMatches(kc kernelChain, hook string) bool {

@@ -70,7 +70,12 @@ type Backend struct {
 	// Restore puts back; Remove clears it.
 	everBuilt bool
 	sig       []string // the declaration the last build left (intact.go)
-	id        identity // where content records are valid (seal.go)
+	// sizes: the declared size of each set of the layout in the kernel
+	// (0: none), bases the base chain of each hook (adopt.go), as the
+	// last build or resize left them.
+	sizes map[string]uint32
+	bases map[string]string
+	id    identity // where content records are valid (seal.go)
 	// presumed: what an earlier process probably applied (Presume), for
 	// the first build; cleared by it.
 	presumed *[2]ipnet.Set
@@ -140,12 +145,15 @@ func (b *Backend) Apply(l firewall.Lists) error {
 	added, removed := ipnet.Diff(b.block, block)
 	delta := len(added.V4) + len(added.V6) + len(removed.V4) + len(removed.V6)
 	full := len(block.V4) + len(block.V6)
+	if small := b.tooSmall(block, movedSingles(b.block, block)); len(small) > 0 {
+		return b.grow(small, block, allow)
+	}
 	if delta < full {
-		return b.commit("update", block, allow, func(bt *batch) ipnet.Set {
-			return b.writeDelta(bt, block, added, removed)
+		return b.commit("update", block, allow, func(bt *batch) (ipnet.Set, error) {
+			return b.writeDelta(bt, block, added, removed), nil
 		})
 	}
-	return b.commit("replace", block, allow, func(bt *batch) ipnet.Set { return b.writeFull(bt, block) })
+	return b.commit("replace", block, allow, func(bt *batch) (ipnet.Set, error) { return b.writeFull(bt, block), nil })
 }
 
 // build brings the kernel to the layout with all elements in one
@@ -154,20 +162,31 @@ func (b *Backend) Apply(l firewall.Lists) error {
 // since it was read is planned again.
 func (b *Backend) build(block, allow ipnet.Set) error { return b.buildHot(block, allow, ipnet.Set{}) }
 
+// A build attempt: renew recreates every sized hash set (sized.go).
+type attempt struct{ renew bool }
+
 // buildHot is build; a missing table with a large list gets the entries of
 // hot first (hot.go).
 func (b *Backend) buildHot(block, allow, hot ipnet.Set) error {
-	for attempt := 1; ; attempt++ {
-		err := b.buildOnce(block, allow, hot)
-		if attempt < 3 && (errors.Is(err, errDumpInterrupted) || errors.Is(err, unix.ERESTART)) {
-			b.log.Debug("nftables ruleset changed while building, retrying", "attempt", attempt, "err", err)
+	var at attempt
+	for n := 1; ; n++ {
+		err := b.buildOnce(block, allow, hot, at)
+		if n < 3 && (errors.Is(err, errDumpInterrupted) || errors.Is(err, unix.ERESTART)) {
+			b.log.Debug("nftables ruleset changed while building, retrying", "attempt", n, "err", err)
+			continue
+		}
+		if !at.renew && errors.Is(err, unix.ENFILE) {
+			// A plain adoption keeps the earlier singles it cannot
+			// know: they and the new ones did not fit the kept set.
+			b.log.Info("nftables: a kept hash set is full, recreating the hash sets", "err", err)
+			at.renew = true
 			continue
 		}
 		return err
 	}
 }
 
-func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
+func (b *Backend) buildOnce(block, allow, hot ipnet.Set, at attempt) error {
 	fd, err := openSocket(b.nsFD)
 	if err != nil {
 		return fmt.Errorf("nftables build: %w", err)
@@ -189,28 +208,39 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 	op := "build"
 	var moved ipnet.Set
 	known := false
+	l := b.lay.sized(block, ipnet.Set{}, false)
+	sizes, bases := declared(l, nil, nil), l.hookNames()
 	switch {
 	case kt == nil && !hot.IsEmpty() && len(block.V4)+len(block.V6) >= hotMin:
-		return b.buildHotFirst(fd, gen, block, allow, hot)
+		return b.buildHotFirst(fd, gen, l, block, allow, hot)
 	case kt == nil:
-		err = buildTable(bt, b.lay, false)
+		err = buildTable(bt, l, false)
 		fill(bt)
 	case !kt.ours():
 		// The name is ours by contract; whatever holds it is replaced.
 		b.log.Warn("replacing a table sikkerguard did not create", "table", "inet "+TableName, "comment", kt.comment)
 		op = "replace table"
-		err = buildTable(bt, b.lay, true)
+		err = buildTable(bt, l, true)
 		fill(bt)
 	default:
 		op = "adopt"
-		p := planAdoption(b.lay, kt)
+		// A kept hash set must take the new singles and the earlier
+		// ones that moved into a range (moved.go), which stay until a
+		// later transaction; deletions make room within the batch.
+		var stay ipnet.Set
+		if b.presumed != nil {
+			stay = movedSingles(b.presumed[0], block)
+		}
+		l = b.lay.sized(block, stay, at.renew)
+		p := planAdoption(l, kt)
+		sizes, bases = declared(l, kt, &p), p.base
 		hs, ok := b.knownContent(kt, gen, block, allow)
 		if p.known = ok && p.keepsAll(b.lay); p.known {
 			// The records prove what the sets hold: send the difference.
 			op, known = "adopt (content known)", true
-			err = writeAdoption(bt, b.lay, p, func(bt *batch) { moved = b.writeKnown(bt, hs, block, allow) })
+			err = writeAdoption(bt, l, p, func(bt *batch) { moved = b.writeKnown(bt, hs, block, allow) })
 		} else {
-			err = writeAdoption(bt, b.lay, p, fill)
+			err = writeAdoption(bt, l, p, fill)
 		}
 		b.log.Info("nftables adopting the table left by an earlier run", "table", "inet "+TableName,
 			"kept_sets", len(p.keepSets), "recreated_or_deleted_sets", len(p.delSets),
@@ -228,6 +258,7 @@ func (b *Backend) buildOnce(block, allow, hot ipnet.Set) error {
 		return err
 	}
 	b.built, b.everBuilt, b.block, b.allow, b.moved, b.presumed, b.extra = true, true, block, allow, moved, nil, b.pending
+	b.sizes, b.bases = sizes, bases
 	b.recordSignature()
 	if op != "adopt" && !known {
 		b.ws.lost.Store(false) // every set was loaded from the copy just now
@@ -289,7 +320,7 @@ func (b *Backend) trimMoved() error {
 // for none), which returns the singles it kept although they moved into a
 // range, and, when allow differs from the copy, a whitelist replace. Moved
 // singles are removed by a second transaction.
-func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ipnet.Set) error {
+func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) (ipnet.Set, error)) error {
 	if b.untrimmed {
 		if err := b.trimHashes(); err != nil {
 			return err
@@ -320,7 +351,10 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) ip
 	}
 	var moved ipnet.Set
 	if fill != nil {
-		moved = fill(bt)
+		var err error
+		if moved, err = fill(bt); err != nil {
+			return err
+		}
 	}
 	if len(bt.msgs) == 0 {
 		return nil

@@ -37,5 +37,8 @@ func (b *Backend) force(op string, block ipnet.Set, fill func(*batch, ipnet.Set)
 	}
 	block = b.family(block)
 	b.pending = b.extra
-	return b.commit(op, block, b.allow, func(bt *batch) ipnet.Set { return fill(bt, block) })
+	if small := b.tooSmall(block, movedSingles(b.block, block)); len(small) > 0 {
+		return b.grow(small, block, b.allow)
+	}
+	return b.commit(op, block, b.allow, func(bt *batch) (ipnet.Set, error) { return fill(bt, block), nil })
 }

@@ -67,9 +67,9 @@ func covering(block ipnet.Set, hot []netip.Addr) ipnet.Set {
 // buildHotFirst creates the missing table with the whitelist and the
 // entries covering hot, then adds the rest of block; the caller holds the
 // socket and the generation the table was found missing at.
-func (b *Backend) buildHotFirst(fd int, gen uint32, block, allow, hot ipnet.Set) error {
+func (b *Backend) buildHotFirst(fd int, gen uint32, l layout, block, allow, hot ipnet.Set) error {
 	bt := newBatchAt(b.seq, gen)
-	if err := buildTable(bt, b.lay, false); err != nil {
+	if err := buildTable(bt, l, false); err != nil {
 		return err
 	}
 	for _, s := range b.lay.sets {
@@ -82,6 +82,7 @@ func (b *Backend) buildHotFirst(fd int, gen uint32, block, allow, hot ipnet.Set)
 	// built stays false: whatever comes next (a retried Restore, an Apply)
 	// adopts the table and loads the whole list.
 	b.everBuilt, b.block, b.allow, b.moved, b.extra = true, block, allow, ipnet.Set{}, b.pending
+	b.sizes, b.bases = declared(l, nil, nil), l.hookNames()
 	rest := without(block, hot)
 	bt = b.newBatch()
 	for _, s := range b.lay.sets {

@@ -105,6 +105,8 @@ func hint(errno unix.Errno) string {
 		return "the table or one of its objects is missing (was it deleted by hand?)"
 	case unix.ENOMEM:
 		return "the kernel ran out of memory for the set"
+	case unix.ENFILE:
+		return "a set is full: it holds as many elements as its declared size"
 	case unix.EMSGSIZE:
 		return "the batch is larger than the socket buffer"
 	case unix.EOPNOTSUPP, unix.EAFNOSUPPORT:

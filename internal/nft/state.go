@@ -44,8 +44,10 @@ type kernelSet struct {
 	keyType uint32
 	keyLen  uint32
 	udata   []byte
+	// size is the declared element limit (NFTA_SET_DESC_SIZE), 0 for none.
+	size uint32
 	// extra is set when the set has a property sikkerguard never creates
-	// (data, timeout, size, expressions, object map): it cannot be reused.
+	// (data, timeout, expressions, object map): it cannot be reused.
 	extra bool
 }
 
@@ -147,9 +149,7 @@ func readDecl(fd int, seq *uint32) (*kernelTable, error) {
 			}
 		}
 		if d, ok := a[unix.NFTA_SET_DESC]; ok {
-			if _, ok := parseAttrs(d)[unix.NFTA_SET_DESC_SIZE]; ok {
-				s.extra = true
-			}
+			s.size = parseAttrs(d).u32(unix.NFTA_SET_DESC_SIZE)
 		}
 		kt.sets = append(kt.sets, s)
 		if s.name == SetContent && contentSetMatches(s) {

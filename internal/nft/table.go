@@ -65,6 +65,9 @@ type setDef struct {
 	list     roleList // for partList: which list
 	scope    int      // for roleScoped: the index in Settings.Scopes
 	comment  string
+	// size is the element limit a new hash set is declared with (0: none),
+	// need the number of elements it must take (sized.go).
+	size, need uint32
 }
 
 type part uint8
@@ -281,6 +284,11 @@ func addSet(b *batch, s setDef) {
 	b.u32(unix.NFTA_SET_KEY_TYPE, kt.GetNFTMagic())
 	b.u32(unix.NFTA_SET_KEY_LEN, kt.Bytes)
 	b.u32(unix.NFTA_SET_ID, s.id)
+	if s.size != 0 {
+		d := b.nest(unix.NFTA_SET_DESC)
+		b.u32(unix.NFTA_SET_DESC_SIZE, s.size)
+		b.close(d)
+	}
 	b.attr(unix.NFTA_SET_USERDATA, setUserdata(s))
 	b.end()
 }
