@@ -84,7 +84,12 @@ func (d *Daemon) publishLedger() {
 		}
 		if f.inUse != nil {
 			if f.hashed != f.inUse {
-				f.hashed, f.listHash, f.newest = f.inUse, listHash(f.inUse), newestSeen(f.inUse)
+				// A pull of an unchanged list is a new snapshot of the same
+				// ranges (reconcile.go shareEqual): its hash is the old one.
+				if f.hashed == nil || !f.hashed.Set.Equal(f.inUse.Set) {
+					f.listHash = listHash(f.inUse)
+				}
+				f.hashed, f.newest = f.inUse, newestSeen(f.inUse)
 			}
 			fillListFacts(&fa, f.inUse)
 			fa.ListHash, fa.NewestData = f.listHash, f.newest

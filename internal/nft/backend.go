@@ -334,7 +334,7 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) (i
 		}
 	}
 	bt := b.newBatch()
-	if !equalSets(allow, b.allow) {
+	if !allow.Equal(b.allow) {
 		for _, s := range b.lay.sets {
 			if s.part == partAll {
 				flushSet(bt, s)
@@ -344,7 +344,7 @@ func (b *Backend) commit(op string, block, allow ipnet.Set, fill func(*batch) (i
 	}
 	extra := b.pending
 	for _, s := range b.lay.sets {
-		if s.part == partList && !equalSets(pickList(s, extra), pickList(s, b.extra)) {
+		if s.part == partList && !pickList(s, extra).Equal(pickList(s, b.extra)) {
 			flushSet(bt, s)
 			b.writeSet(bt, unix.NFT_MSG_NEWSETELEM, s, pickList(s, extra))
 		}
@@ -561,21 +561,4 @@ func (b *Backend) Counters() (firewall.Counters, error) {
 		}
 	}
 	return d, nil
-}
-
-func equalSets(a, b ipnet.Set) bool {
-	if len(a.V4) != len(b.V4) || len(a.V6) != len(b.V6) {
-		return false
-	}
-	for i := range a.V4 {
-		if a.V4[i] != b.V4[i] {
-			return false
-		}
-	}
-	for i := range a.V6 {
-		if a.V6[i] != b.V6[i] {
-			return false
-		}
-	}
-	return true
 }
